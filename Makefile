@@ -1,0 +1,72 @@
+# One verb per job. `make demo` and `make test` are the two README commands; both install
+# what they need first (virtualenvs, helm, prometheus) so they work on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY        ?= python3
+VENV      := .venv
+VENV_DRIFT:= .venv-drift
+BIN       := $(VENV)/bin
+DBIN      := $(VENV_DRIFT)/bin
+TOOLS     := .tools
+BUNDLES   := .bundles
+# setuptools' "compat" editable mode puts each component folder on sys.path, so running
+# from the repo root never mistakes the folder `predictor/` for the package.
+EDITABLE  := --config-settings editable_mode=compat -e
+SERVING_PKGS := model_bundle training predictor
+SERVING_REQS := requirements-dev.txt $(foreach p,$(SERVING_PKGS),$(wildcard $(p)/requirements.txt))
+DRIFT_REQS   := model_bundle/requirements.txt $(wildcard drift-detector/requirements.txt)
+
+.PHONY: help install install-serving install-drift tools bundles demo test test-serving test-drift lint bench images manifests clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: install-serving install-drift ## create both virtualenvs (.venv for serving, .venv-drift for alibi-detect)
+
+$(BIN)/.installed: $(SERVING_REQS)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(foreach r,$(SERVING_REQS),-r $(r))
+	$(BIN)/pip install -q --no-deps $(foreach p,$(SERVING_PKGS),$(EDITABLE) $(p))
+	touch $@
+
+install-serving: $(BIN)/.installed
+
+$(DBIN)/.installed: $(DRIFT_REQS)
+	test -x $(DBIN)/python || $(PY) -m venv $(VENV_DRIFT)
+	$(DBIN)/pip install -q --upgrade pip
+	$(DBIN)/pip install -q $(foreach r,$(DRIFT_REQS),-r $(r))
+	$(DBIN)/pip install -q --no-deps $(EDITABLE) model_bundle $(if $(wildcard drift-detector/pyproject.toml),$(EDITABLE) drift-detector)
+	touch $@
+
+install-drift: $(DBIN)/.installed
+
+tools: ## helm, kubectl, prometheus and promtool into .tools/bin
+	bash tests/tools/install-tools.sh $(TOOLS)
+
+$(BUNDLES)/gbm/model.onnx: $(BIN)/.installed
+	$(BIN)/python -m training --model gbm --out $(BUNDLES)/gbm
+$(BUNDLES)/mlp/model.onnx: $(BIN)/.installed
+	$(BIN)/python -m training --model mlp --out $(BUNDLES)/mlp
+
+bundles: $(BUNDLES)/gbm/model.onnx $(BUNDLES)/mlp/model.onnx ## train both model bundles (once)
+
+demo: install bundles ## the local stack on the default bundles: real requests, predictions, model card
+	$(BIN)/python tests/tools/demo.py --bundles $(BUNDLES)
+
+test: install tools ## every test (both virtualenvs)
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/python -m pytest tests
+	$(if $(wildcard tests/drift_detector/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/drift_detector/unit)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install bundles ## throughput and latency against a naive KServe predictor and raw onnxruntime
+	$(BIN)/python tests/bench/bench_predictor.py --bundle $(BUNDLES)/gbm
+
+clean: ## remove virtualenvs, tools, bundles and caches
+	rm -rf $(VENV) $(VENV_DRIFT) $(TOOLS) $(BUNDLES) .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
