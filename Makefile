@@ -13,9 +13,9 @@ BUNDLES   := .bundles
 # setuptools' "compat" editable mode puts each component folder on sys.path, so running
 # from the repo root never mistakes the folder `predictor/` for the package.
 EDITABLE  := --config-settings editable_mode=compat -e
-SERVING_PKGS := model_bundle training predictor
+SERVING_PKGS := serving-common training predictor
 SERVING_REQS := requirements-dev.txt $(foreach p,$(SERVING_PKGS),$(wildcard $(p)/requirements.txt))
-DRIFT_REQS   := model_bundle/requirements.txt $(wildcard drift-detector/requirements.txt)
+DRIFT_REQS   := serving-common/requirements.txt $(wildcard drift-detector/requirements.txt)
 
 .PHONY: help install install-serving install-drift tools bundles demo test test-serving test-drift lint bench images manifests clean
 
@@ -37,7 +37,7 @@ $(DBIN)/.installed: $(DRIFT_REQS)
 	test -x $(DBIN)/python || $(PY) -m venv $(VENV_DRIFT)
 	$(DBIN)/pip install -q --upgrade pip
 	$(DBIN)/pip install -q $(foreach r,$(DRIFT_REQS),-r $(r))
-	$(DBIN)/pip install -q --no-deps $(EDITABLE) model_bundle $(if $(wildcard drift-detector/pyproject.toml),$(EDITABLE) drift-detector)
+	$(DBIN)/pip install -q --no-deps $(EDITABLE) serving-common $(if $(wildcard drift-detector/pyproject.toml),$(EDITABLE) drift-detector)
 	touch $@
 
 install-drift: $(DBIN)/.installed

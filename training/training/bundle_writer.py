@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model_bundle import (
+from serving_common import (
     MODEL_FILE,
     REFERENCE_FILE,
     REFERENCE_SCORES_FILE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_bundle import Feature, FeatureSpec, MissingPolicy
+from serving_common import Feature, FeatureSpec, MissingPolicy
 from training.data import COLUMNS, REQUIRED, SEX_CODES, Split
 
 INPUT_NAME = "input"

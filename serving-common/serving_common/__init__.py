@@ -1,6 +1,6 @@
-"""Model bundle format and feature spec, shared by every component of the serving stack."""
+"""Shared by every component: model bundle format, feature spec and vectoriser, CloudEvent names."""
 
-from model_bundle.bundle import (
+from serving_common.bundle import (
     CARD_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
@@ -11,7 +11,7 @@ from model_bundle.bundle import (
     IntegrityError,
     sha256_file,
 )
-from model_bundle.features import Feature, FeatureSpec, MissingPolicy, Problem, RecordsInvalid
+from serving_common.features import Feature, FeatureSpec, MissingPolicy, Problem, RecordsInvalid
 
 __all__ = [
     "CARD_FILE",

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from model_bundle.features import FeatureSpec
+from serving_common.features import FeatureSpec
 
 __all__ = [
     "CARD_FILE",

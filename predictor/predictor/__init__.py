@@ -1,0 +1,1 @@
+"""KServe custom predictor on onnxruntime."""
