@@ -1,0 +1,116 @@
+"""Test support: free loopback ports, and real component processes started and stopped by PID.
+
+Every server a test starts goes through :class:`ServerProcess`, which waits for a readiness URL
+(bounded), and on exit terminates the process it started (SIGTERM, then SIGKILL), never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_DRIFT_PYTHON = REPO / ".venv-drift" / "bin" / "python"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A real component process (``python -m pkg ...``) on loopback ports."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        ready_url: str | None,
+        *,
+        python: str | os.PathLike[str] = sys.executable,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        ready_timeout: float = 90.0,
+    ) -> None:
+        self.args = [str(python), *args]
+        self.ready_url = ready_url
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: object | None = None
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log = log
+        self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if wait and self.ready_url:
+            self.wait_ready()
+        return self
+
+    def output(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-6000:]
+        return ""
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None and self.ready_url is not None
+        deadline = time.monotonic() + self.ready_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.args} exited with {self.proc.returncode} before ready:\n{self.output()}"
+                )
+            try:
+                r = httpx.get(self.ready_url, timeout=2.0)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as e:
+                last = repr(e)
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.args} not ready after {self.ready_timeout}s ({last}):\n{self.output()}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if hasattr(self._log, "close"):
+            self._log.close()  # type: ignore[union-attr]
+        return self.proc.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(*servers: ServerProcess) -> Iterator[tuple[ServerProcess, ...]]:
+    started: list[ServerProcess] = []
+    try:
+        for s in servers:
+            started.append(s.start())
+        yield servers
+    finally:
+        for s in reversed(started):
+            s.stop()
