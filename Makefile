@@ -12,7 +12,7 @@ TOOLS     := .tools
 BUNDLES   := .bundles
 # setuptools' "compat" editable mode puts each component folder on sys.path, so running
 # from the repo root never mistakes the folder `predictor/` for the package.
-EDITABLE  := --config-settings editable_mode=compat -e
+EDITABLE  := --no-deps --config-settings editable_mode=compat -e
 SERVING_PKGS := serving-common training predictor
 SERVING_REQS := requirements-dev.txt $(foreach p,$(SERVING_PKGS),$(wildcard $(p)/requirements.txt))
 DRIFT_REQS   := serving-common/requirements.txt $(wildcard drift-detector/requirements.txt)
@@ -28,7 +28,7 @@ $(BIN)/.installed: $(SERVING_REQS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(foreach r,$(SERVING_REQS),-r $(r))
-	$(BIN)/pip install -q --no-deps $(foreach p,$(SERVING_PKGS),$(EDITABLE) $(p))
+	for p in $(SERVING_PKGS); do $(BIN)/pip install -q $(EDITABLE) $$p || exit 1; done
 	touch $@
 
 install-serving: $(BIN)/.installed
@@ -37,7 +37,7 @@ $(DBIN)/.installed: $(DRIFT_REQS)
 	test -x $(DBIN)/python || $(PY) -m venv $(VENV_DRIFT)
 	$(DBIN)/pip install -q --upgrade pip
 	$(DBIN)/pip install -q $(foreach r,$(DRIFT_REQS),-r $(r))
-	$(DBIN)/pip install -q --no-deps $(EDITABLE) serving-common $(if $(wildcard drift-detector/pyproject.toml),$(EDITABLE) drift-detector)
+	for p in serving-common $(if $(wildcard drift-detector/pyproject.toml),drift-detector); do $(DBIN)/pip install -q $(EDITABLE) $$p || exit 1; done
 	touch $@
 
 install-drift: $(DBIN)/.installed
