@@ -1,0 +1,67 @@
+"""``python -m predictor``: serve a model bundle with KServe's ModelServer and onnxruntime.
+
+Flags are KServe's (``kserve.model_server.parser``: ``--model_name``, ``--http_port``,
+``--grpc_port``, ``--workers``, ...) plus ``--model_dir`` and the payload-logger flags;
+everything else is ``PREDICTOR_*`` (see settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kserve import ModelServer
+from kserve import model_server as kserve_model_server
+
+from predictor.model import OnnxModel
+from predictor.rest import InferenceRoutes
+from predictor.settings import PredictorSettings
+from serving_common import BundleError, IntegrityError
+
+log = logging.getLogger("predictor")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor", parents=[kserve_model_server.parser], description=__doc__
+    )
+    parser.add_argument("--model_dir", default="/mnt/models", help="model bundle directory or .onnx file")
+    parser.add_argument("--logger_url", default=None, help="send payload-logger CloudEvents to this URL")
+    parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
+    parser.add_argument("--inference_service", default=None,
+                        help="InferenceService name in logged events (default: the model name)")
+    parser.add_argument("--namespace", default="default", help="namespace in logged events")
+    parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = PredictorSettings()
+    model = OnnxModel(args.model_name, args.model_dir, settings)
+    try:
+        model.load()
+    except IntegrityError as e:
+        log.error("refusing to become ready: %s", e)
+        return 3
+    except BundleError as e:
+        log.error("cannot load the model: %s", e)
+        return 2
+    server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers)
+    if not settings.access_log:  # after ModelServer, which configures logging
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    hook = None
+    if args.logger_url:
+        from predictor.logging_hook import payload_hook
+
+        hook = payload_hook(args, settings, model.name)
+    InferenceRoutes(server.registered_models, hook).install(kserve_model_server.app)
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

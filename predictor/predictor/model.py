@@ -1,0 +1,220 @@
+"""The ONNX model as a KServe ``Model``: load once, validate against the graph, infer off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from predictor import metrics
+from predictor.errors import InjectedFault, invalid
+from predictor.settings import PredictorSettings
+from predictor.signature import Signature
+from serving_common import Bundle
+
+log = logging.getLogger("predictor")
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+class OnnxModel(Model):  # type: ignore[misc]
+    """Serves one model bundle (or bare ``.onnx``) with onnxruntime."""
+
+    def __init__(self, name: str, model_dir: str, settings: PredictorSettings) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.settings = settings
+        self.bundle: Bundle | None = None
+        self.version: str | None = None
+        self.signature: Signature | None = None
+        self._session: ort.InferenceSession | None = None
+        self._executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="onnxruntime")
+        self._all_outputs: list[str] = []
+        self._infer_seconds = metrics.INFERENCE_SECONDS.labels(name)
+        self._rows = metrics.ROWS.labels(name)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Open the bundle, check its integrity, build the session and warm it up."""
+        bundle = Bundle.open(self.model_dir)
+        if self.settings.verify_sha256:
+            bundle.verify()  # IntegrityError: __main__ refuses to start serving
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.settings.intra_op_threads
+        options.inter_op_num_threads = self.settings.inter_op_threads
+        options.graph_optimization_level = _OPT_LEVELS[self.settings.graph_optimization_level]
+        session = ort.InferenceSession(
+            str(bundle.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.signature = Signature.from_session(session)
+        self._all_outputs = self.signature.output_names()
+        self._session = session
+        self.bundle = bundle
+        self.version = bundle.version
+        self._warm_up()
+        self.ready = True
+        log.info(
+            "loaded %s (version %s): inputs %s, outputs %s",
+            bundle.model_path,
+            self.version,
+            [s.metadata() for s in self.signature.inputs],
+            [s.metadata() for s in self.signature.outputs],
+        )
+        return self.ready
+
+    def _warm_up(self) -> None:
+        assert self._session is not None and self.signature is not None
+        if not self.settings.warmup_rows:
+            return
+        feeds = {
+            s.name: np.zeros(
+                tuple(self.settings.warmup_rows if d < 0 else d for d in s.shape), dtype=s.dtype
+            )
+            for s in self.signature.inputs
+        }
+        self._session.run(self._all_outputs, feeds)
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        super().stop()
+
+    # --- metadata ----------------------------------------------------------------------
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [] if self.signature is None else [s.metadata() for s in self.signature.inputs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [] if self.signature is None else [s.metadata() for s in self.signature.outputs]
+
+    # --- inference ---------------------------------------------------------------------
+
+    def feeds_from_request(self, request: InferRequest) -> dict[str, np.ndarray]:
+        """Validate a V2 request (from REST or gRPC) and return onnxruntime's feeds."""
+        assert self.signature is not None
+        inputs = request.inputs
+        if not isinstance(inputs, list) or not inputs:
+            raise invalid(f"'inputs' must be a non-empty list; the model's inputs are "
+                          f"{self.signature.input_names()}")
+        feeds: dict[str, np.ndarray] = {}
+        for inp in inputs:
+            spec = self.signature.input(inp.name)
+            if spec.name in feeds:
+                raise invalid(f"input '{spec.name}' is given more than once")
+            shape = spec.check_header(inp.datatype, list(inp.shape), self.settings.max_rows)
+            data = inp.data
+            if inp._raw_data is not None:  # gRPC raw_input_contents / REST binary extension
+                feeds[spec.name] = spec.from_bytes(inp._raw_data, shape)
+            elif isinstance(data, np.ndarray):
+                feeds[spec.name] = spec._shaped(data.astype(spec.dtype, copy=False), shape, "values")
+            else:
+                feeds[spec.name] = spec.from_json(data, shape)
+        missing = [n for n in self.signature.input_names() if n not in feeds]
+        if missing:
+            raise invalid(f"missing input(s) {missing}; the model's inputs are {self.signature.input_names()}")
+        rows = {a.shape[0] for a in feeds.values() if a.ndim}
+        if len(rows) > 1:
+            raise invalid(f"inputs disagree on the number of rows: {sorted(rows)}")
+        return feeds
+
+    def requested_outputs(self, request: InferRequest) -> list[str]:
+        assert self.signature is not None
+        if not request.request_outputs:
+            return self._all_outputs
+        return self.signature.check_outputs([o.name for o in request.request_outputs])
+
+    def feeds_from_v1(self, body: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """V1 ``{"instances": [[...], ...]}`` (or ``"inputs"``) for a single-input model."""
+        assert self.signature is not None
+        if not isinstance(body, Mapping):
+            raise invalid("the V1 request body must be a JSON object with 'instances'")
+        key = "instances" if "instances" in body else "inputs" if "inputs" in body else None
+        if key is None:
+            raise invalid("the V1 request body must have 'instances': a list of rows")
+        if len(self.signature.inputs) != 1:
+            raise invalid(f"V1 requests need a single-input model; use V2 for inputs "
+                          f"{self.signature.input_names()}")
+        spec = self.signature.inputs[0]
+        instances = body[key]
+        if not isinstance(instances, list) or not instances:
+            raise invalid(f"'{key}' must be a non-empty list of rows")
+        shape = (len(instances), *(d for d in spec.shape[1:]))
+        if any(d < 0 for d in shape[1:]):
+            raise invalid(f"input '{spec.name}' has dynamic inner dimensions; use V2")
+        if len(instances) > self.settings.max_rows:
+            raise invalid(f"'{key}': {len(instances)} rows exceed the maximum of "
+                          f"{self.settings.max_rows} per request")
+        try:
+            return {spec.name: spec.from_json(instances, shape)}
+        except InvalidInput as e:
+            raise invalid(str(e).replace(f"input '{spec.name}'", f"'{key}'")) from e
+
+    async def infer(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+        """Run the session on the inference threads (the event loop stays free)."""
+        assert self._session is not None
+        if self.settings.fault_delay_ms:
+            await asyncio.sleep(self.settings.fault_delay_ms / 1000.0)
+        if self.settings.fault_error_rate and random.random() < self.settings.fault_error_rate:
+            raise InjectedFault("injected fault (PREDICTOR_FAULT_ERROR_RATE)")
+        first = next(iter(feeds.values()))
+        self._rows.observe(first.shape[0] if first.ndim else 1)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, outputs, feeds)
+
+    def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        assert self._session is not None
+        start = time.perf_counter()
+        result = self._session.run(outputs, feeds)
+        self._infer_seconds.observe(time.perf_counter() - start)
+        return result  # type: ignore[no-any-return]
+
+    def response(self, request_id: str | None, outputs: list[str], arrays: list[np.ndarray]) -> InferResponse:
+        assert self.signature is not None
+        by_name = {s.name: s for s in self.signature.outputs}
+        return InferResponse(
+            response_id=request_id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=self.version,
+            infer_outputs=[
+                InferOutput(name=n, shape=list(a.shape), datatype=by_name[n].datatype, data=a)
+                for n, a in zip(outputs, arrays, strict=True)
+            ],
+        )
+
+    async def predict(
+        self,
+        payload: InferRequest | dict[str, Any],
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> InferResponse | dict[str, Any]:
+        if isinstance(payload, InferRequest):
+            feeds = self.feeds_from_request(payload)
+            outputs = self.requested_outputs(payload)
+            arrays = await self.infer(feeds, outputs)
+            return self.response(payload.id, outputs, arrays)
+        feeds = self.feeds_from_v1(payload)
+        arrays = await self.infer(feeds, self._all_outputs)
+        return {"predictions": self.v1_predictions(arrays)}
+
+    def v1_predictions(self, arrays: list[np.ndarray]) -> list[Any]:
+        """One entry per row: the single output's row, or ``{output: row}`` for several outputs."""
+        if len(arrays) == 1:
+            return arrays[0].tolist()  # type: ignore[no-any-return]
+        columns = [a.tolist() for a in arrays]
+        return [dict(zip(self._all_outputs, row, strict=True)) for row in zip(*columns, strict=True)]

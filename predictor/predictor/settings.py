@@ -1,0 +1,39 @@
+"""Predictor settings: everything that is not a KServe flag, read from ``PREDICTOR_*`` env vars."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    """Typed, bounded settings; ``os.environ`` is read nowhere else in the predictor."""
+
+    model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="ignore")
+
+    intra_op_threads: int = Field(1, ge=0)
+    """onnxruntime threads inside one operator (0: onnxruntime's default, one per core)."""
+    inter_op_threads: int = Field(1, ge=0)
+    """onnxruntime threads across operators (0: onnxruntime's default)."""
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+    """onnxruntime graph optimisation level."""
+    inference_threads: int = Field(1, ge=1, le=64)
+    """Threads that run ``session.run`` off the event loop (requests beyond that queue)."""
+    max_rows: int = Field(1024, ge=1)
+    """Most rows (first dimension) one request may carry; more is a 400."""
+    warmup_rows: int = Field(32, ge=0)
+    """Rows of a zero-filled warm-up inference run during load (0 disables warm-up)."""
+    verify_sha256: bool = True
+    """Refuse to become ready when model.onnx does not match the model card's sha256."""
+    access_log: bool = False
+    """Log a line per request (uvicorn access log and KServe's timing log); off keeps the hot path lean."""
+    fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Testing only: fraction of inference requests failed with an internal error."""
+    fault_delay_ms: float = Field(0.0, ge=0.0, le=60_000.0)
+    """Testing only: delay added to every inference request, in milliseconds."""
+    logger_queue_size: int = Field(1000, ge=1)
+    """Payload logger: events buffered before new ones are dropped (and counted)."""
+    logger_timeout: float = Field(2.0, gt=0.0)
+    """Payload logger: seconds one POST to the logger URL may take."""
