@@ -13,7 +13,7 @@ BUNDLES   := .bundles
 # setuptools' "compat" editable mode puts each component folder on sys.path, so running
 # from the repo root never mistakes the folder `predictor/` for the package.
 EDITABLE  := --no-deps --config-settings editable_mode=compat -e
-SERVING_PKGS := serving-common training predictor transformer explainer
+SERVING_PKGS := serving-common training predictor transformer explainer rollout
 SERVING_REQS := requirements-dev.txt $(foreach p,$(SERVING_PKGS),$(wildcard $(p)/requirements.txt))
 DRIFT_REQS   := serving-common/requirements.txt $(wildcard drift-detector/requirements.txt)
 
