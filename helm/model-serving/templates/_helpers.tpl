@@ -1,0 +1,127 @@
+{{/* Chart name, truncated for label values. */}}
+{{- define "model-serving.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 30 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every resource name. At most 40 characters: KServe appends `-stable-transformer`
+(19) and the result must stay a DNS-1035 label (63).
+*/}}
+{{- define "model-serving.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "model-serving.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels on every resource. */}}
+{{- define "model-serving.labels" -}}
+helm.sh/chart: {{ include "model-serving.chart" . }}
+{{ include "model-serving.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ include "model-serving.name" . }}
+{{- end }}
+
+{{- define "model-serving.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "model-serving.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Names of things KServe and the chart create. Argument: dict "root" . "track" "stable"|"canary". */}}
+{{- define "model-serving.isvcName" -}}
+{{- printf "%s-%s" (include "model-serving.fullname" .root) .track }}
+{{- end }}
+
+{{/* The Service KServe (Standard mode) creates for a component: `<isvc>-<component>`. */}}
+{{- define "model-serving.componentHost" -}}
+{{- printf "%s-%s.%s.svc.cluster.local" (include "model-serving.isvcName" .) .component .root.Release.Namespace }}
+{{- end }}
+
+{{/* The Service the VirtualService routes a track to: the transformer's, or the predictor's without one. */}}
+{{- define "model-serving.entryHost" -}}
+{{- $component := ternary "transformer" "predictor" .root.Values.transformer.enabled }}
+{{- include "model-serving.componentHost" (dict "root" .root "track" .track "component" $component) }}
+{{- end }}
+
+{{- define "model-serving.driftName" -}}
+{{- printf "%s-drift-detector" (include "model-serving.fullname" .) }}
+{{- end }}
+
+{{- define "model-serving.loggerUrl" -}}
+{{- printf "http://%s.%s.svc.cluster.local%s" (include "model-serving.driftName" .) .Release.Namespace .Values.driftDetector.path }}
+{{- end }}
+
+{{- define "model-serving.rolloutName" -}}
+{{- printf "%s-rollout" (include "model-serving.fullname" .) }}
+{{- end }}
+
+{{- define "model-serving.image" -}}
+{{- printf "%s:%s" .repository .tag }}
+{{- end }}
+
+{{/* Restricted container securityContext (Pod Security Standards "restricted"). */}}
+{{- define "model-serving.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "model-serving.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Probes of KServe model servers. Argument: the model name. */}}
+{{- define "model-serving.v2Probes" -}}
+readinessProbe:
+  httpGet:
+    path: /v2/models/{{ . }}/ready
+    port: 8080
+  periodSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  httpGet:
+    path: /v2/health/live
+    port: 8080
+  initialDelaySeconds: 10
+  periodSeconds: 10
+  failureThreshold: 3
+startupProbe:
+  httpGet:
+    path: /v2/health/live
+    port: 8080
+  periodSeconds: 5
+  failureThreshold: 60
+{{- end }}
+
+{{/* Writable scratch space; the root filesystem is read-only. */}}
+{{- define "model-serving.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+{{- define "model-serving.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}

@@ -1,0 +1,37 @@
+{{/*
+Checks the schema cannot express (or that must hold even with --skip-schema-validation).
+Each failure names the value and what would be accepted.
+*/}}
+{{- define "model-serving.validate" -}}
+{{- $v := .Values }}
+{{- $w := $v.traffic.weights }}
+{{- range $k, $n := $w }}
+{{- if or (lt (int $n) 0) (gt (int $n) 100) }}
+{{- fail (printf "traffic.weights.%s is %v; a weight must be between 0 and 100" $k $n) }}
+{{- end }}
+{{- end }}
+{{- if and $v.canary.enabled (ne (add (int $w.stable) (int $w.canary)) 100) }}
+{{- fail (printf "traffic.weights.stable (%v) + traffic.weights.canary (%v) = %v; the weights must sum to 100" $w.stable $w.canary (add (int $w.stable) (int $w.canary))) }}
+{{- end }}
+{{- range $track := list "stable" "canary" }}
+{{- $t := index $v $track }}
+{{- if lt (int $t.minReplicas) 0 }}
+{{- fail (printf "%s.minReplicas is %v; replicas cannot be negative" $track $t.minReplicas) }}
+{{- end }}
+{{- if lt (int $t.maxReplicas) (int $t.minReplicas) }}
+{{- fail (printf "%s.maxReplicas (%v) is below %s.minReplicas (%v)" $track $t.maxReplicas $track $t.minReplicas) }}
+{{- end }}
+{{- end }}
+{{- if lt (int $v.driftDetector.replicas) 0 }}
+{{- fail (printf "driftDetector.replicas is %v; replicas cannot be negative" $v.driftDetector.replicas) }}
+{{- end }}
+{{- if and (gt (float64 $v.traffic.mirrorPercent) 0.0) (not $v.canary.enabled) }}
+{{- fail "traffic.mirrorPercent > 0 shadows traffic to the canary: set canary.enabled=true or mirrorPercent=0" }}
+{{- end }}
+{{- if and $v.logger.enabled (not $v.driftDetector.enabled) }}
+{{- fail "logger.enabled sends payloads to the drift detector: set driftDetector.enabled=true or logger.enabled=false" }}
+{{- end }}
+{{- if and $v.security.jwt.enabled (or (not $v.security.jwt.issuer) (not $v.security.jwt.jwksUri)) }}
+{{- fail "security.jwt.enabled needs security.jwt.issuer and security.jwt.jwksUri" }}
+{{- end }}
+{{- end }}
