@@ -1,0 +1,1 @@
+"""KServe transformer: raw records in, validated and vectorised with the shared feature spec, labels out."""

@@ -1,0 +1,116 @@
+"""``python -m transformer --model_name NAME --predictor_host HOST:PORT [--predictor_protocol grpc-v2|v2|v1]
+--model_dir BUNDLE [--http_port N --grpc_port M] [--logger_url URL]``.
+
+Built on ``kserve.model_server.parser``, so every flag KServe's controller appends works. The
+predictor protocol defaults to ``TRANSFORMER_PREDICTOR_PROTOCOL`` (grpc-v2), not KServe's v1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kserve import ModelServer
+from kserve import logging as kserve_logging
+from kserve.model_server import app
+from kserve.model_server import parser as kserve_parser
+from kserve.predictor_config import PredictorConfig
+from serving_common import BundleError
+from serving_common.payload_logger import PayloadLogger
+
+from transformer.errors import TransformerError, error_handler
+from transformer.model import Transformer
+from transformer.settings import TransformerSettings
+
+log = logging.getLogger("transformer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer", parents=[kserve_parser], description=__doc__
+    )
+    parser.add_argument(
+        "--model_dir", required=True, help="model bundle directory (its feature spec is used)"
+    )
+    parser.add_argument("--logger_url", default=None, help="send request/response CloudEvents to this URL")
+    parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
+    parser.add_argument(
+        "--inference_service",
+        default=None,
+        help="InferenceService name in logged events (default: model name)",
+    )
+    parser.add_argument("--namespace", default="default", help="namespace in logged events")
+    parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
+    return parser
+
+
+def explicit_protocol(argv: list[str]) -> str | None:
+    """``--predictor_protocol`` (or the deprecated ``--protocol``) when given on the command line."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--predictor_protocol", default=None)
+    pre.add_argument("--protocol", default=None)
+    given, _ = pre.parse_known_args(argv)
+    value: str | None = given.predictor_protocol or given.protocol
+    return value
+
+
+def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> PayloadLogger | None:
+    if not args.logger_url:
+        return None
+    return PayloadLogger(
+        args.logger_url,
+        mode=args.logger_mode,
+        inference_service=args.inference_service or args.model_name,
+        namespace=args.namespace,
+        component="transformer",
+        endpoint=args.endpoint,
+        queue_size=settings.logger_queue_size,
+        timeout=settings.logger_timeout,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    kserve_logging.configure_logging(args.log_config_file)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = TransformerSettings()
+    protocol = explicit_protocol(argv) or settings.predictor_protocol
+    if not args.predictor_host:
+        log.error("--predictor_host HOST:PORT is required")
+        return 2
+    model = Transformer(
+        args.model_name,
+        model_dir=args.model_dir,
+        predictor_host=args.predictor_host,
+        predictor_protocol=protocol,
+        settings=settings,
+        predictor_use_ssl=args.predictor_use_ssl,
+        payload_logger=payload_logger(args, settings),
+    )
+    try:
+        model.load()
+    except BundleError as e:
+        log.error("cannot load the bundle: %s", e)
+        return 1
+    app.add_exception_handler(TransformerError, error_handler)
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        enable_grpc=args.enable_grpc,
+        predictor_config=PredictorConfig(
+            predictor_host=args.predictor_host,
+            predictor_protocol=protocol,
+            predictor_use_ssl=args.predictor_use_ssl,
+            predictor_request_timeout_seconds=int(max(1, settings.predictor_timeout)),
+            predictor_health_check=args.enable_predictor_health_check,
+        ),
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

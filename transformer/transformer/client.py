@@ -1,0 +1,227 @@
+"""The one gateway to the predictor: V2 over gRPC (default), V2 or V1 over REST.
+
+One client (one gRPC channel, or one pooled HTTP client) per process, made on first use inside
+the server's event loop and reused. Every call is bounded by the timeout as a whole, and every
+failure is translated at this boundary into the transformer's errors (see ``errors.py``), so a
+predictor 400 stays a 400 with the predictor's message, and an unreachable or slow predictor
+is a 503 or a 504 instead of a hang or a bare 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import orjson
+from kserve.errors import InvalidInput
+from kserve.inference_client import InferenceGRPCClient, InferenceRESTClient, RESTConfig
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+
+from transformer import metrics
+from transformer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
+
+__all__ = ["OUTPUT_LABEL", "OUTPUT_PROBABILITIES", "PredictorClient", "Scores"]
+
+OUTPUT_LABEL = "label"
+OUTPUT_PROBABILITIES = "probabilities"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the predictor said about a batch."""
+
+    labels: np.ndarray
+    """int64 ``[n]``: class index per row."""
+    probabilities: np.ndarray
+    """float32 ``[n, n_classes]``."""
+    model_version: str | None
+
+
+class PredictorClient:
+    """Calls the predictor for one model with one FP32 matrix per request."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        protocol: str,
+        model_name: str,
+        input_name: str,
+        timeout: float,
+        retries: int = 0,
+        use_ssl: bool = False,
+    ) -> None:
+        if protocol not in ("grpc-v2", "v2", "v1"):
+            raise ValueError(f"unknown predictor protocol {protocol!r}")
+        self.host = host
+        self.protocol = protocol
+        self.model_name = model_name
+        self.input_name = input_name
+        self.timeout = timeout
+        self.retries = retries
+        self.use_ssl = use_ssl
+        scheme = "https" if use_ssl else "http"
+        self.base_url = host if host.startswith(("http://", "https://")) else f"{scheme}://{host}"
+        self._grpc: InferenceGRPCClient | None = None
+        self._rest: InferenceRESTClient | None = None
+        self._seconds = metrics.PREDICTOR_SECONDS.labels(model_name, protocol)
+
+    def describe(self) -> str:
+        return f"{self.protocol} predictor at {self.host}"
+
+    async def infer(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
+        """Scores for the rows of ``matrix`` (float32 ``[n, n_features]``)."""
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.protocol == "grpc-v2":
+                    scores = await self._infer_grpc(matrix, headers, request_id)
+                elif self.protocol == "v2":
+                    scores = await self._infer_rest_v2(matrix, headers, request_id)
+                else:
+                    scores = await self._infer_rest_v1(matrix, headers)
+        except TimeoutError as e:
+            raise self._timeout_error() from e
+        finally:
+            self._seconds.observe(time.perf_counter() - start)
+        if scores.probabilities.shape[0] != matrix.shape[0] or scores.labels.shape[0] != matrix.shape[0]:
+            raise PredictorFailed(
+                f"the {self.describe()} answered {scores.probabilities.shape[0]} rows for {matrix.shape[0]}"
+            )
+        return scores
+
+    async def close(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.close()
+            self._grpc = None
+        if self._rest is not None:
+            await self._rest.close()
+            self._rest = None
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def _timeout_error(self) -> PredictorTimeout:
+        return PredictorTimeout(f"the {self.describe()} did not answer within {self.timeout:g} s")
+
+    def _from_grpc(self, e: grpc.RpcError) -> Exception:
+        code = e.code() if hasattr(e, "code") else None
+        details = (e.details() if hasattr(e, "details") else None) or str(e)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            rejected: Exception = InvalidInput(f"the predictor rejected the request: {details}")
+            return rejected
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return PredictorUnavailable(f"the {self.describe()} is unavailable: {details}")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return self._timeout_error()
+        name = code.name if code is not None else "UNKNOWN"
+        return PredictorFailed(f"the {self.describe()} failed with {name}: {details}")
+
+    def _from_http(self, response: httpx.Response) -> Exception:
+        try:
+            body = response.json()
+            message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
+        except ValueError:
+            message = response.text[:500] or response.reason_phrase
+        status = response.status_code
+        if status == 400:
+            rejected: Exception = InvalidInput(f"the predictor rejected the request: {message}")
+            return rejected
+        if status == 503:
+            return PredictorUnavailable(f"the {self.describe()} is unavailable: {message}")
+        if status == 504:
+            return self._timeout_error()
+        return PredictorFailed(f"the {self.describe()} failed with HTTP {status}: {message}")
+
+    # --- gRPC -----------------------------------------------------------------------------
+
+    def _request(self, matrix: np.ndarray, request_id: str) -> InferRequest:
+        inp = InferInput(name=self.input_name, shape=list(matrix.shape), datatype="FP32", data=matrix)
+        return InferRequest(model_name=self.model_name, infer_inputs=[inp], request_id=request_id)
+
+    async def _infer_grpc(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
+        if self._grpc is None:
+            self._grpc = InferenceGRPCClient(
+                url=self.host, use_ssl=self.use_ssl, timeout=self.timeout, retries=self.retries
+            )
+        try:
+            response = await self._grpc.infer(
+                self._request(matrix, request_id), headers=tuple(headers.items())
+            )
+        except grpc.RpcError as e:
+            raise self._from_grpc(e) from e
+        return self._scores_v2(response)
+
+    # --- REST -----------------------------------------------------------------------------
+
+    def _rest_client(self) -> InferenceRESTClient:
+        if self._rest is None:
+            self._rest = InferenceRESTClient(
+                RESTConfig(protocol=self.protocol, timeout=self.timeout, retries=self.retries)
+            )
+        return self._rest
+
+    async def _post(self, call: Any) -> Any:
+        try:
+            return await call
+        except httpx.HTTPStatusError as e:
+            raise self._from_http(e.response) from e
+        except httpx.TimeoutException as e:
+            raise self._timeout_error() from e
+        except httpx.TransportError as e:
+            raise PredictorUnavailable(f"the {self.describe()} cannot be reached: {e!r}") from e
+        except (ValueError, orjson.JSONDecodeError) as e:
+            raise PredictorFailed(f"the {self.describe()} sent an unreadable answer: {e}") from e
+
+    async def _infer_rest_v2(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
+        client = self._rest_client()
+        response = await self._post(
+            client.infer(self.base_url, self._request(matrix, request_id), self.model_name, headers=headers)
+        )
+        return self._scores_v2(response)
+
+    async def _infer_rest_v1(self, matrix: np.ndarray, headers: dict[str, str]) -> Scores:
+        client = self._rest_client()
+        body = await self._post(
+            client.infer(self.base_url, {"instances": matrix.tolist()}, self.model_name, headers=headers)
+        )
+        predictions = body.get("predictions") if isinstance(body, dict) else None
+        try:
+            if predictions and isinstance(predictions[0], dict):
+                probabilities = np.asarray([p[OUTPUT_PROBABILITIES] for p in predictions], dtype=np.float32)
+                labels = np.asarray([p[OUTPUT_LABEL] for p in predictions], dtype=np.int64)
+            else:
+                probabilities = np.asarray(predictions, dtype=np.float32)
+                labels = probabilities.argmax(axis=1)
+            if probabilities.ndim != 2:
+                raise ValueError(f"probabilities have shape {list(probabilities.shape)}")
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise PredictorFailed(
+                f"the {self.describe()} answered without per-row '{OUTPUT_LABEL}' and "
+                f"'{OUTPUT_PROBABILITIES}': {e!r}"
+            ) from e
+        return Scores(labels=labels, probabilities=probabilities, model_version=None)
+
+    def _scores_v2(self, response: InferResponse) -> Scores:
+        probs = response.get_output_by_name(OUTPUT_PROBABILITIES)
+        if probs is None:
+            names = [o.name for o in response.outputs]
+            raise PredictorFailed(f"the {self.describe()} answered without '{OUTPUT_PROBABILITIES}': {names}")
+        probabilities = probs.as_numpy().astype(np.float32, copy=False)
+        if probabilities.ndim != 2:
+            raise PredictorFailed(
+                f"'{OUTPUT_PROBABILITIES}' from the {self.describe()} has shape {list(probabilities.shape)}"
+            )
+        label = response.get_output_by_name(OUTPUT_LABEL)
+        labels = (
+            label.as_numpy().astype(np.int64, copy=False).reshape(-1)
+            if label is not None
+            else probabilities.argmax(axis=1)
+        )
+        return Scores(
+            labels=labels, probabilities=probabilities, model_version=response.model_version or None
+        )

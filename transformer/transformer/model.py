@@ -1,0 +1,265 @@
+"""The transformer as a KServe ``Model``: records in, the shared vectoriser, the predictor, labels out.
+
+``preprocess`` turns any accepted request (see ``records.py``) into one float32 matrix with
+:meth:`FeatureSpec.check` (one 400 listing every problem of every record), ``predict`` sends
+it to the predictor through the one :class:`~transformer.client.PredictorClient`, and
+``postprocess`` answers in the caller's protocol with the class name, its probability, the
+model name and version and the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.model import InferenceVerb
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from serving_common import Bundle, FeatureSpec, Problem
+
+from transformer import bodies, metrics, records
+from transformer.client import PredictorClient, Scores
+from transformer.errors import grpc_code, http_status
+from transformer.headers import forwarded, request_id
+from transformer.settings import TransformerSettings
+
+if TYPE_CHECKING:
+    from serving_common.payload_logger import PayloadLogger
+
+__all__ = ["Batch", "Transformer", "describe_problems"]
+
+log = logging.getLogger("transformer")
+
+MAX_LISTED_PROBLEMS = 200
+"""A 400 lists at most this many problems (and says how many more there are)."""
+
+
+def describe_problems(problems: list[Problem], n_records: int) -> str:
+    """One message naming every problem with its record index and field."""
+    listed = "; ".join(str(p) for p in problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    bad = len({p.index for p in problems})
+    head = f"{len(problems)} problem(s) in {bad} of {n_records} record(s): "
+    return head + listed + (f"; and {more} more" if more > 0 else "")
+
+
+@dataclass
+class Batch:
+    """One request on its way through the hooks."""
+
+    request_id: str
+    protocol: str
+    """How the caller came in: ``rest_v1``, ``rest_v2`` or ``grpc_v2``."""
+    matrix: np.ndarray
+    request: InferRequest | None = None
+    scores: Scores | None = None
+    event_id: str | None = None
+    """The payload logger's id for this request (``ce-id``), when logging."""
+
+
+def caller_protocol(body: Any) -> str:
+    if isinstance(body, InferRequest):
+        return "grpc_v2" if body.from_grpc else "rest_v2"
+    return "rest_v1"
+
+
+class Transformer(Model):  # type: ignore[misc]
+    """Serves ``name`` by calling the predictor of the same name."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model_dir: str,
+        predictor_host: str,
+        predictor_protocol: str,
+        settings: TransformerSettings,
+        predictor_use_ssl: bool = False,
+        payload_logger: PayloadLogger | None = None,
+    ) -> None:
+        super().__init__(name, return_response_headers=True)
+        self.model_dir = model_dir
+        self.settings = settings
+        self.spec: FeatureSpec | None = None
+        self.version: str | None = None
+        self.client = PredictorClient(
+            host=predictor_host,
+            protocol=predictor_protocol,
+            model_name=name,
+            input_name="input",
+            timeout=settings.predictor_timeout,
+            retries=settings.predictor_retries,
+            use_ssl=predictor_use_ssl,
+        )
+        self.payload_logger = payload_logger
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Read the feature spec and version from the bundle (the model itself stays with the predictor)."""
+        bundle = Bundle.open(self.model_dir)
+        self.spec = bundle.spec()
+        self.version = bundle.version
+        self.client.input_name = self.spec.input_name
+        self.ready = True
+        log.info(
+            "transformer for %s (version %s): %d features %s, classes %s; predictor: %s",
+            self.name,
+            self.version,
+            self.spec.n_features,
+            self.spec.names,
+            list(self.spec.classes),
+            self.client.describe(),
+        )
+        return self.ready
+
+    def stop(self) -> None:
+        if self.payload_logger is not None and self.payload_logger.running:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing left to drain into
+                asyncio.get_running_loop().create_task(self.payload_logger.stop())
+        super().stop()
+
+    async def _log_request(self, body: Any, headers: dict[str, str] | None) -> str | None:
+        logger = self.payload_logger
+        if logger is None:
+            return None
+        from serving_common.payload_logger import request_id as event_id
+
+        if not logger.running:
+            await logger.start()
+        eid = event_id(headers)
+        logger.log_request(eid, bodies.dumps(body), bodies.CONTENT_TYPE)
+        return eid
+
+    # --- metrics around KServe's hook chain -----------------------------------------------
+
+    async def __call__(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> Any:
+        protocol = caller_protocol(body)
+        start = time.perf_counter()
+        code = "OK" if protocol == "grpc_v2" else "200"
+        try:
+            return await super().__call__(body, headers, verb)
+        except Exception as e:
+            code = grpc_code(e) if protocol == "grpc_v2" else str(int(http_status(e)))
+            log.warning("request failed (%s %s): %s", protocol, code, e)
+            raise
+        finally:
+            metrics.REQUESTS.labels(self.name, protocol, code).inc()
+            metrics.REQUEST_SECONDS.labels(self.name, protocol).observe(time.perf_counter() - start)
+
+    def _log_response(self, result: Batch, body: dict[str, Any]) -> None:
+        if self.payload_logger is not None and result.event_id is not None:
+            self.payload_logger.log_response(result.event_id, bodies.dumps(body), bodies.CONTENT_TYPE)
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    def validate(self, payload: Any) -> Any:
+        return payload  # preprocess has validated everything already
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
+        assert self.spec is not None
+        eid = await self._log_request(payload, headers)
+        if isinstance(payload, InferRequest):
+            raw = records.from_v2(payload, self.settings.max_records)
+            rid = request_id(headers, payload.id)
+        else:
+            raw = records.from_v1(payload, self.settings.max_records)
+            rid = request_id(headers)
+        matrix, problems = self.spec.check(raw)
+        if problems:
+            raise InvalidInput(describe_problems(problems, len(raw)))
+        request = payload if isinstance(payload, InferRequest) else None
+        return Batch(
+            request_id=rid, protocol=caller_protocol(payload), matrix=matrix, request=request, event_id=eid
+        )
+
+    async def predict(
+        self,
+        payload: Batch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> Batch:
+        payload.scores = await self.client.infer(
+            payload.matrix, forwarded(headers, payload.request_id), payload.request_id
+        )
+        return payload
+
+    async def postprocess(
+        self,
+        result: Batch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        assert self.spec is not None and result.scores is not None
+        scores = result.scores
+        classes = list(self.spec.classes)
+        labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
+        rows = np.arange(len(labels))
+        picked = np.clip(scores.labels, 0, scores.probabilities.shape[1] - 1)
+        probability = scores.probabilities[rows, picked].astype(np.float32)
+        version = scores.model_version or self.version
+        if response_headers is not None:
+            response_headers["x-request-id"] = result.request_id
+        if result.request is None:
+            body = {
+                "predictions": [
+                    {
+                        "label": label,
+                        "probability": float(p),
+                        "probabilities": dict(zip(classes, map(float, row), strict=False)),
+                    }
+                    for label, p, row in zip(labels, probability, scores.probabilities, strict=True)
+                ],
+                "model_name": self.name,
+                "model_version": version,
+                "id": result.request_id,
+            }
+            self._log_response(result, body)
+            return body
+        outputs = [
+            InferOutput("label", [len(labels)], "BYTES", np.array(labels, dtype=np.object_)),
+            InferOutput("probability", [len(labels)], "FP32", probability),
+            InferOutput(
+                "probabilities",
+                list(scores.probabilities.shape),
+                "FP32",
+                scores.probabilities.astype(np.float32, copy=False),
+                parameters={"classes": ",".join(classes)},
+            ),
+        ]
+        self._log_response(
+            result,
+            {
+                "id": result.request_id,
+                "model_name": self.name,
+                "model_version": version,
+                "outputs": [
+                    {
+                        "name": o.name,
+                        "shape": o.shape,
+                        "datatype": o.datatype,
+                        "data": o.data.reshape(-1).tolist(),
+                    }
+                    for o in outputs
+                ],
+            },
+        )
+        return InferResponse(
+            response_id=result.request_id,
+            model_name=self.name,
+            model_version=version,
+            infer_outputs=outputs,
+            use_binary_outputs=result.request.use_binary_outputs,
+            requested_outputs=result.request.request_outputs,
+        )
