@@ -1,0 +1,46 @@
+"""Fixtures for the chart tests: the real helm binary and the CRD schemas in ../shared/crds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_support import CRDS, Helm, find_tool, in_ci
+
+
+def _missing(what: str) -> None:
+    """Fail in CI (env CI=true), skip visibly elsewhere."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true makes this mandatory)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def helm() -> Helm:
+    binary = find_tool("helm")
+    if binary is None:
+        _missing("helm not found in .tools/bin or on PATH: run `make tools`")
+    assert binary is not None
+    return Helm(binary)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    binary = find_tool("promtool")
+    if binary is None:
+        _missing("promtool not found in .tools/bin or on PATH: run `make tools`")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture(scope="session")
+def crds_dir() -> Path:
+    if not (CRDS.is_dir() and any(CRDS.rglob("*.yaml"))):
+        _missing(f"CRD schemas not found at {CRDS} (expected the shared/ folder beside the repository)")
+    return CRDS
+
+
+@pytest.fixture(scope="session")
+def default_docs(helm: Helm) -> list[dict[str, Any]]:
+    return helm.template()
