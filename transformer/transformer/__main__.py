@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from kserve import ModelServer
 from kserve import logging as kserve_logging
@@ -17,11 +18,13 @@ from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
-from serving_common.payload_logger import PayloadLogger
 
 from transformer.errors import TransformerError, error_handler
 from transformer.model import Transformer
 from transformer.settings import TransformerSettings
+
+if TYPE_CHECKING:
+    from serving_common.payload_logger import PayloadLogger
 
 log = logging.getLogger("transformer")
 
@@ -58,6 +61,8 @@ def explicit_protocol(argv: list[str]) -> str | None:
 def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> PayloadLogger | None:
     if not args.logger_url:
         return None
+    from serving_common.payload_logger import PayloadLogger
+
     return PayloadLogger(
         args.logger_url,
         mode=args.logger_mode,

@@ -21,9 +21,9 @@ from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common import Bundle, FeatureSpec, Problem
+from serving_common import Bundle, FeatureSpec, Problem, records
 
-from transformer import bodies, metrics, records
+from transformer import bodies, metrics
 from transformer.client import PredictorClient, Scores
 from transformer.errors import grpc_code, http_status
 from transformer.headers import forwarded, request_id
@@ -170,12 +170,15 @@ class Transformer(Model):  # type: ignore[misc]
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         assert self.spec is not None
         eid = await self._log_request(payload, headers)
-        if isinstance(payload, InferRequest):
-            raw = records.from_v2(payload, self.settings.max_records)
-            rid = request_id(headers, payload.id)
-        else:
-            raw = records.from_v1(payload, self.settings.max_records)
-            rid = request_id(headers)
+        try:
+            if isinstance(payload, InferRequest):
+                raw = records.from_v2(payload.inputs, self.settings.max_records)
+                rid = request_id(headers, payload.id)
+            else:
+                raw = records.from_v1(payload, self.settings.max_records)
+                rid = request_id(headers)
+        except records.RequestInvalid as e:
+            raise InvalidInput(str(e)) from e
         matrix, problems = self.spec.check(raw)
         if problems:
             raise InvalidInput(describe_problems(problems, len(raw)))

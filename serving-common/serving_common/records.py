@@ -1,14 +1,17 @@
-"""Raw records out of the request shapes the transformer accepts.
+"""Raw records out of the request bodies that transformer and explainer accept.
 
 * V1: ``{"instances": [{"age": 59, "sex": "female", ...}, ...]}``.
 * V2, one input per feature column (like MLServer's pandas codec): input ``age`` FP64 ``[n]``,
   input ``sex`` BYTES ``[n]``, ... A numeric NaN (JSON ``null`` in an FP32/FP64 column) is a
-  missing value; the feature's missing-value policy then applies, as in training.
+  missing value, so the feature's missing-value policy applies as in training. Send numbers as
+  FP64 (or INT64): FP32 rounds them before they reach the vectoriser.
 * V2, one BYTES input named ``records`` (or with parameter ``content_type: "json"``) whose
   elements are JSON records (an object each, or an array of objects).
 
-Only the *shape* of the request is checked here; every record is checked against the feature
-spec by :meth:`serving_common.FeatureSpec.check`, which names each problem by record and field.
+Only the *shape* of the request is checked here (:class:`RequestInvalid`); every record is then
+checked against the feature spec by :meth:`FeatureSpec.check`, which names each problem by
+record and field. V2 inputs are duck-typed (``name``, ``datatype``, ``shape``, ``parameters``,
+``as_numpy()``, as KServe's ``InferInput``), so this module does not import KServe.
 """
 
 from __future__ import annotations
@@ -16,43 +19,57 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferRequest
 
-__all__ = ["RECORDS_INPUT", "from_v1", "from_v2", "is_records_input"]
+__all__ = ["RECORDS_INPUT", "RequestInvalid", "V2Input", "from_v1", "from_v2", "is_records_input"]
 
 RECORDS_INPUT = "records"
 """Name of the V2 BYTES input that holds JSON records."""
 
 
+class RequestInvalid(ValueError):
+    """The request is not one of the accepted shapes (components answer 400 with the message)."""
+
+
+class V2Input(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def datatype(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def parameters(self) -> Any: ...
+    def as_numpy(self) -> np.ndarray: ...
+
+
 def _check_count(n: int, max_records: int, what: str) -> None:
     if n == 0:
-        raise InvalidInput(f"{what} holds no records")
+        raise RequestInvalid(f"{what} holds no records")
     if n > max_records:
-        raise InvalidInput(f"{what} holds {n} records; at most {max_records} are accepted per request")
+        raise RequestInvalid(f"{what} holds {n} records; at most {max_records} are accepted per request")
 
 
 def from_v1(body: Any, max_records: int) -> list[Any]:
-    """The records of a V1 body ``{"instances": [...]}``."""
-    if isinstance(body, (bytes, str)):  # KServe leaves bodies with a non-JSON content-type undecoded
+    """The records of a V1 body ``{"instances": [...]}`` (a dict, or its JSON text)."""
+    if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)
         except ValueError as e:
-            raise InvalidInput(f"the request body is not JSON: {e}") from e
+            raise RequestInvalid(f"the request body is not JSON: {e}") from e
     if not isinstance(body, Mapping) or "instances" not in body:
-        raise InvalidInput('expected a JSON object {"instances": [record, ...]} of raw records')
+        raise RequestInvalid('expected a JSON object {"instances": [record, ...]} of raw records')
     instances = body["instances"]
     if not isinstance(instances, list):
-        raise InvalidInput(f"'instances' must be a list of records, not {type(instances).__name__}")
+        raise RequestInvalid(f"'instances' must be a list of records, not {type(instances).__name__}")
     _check_count(len(instances), max_records, "'instances'")
     return instances
 
 
-def is_records_input(inp: InferInput) -> bool:
-    params = inp.parameters or {}
+def is_records_input(inp: V2Input) -> bool:
+    params = inp.parameters
     content_type = params.get("content_type") if isinstance(params, Mapping) else None
     return inp.datatype == "BYTES" and (inp.name == RECORDS_INPUT or content_type == "json")
 
@@ -61,18 +78,18 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def _values(inp: InferInput) -> list[Any]:
+def _values(inp: V2Input) -> list[Any]:
     """The elements of one V2 input as Python values, in row-major order."""
     try:
-        array = inp.as_numpy()
+        array = np.asarray(inp.as_numpy())
     except (ValueError, TypeError, OverflowError) as e:
-        raise InvalidInput(
+        raise RequestInvalid(
             f"input '{inp.name}' ({inp.datatype}, shape {list(inp.shape)}) cannot be read: {e}"
         ) from e
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
-        raise InvalidInput(f"input '{inp.name}' has shape {list(array.shape)}; a column is [n] or [n, 1]")
+        raise RequestInvalid(f"input '{inp.name}' has shape {list(array.shape)}; a column is [n] or [n, 1]")
     if array.dtype == np.object_:
         return [_text(v) for v in array.tolist()]
     values: list[Any] = array.tolist()
@@ -81,7 +98,7 @@ def _values(inp: InferInput) -> list[Any]:
     return values
 
 
-def _from_json(inp: InferInput, max_records: int) -> list[Any]:
+def _from_json(inp: V2Input, max_records: int) -> list[Any]:
     records: list[Any] = []
     problems: list[str] = []
     for i, element in enumerate(_values(inp)):
@@ -98,40 +115,41 @@ def _from_json(inp: InferInput, max_records: int) -> list[Any]:
         else:
             records.append(decoded)
     if problems:
-        raise InvalidInput(f"input '{inp.name}' must hold JSON records: " + "; ".join(problems))
+        raise RequestInvalid(f"input '{inp.name}' must hold JSON records: " + "; ".join(problems))
     _check_count(len(records), max_records, f"input '{inp.name}'")
     return records
 
 
-def _from_columns(inputs: Sequence[InferInput], max_records: int) -> list[Any]:
+def _from_columns(inputs: Sequence[V2Input], max_records: int) -> list[Any]:
     columns: dict[str, list[Any]] = {}
     for inp in inputs:
         if inp.name in columns:
-            raise InvalidInput(f"input '{inp.name}' is given more than once")
+            raise RequestInvalid(f"input '{inp.name}' is given more than once")
         columns[inp.name] = _values(inp)
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
         listed = ", ".join(f"'{name}' has {n}" for name, n in lengths.items())
-        raise InvalidInput(f"every column must have one value per record, but {listed}")
+        raise RequestInvalid(f"every column must have one value per record, but {listed}")
     n = next(iter(lengths.values()))
     _check_count(n, max_records, "the request")
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
 
 
-def from_v2(request: InferRequest, max_records: int) -> list[Any]:
-    """The records of a V2 request (REST or gRPC): feature columns, or one JSON records input."""
-    inputs = list(request.inputs or [])
+def from_v2(inputs: Sequence[V2Input] | None, max_records: int) -> list[Any]:
+    """The records of a V2 request's inputs: feature columns, or one input of JSON records."""
+    inputs = list(inputs or [])
     if not inputs:
-        raise InvalidInput(
+        raise RequestInvalid(
             "the request has no inputs; send one input per feature, or a BYTES input "
             f"'{RECORDS_INPUT}' of JSON records"
         )
     json_inputs = [inp for inp in inputs if is_records_input(inp)]
     if json_inputs:
         if len(inputs) > 1:
-            raise InvalidInput(
-                f"input '{json_inputs[0].name}' holds whole records and cannot be combined "
-                f"with other inputs ({[i.name for i in inputs if i is not json_inputs[0]]})"
+            others = [i.name for i in inputs if i is not json_inputs[0]]
+            raise RequestInvalid(
+                f"input '{json_inputs[0].name}' holds whole records and cannot be combined with other "
+                f"inputs ({others})"
             )
         return _from_json(json_inputs[0], max_records)
     return _from_columns(inputs, max_records)
