@@ -402,7 +402,12 @@ def run(steps: str, interval: float, max_failed_checks: int, restart: bool, **kw
                 log.info("%s", line)
 
         progressive = Progressive(
-            router, analyze, thresholds, RunOptions(step_list, interval, max_failed_checks, restart), on_check=on_check
+            router,
+            analyze,
+            thresholds,
+            RunOptions(step_list, interval, max_failed_checks, restart),
+            on_check=on_check,
+            preflight=lambda: prom.check(),
         )
         final = progressive.run()
     click.echo(f"rollout {final.phase}: canary at {final.weight}%")

@@ -95,10 +95,14 @@ class Progressive:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     on_check: Callable[[Metrics, Metrics, Verdict], None] | None = None
+    preflight: Callable[[], None] | None = None
     state: RunState | None = field(default=None, init=False)
 
     def run(self) -> RunState:
+        """Drive the rollout to its end: the final state (succeeded), or raise (rolled back, paused, conflict)."""
         routes = self.router.get_routes()
+        if self.preflight is not None:
+            self.preflight()  # e.g. Prometheus reachable: fail before the first write, weights untouched
         found = RunState.from_annotations(routes.annotations)
         if found and found.phase == PROGRESSING and not self.options.restart:
             if routes.weights.canary != found.weight:
@@ -114,7 +118,7 @@ class Progressive:
             first = RunState(PROGRESSING, self.options.steps, 0, 0, self.clock())
             if first.weight == 100:
                 self._write(routes, replace(first, phase=SUCCEEDED), "promote", "single step: canary promoted to 100%")
-                return first
+                return self._final()
             routes = self._write(routes, first, "start", f"starting the rollout at canary {first.weight}%")
         assert self.state is not None
         while True:
@@ -136,7 +140,7 @@ class Progressive:
                 if nxt.weight == 100:
                     self._write(routes, replace(nxt, phase=SUCCEEDED), "promote",
                                 f"analysis passed at canary {st.weight}%; canary promoted to 100%")
-                    return self.state
+                    return self._final()
                 routes = self._write(routes, nxt, "advance", f"analysis passed; canary {st.weight}% -> {nxt.weight}%")
                 continue
             failed = st.failed_checks + 1
@@ -151,6 +155,10 @@ class Progressive:
                         f"{st.weight}%: {reason}; holding", warning=True)
 
     # ------------------------------------------------------------------------------------------
+    def _final(self) -> RunState:
+        assert self.state is not None
+        return self.state
+
     def _reread(self) -> Routes:
         routes = self.router.get_routes()
         found = RunState.from_annotations(routes.annotations)

@@ -28,6 +28,11 @@ class Prometheus:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def check(self) -> None:
+        """Raise :class:`~rollout.errors.PrometheusUnavailableError` unless Prometheus answers a query."""
+        if self.scalar("vector(1)") != 1.0:
+            raise PrometheusUnavailableError(f"Prometheus at {self.url} answered vector(1) with something else")
+
     def scalar(self, promql: str) -> float | None:
         """The query's single value; None when the result is empty or NaN (no data)."""
         try:
