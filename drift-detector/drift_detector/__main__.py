@@ -1,0 +1,45 @@
+"""``python -m drift_detector --model_dir DIR --http_port N`` (other settings: ``DRIFT_*``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from drift_detector.app import create_app
+from drift_detector.logs import configure
+from drift_detector.settings import Settings
+
+log = logging.getLogger("drift_detector")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drift_detector", description=__doc__)
+    parser.add_argument("--model_dir", help="model bundle directory (env DRIFT_MODEL_DIR)")
+    parser.add_argument("--http_port", type=int, help="HTTP port (env DRIFT_HTTP_PORT, default 8080)")
+    parser.add_argument("--host", help="address to bind (env DRIFT_HOST, default 0.0.0.0)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        print(f"invalid drift detector settings:\n{e}", file=sys.stderr)
+        return 2
+    configure(settings.log_format, settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The HTTP app: events in at ``POST /``, verdicts out at ``/status`` and ``/metrics``.
+
+Routes: ``POST /`` (also ``POST /events``) takes one payload-logger CloudEvent and answers
+``200 {"status": "accepted" | "dropped"}`` at once, or 4xx with ``{"error", "reason"}``;
+``GET /status`` the latest verdicts; ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``.
+
+The bundle is loaded and the backends fitted in the background after start-up (Alibi Detect
+takes seconds to import): ``/live`` answers at once, ``/ready`` and events wait for the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from drift_detector import __version__
+from drift_detector.backends import Backend, make_backend
+from drift_detector.cloudevent import parse
+from drift_detector.detector import Detector, Kind
+from drift_detector.errors import DriftError, NotReady, PayloadTooLarge
+from drift_detector.metrics import Metrics
+from drift_detector.payload import Schema
+from drift_detector.reference import Reference
+from drift_detector.settings import Settings
+from drift_detector.sink import Sink
+
+__all__ = ["DriftService", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class DriftService:
+    """What the routes share: settings, metrics, and (once loaded) the detector."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.detector: Detector | None = None
+        self.sink: Sink | None = None
+        self.error: str | None = None
+        self._load_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._load_task = asyncio.create_task(self._load(), name="drift-load")
+
+    async def _load(self) -> None:
+        s = self.settings
+        try:
+            reference = await asyncio.to_thread(Reference.load, s.model_dir)
+            backends = await asyncio.to_thread(self._fit, reference)
+        except Exception as e:
+            self.error = f"cannot load the model bundle {str(s.model_dir)!r}: {e}"
+            log.error("%s", self.error)
+            return
+        if s.sink_url:
+            self.sink = Sink(s.sink_url, s.sink_mode, s.sink_timeout, self.metrics)
+            await self.sink.start()
+        schema = Schema(names=reference.names, spec=reference.spec, max_rows=s.max_rows_per_event)
+        detector = Detector(s, schema, backends, self.metrics, self.sink)
+        await detector.start()
+        self.detector = detector
+        self.metrics.ready.set(1)
+        log.info(
+            "ready: %d features (%d categorical), %d reference rows, prediction drift %s, backend %s, "
+            "%s windows of %d rows (step %d), p_val %g with %s correction",
+            len(reference.names),
+            len(reference.categorical),
+            len(reference.features),
+            "on" if "prediction" in backends else "off",
+            s.backend,
+            s.window_mode,
+            s.window_size,
+            s.effective_step,
+            s.p_val,
+            s.correction,
+        )
+
+    def _fit(self, reference: Reference) -> dict[Kind, Backend]:
+        s = self.settings
+        backends: dict[Kind, Backend] = {
+            "features": make_backend(
+                s.backend,
+                reference.features,
+                categorical=reference.categorical,
+                p_val=s.p_val,
+                correction=s.correction,
+            )
+        }
+        if s.prediction_drift and reference.scores is not None:
+            backends["prediction"] = make_backend(
+                s.backend,
+                reference.scores.reshape(-1, 1),
+                categorical=(),
+                p_val=s.p_val,
+                correction=s.correction,
+            )
+        return backends
+
+    async def stop(self) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
+        if self.detector is not None:
+            await self.detector.stop()
+        if self.sink is not None:
+            await self.sink.stop()
+
+    def ready_detector(self) -> Detector:
+        if self.detector is None:
+            raise NotReady(self.error or "the drift detector is still loading the model bundle")
+        return self.detector
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = DriftService(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="drift-detector", version=__version__, lifespan=lifespan, openapi_url=None)
+    app.state.service = service
+
+    @app.exception_handler(DriftError)
+    async def _drift_error(_: Request, exc: DriftError) -> JSONResponse:
+        service.metrics.events_rejected.labels(reason=exc.reason).inc()
+        if exc.status_code >= 500:
+            log.warning("event refused: %s", exc.message)
+        else:
+            log.info("event rejected (%s): %s", exc.reason, exc.message)
+        return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status_code)
+
+    async def receive(request: Request) -> Response:
+        detector = service.ready_detector()
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"event body of {declared} bytes exceeds DRIFT_MAX_BODY_BYTES={limit}")
+        body = await request.body()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"event body of {len(body)} bytes exceeds DRIFT_MAX_BODY_BYTES={limit}")
+        event = parse(request.headers, body)
+        accepted = detector.admit(event)
+        return _json({"status": "accepted" if accepted else "dropped", "id": event.id})
+
+    app.add_api_route("/", receive, methods=["POST"])
+    app.add_api_route("/events", receive, methods=["POST"])
+
+    @app.get("/live")
+    async def live() -> Response:
+        if service.error:
+            return _json({"status": "failed", "error": service.error}, 503)
+        return _json({"status": "alive"})
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        if service.detector is None:
+            return _json({"status": "failed" if service.error else "loading", "error": service.error}, 503)
+        return _json({"status": "ready"})
+
+    @app.get("/status")
+    async def status() -> Response:
+        s = settings
+        body: dict[str, Any] = {
+            "ready": service.detector is not None,
+            "error": service.error,
+            "backend": s.backend,
+            "p_val": s.p_val,
+            "correction": s.correction,
+            "window": {"size": s.window_size, "step": s.effective_step, "mode": s.window_mode},
+            "prediction_drift": s.prediction_drift,
+        }
+        if service.detector is not None:
+            body["features"] = list(service.detector.schema.names)
+            body.update(service.detector.status())
+        return _json(body)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        if service.detector is not None:
+            service.metrics.queue_depth.set(service.detector.queue.qsize())
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

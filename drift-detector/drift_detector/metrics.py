@@ -1,0 +1,124 @@
+"""Prometheus metrics (all ``drift_*``), on one registry per app.
+
+Labels: ``inferenceservice``, ``isvc_namespace`` (the event's namespace extension; not
+``namespace``, which Prometheus' Kubernetes discovery sets to the detector's own namespace) and
+``component`` identify a stream; ``kind`` is ``features`` or ``prediction``; ``feature`` is a
+feature name from the spec (or ``prediction`` for the score).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from drift_detector.errors import REASONS
+
+__all__ = ["Metrics"]
+
+STREAM = ("inferenceservice", "isvc_namespace", "component")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_received = Counter(
+            "drift_events_received_total",
+            "Payload-logger events accepted, by stream and type (request or response).",
+            [*STREAM, "type"],
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "drift_events_rejected_total",
+            "Events answered with an error status, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "drift_events_dropped_total",
+            "Valid events dropped because the detection queue was full.",
+            list(STREAM),
+            registry=r,
+        )
+        self.events_joined = Counter(
+            "drift_events_joined_total",
+            "Response events whose request (same ce-id) was seen.",
+            list(STREAM),
+            registry=r,
+        )
+        self.rows_received = Counter(
+            "drift_rows_received_total",
+            "Rows (instances) taken into windows, by stream and kind.",
+            [*STREAM, "kind"],
+            registry=r,
+        )
+        self.windows_evaluated = Counter(
+            "drift_windows_evaluated_total",
+            "Windows compared with the reference.",
+            [*STREAM, "kind"],
+            registry=r,
+        )
+        self.windows_drifted = Counter(
+            "drift_windows_drifted_total",
+            "Windows in which drift was detected.",
+            [*STREAM, "kind"],
+            registry=r,
+        )
+        self.drift_detected = Gauge(
+            "drift_detected",
+            "1 when the latest window of the stream drifted, else 0.",
+            [*STREAM, "kind"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "drift_threshold",
+            "p-value threshold of the latest window after the multiple-test correction.",
+            [*STREAM, "kind"],
+            registry=r,
+        )
+        self.p_value = Gauge(
+            "drift_p_value",
+            "p-value of the latest window's test, per feature (feature='prediction' for scores).",
+            [*STREAM, "feature"],
+            registry=r,
+        )
+        self.distance = Gauge(
+            "drift_distance",
+            "Test statistic of the latest window (KS statistic or chi-squared), per feature.",
+            [*STREAM, "feature"],
+            registry=r,
+        )
+        self.feature_drifted = Gauge(
+            "drift_feature_drifted",
+            "1 when the feature's p-value is below the corrected threshold in the latest window.",
+            [*STREAM, "feature"],
+            registry=r,
+        )
+        self.last_event = Gauge(
+            "drift_last_event_timestamp_seconds",
+            "Unix time of the stream's latest accepted event.",
+            list(STREAM),
+            registry=r,
+        )
+        self.queue_depth = Gauge("drift_queue_depth", "Events waiting for detection.", registry=r)
+        self.queue_capacity = Gauge("drift_queue_capacity", "Size of the detection queue.", registry=r)
+        self.detection_seconds = Histogram(
+            "drift_detection_seconds",
+            "Time to test one window.",
+            ["kind"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.detection_errors = Counter(
+            "drift_detection_errors_total", "Windows whose test raised an error.", ["kind"], registry=r
+        )
+        self.notifications = Counter(
+            "drift_notifications_total",
+            "Drift notifications posted to the sink, by outcome (sent or failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.ready = Gauge("drift_ready", "1 once the bundle is loaded and the backend fitted.", registry=r)
+        for reason in REASONS:
+            self.events_rejected.labels(reason=reason)
+        for outcome in ("sent", "failed"):
+            self.notifications.labels(outcome=outcome)

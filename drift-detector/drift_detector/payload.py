@@ -1,0 +1,236 @@
+"""Rows and scores out of the inference bodies the payload logger carries.
+
+Requests (the model's inputs, one row per instance):
+
+* V1 ``{"instances": [...]}`` (or ``"inputs"``): raw records ``{"age": 59, "sex": "male", ...}``
+  (a logger on the transformer; encoded with the bundle's feature spec) or encoded rows
+  ``[[59.0, 1.0, ...], ...]`` (a logger on the predictor).
+* V2 ``{"inputs": [{"name", "shape", "datatype", "data"}, ...]}``: one tensor ``[n, n_features]``
+  (the predictor's ``input``), or one column per feature named like the spec's features.
+
+Responses (the predicted positive-class score, one per row):
+
+* V1 ``{"predictions": [...]}`` whose items are ``{"probabilities": [p0, p1], ...}`` (our
+  predictor), ``{"probability"|"score": p}``, ``[p0, p1]`` or a bare number.
+* V2 ``{"outputs": [...]}`` with an output named ``probabilities`` (``[n, 2]``: column 1) or
+  ``probability``/``score``/``scores`` (``[n]``).
+
+Every problem raises :class:`~drift_detector.errors.BadEvent` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from serving_common import FeatureSpec
+
+from drift_detector.errors import BadEvent
+
+__all__ = ["Schema", "request_rows", "response_scores"]
+
+SCORE_OUTPUTS = ("probabilities", "probability", "scores", "score", "output_probability")
+SCORE_KEYS = ("probabilities", "probability", "scores", "score")
+POSITIVE = 1
+"""Index of the positive class in a probabilities row (``reference_scores.npy`` holds it)."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a row looks like: the feature names, and the spec to encode raw records (if any)."""
+
+    names: tuple[str, ...]
+    spec: FeatureSpec | None
+    max_rows: int
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+
+def request_rows(data: Any, schema: Schema) -> np.ndarray:
+    """The encoded rows of a V1 or V2 request body, float32 ``[n, n_features]``."""
+    if not isinstance(data, Mapping):
+        raise BadEvent(
+            f"request body must be a JSON object (V1 'instances' or V2 'inputs'), not {_kind(data)}",
+            reason="bad_payload",
+        )
+    inputs = data.get("inputs")
+    if (
+        isinstance(inputs, list)
+        and inputs
+        and all(isinstance(i, Mapping) and "datatype" in i for i in inputs)
+    ):
+        return _v2_rows(inputs, schema)
+    key = "instances" if "instances" in data else "inputs" if "inputs" in data else None
+    if key is None:
+        raise BadEvent(
+            "request body has neither 'instances' (V1) nor 'inputs' (V2); keys: " + ", ".join(sorted(data)),
+            reason="bad_payload",
+        )
+    instances = data[key]
+    if not isinstance(instances, list) or not instances:
+        raise BadEvent(f"'{key}' must be a non-empty list of instances", reason="bad_payload")
+    _check_count(len(instances), schema)
+    if all(isinstance(i, Mapping) for i in instances):
+        return _records(instances, schema)
+    return _matrix(instances, schema, f"'{key}'")
+
+
+def response_scores(data: Any) -> np.ndarray:
+    """The positive-class scores of a V1 or V2 response body, float32 ``[n]``."""
+    if not isinstance(data, Mapping):
+        raise BadEvent(f"response body must be a JSON object, not {_kind(data)}", reason="bad_payload")
+    if isinstance(data.get("outputs"), list):
+        return _v2_scores(data["outputs"])
+    predictions = data.get("predictions")
+    if not isinstance(predictions, list) or not predictions:
+        raise BadEvent(
+            "response body has neither 'predictions' (V1) nor 'outputs' (V2)", reason="bad_payload"
+        )
+    return np.array([_score(p, i) for i, p in enumerate(predictions)], dtype=np.float32)
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def _check_count(n: int, schema: Schema) -> None:
+    if n > schema.max_rows:
+        raise BadEvent(f"{n} rows in one event exceed the maximum of {schema.max_rows}", reason="bad_payload")
+
+
+def _records(records: Sequence[Any], schema: Schema) -> np.ndarray:
+    if schema.spec is None:
+        raise BadEvent(
+            "raw records need the bundle's feature_spec.json, which this model has none of; "
+            "log encoded rows instead",
+            reason="bad_payload",
+        )
+    matrix, problems = schema.spec.check(records)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise BadEvent(f"invalid records: {shown}{more}", reason="invalid_records")
+    return matrix
+
+
+def _matrix(values: Any, schema: Schema, what: str, shape: Sequence[int] | None = None) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise BadEvent(f"{what} must hold numbers in rows of equal length: {e}", reason="bad_payload") from e
+    if shape is not None:
+        if array.size != int(np.prod(shape)):
+            raise BadEvent(
+                f"{what} has {array.size} values but its shape {list(shape)} needs {int(np.prod(shape))}",
+                reason="bad_payload",
+            )
+        array = array.reshape(tuple(shape))
+    if array.ndim == 1 and shape is not None and len(shape) == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise BadEvent(
+            f"{what} must be rows of {schema.n_features} features (2 dimensions), "
+            f"not shape {list(array.shape)}",
+            reason="wrong_feature_count" if array.ndim == 1 else "bad_payload",
+        )
+    if array.shape[1] != schema.n_features:
+        raise BadEvent(
+            f"{what} rows have {array.shape[1]} features; the model has {schema.n_features} "
+            f"({', '.join(schema.names)})",
+            reason="wrong_feature_count",
+        )
+    if not np.isfinite(array).all():
+        raise BadEvent(f"{what} holds NaN or infinite values", reason="bad_payload")
+    _check_count(array.shape[0], schema)
+    return array
+
+
+def _v2_rows(inputs: Sequence[Mapping[str, Any]], schema: Schema) -> np.ndarray:
+    names = [str(i.get("name", "")) for i in inputs]
+    if len(inputs) == 1 and names[0] not in schema.names:
+        tensor = inputs[0]
+        if str(tensor.get("datatype", "")).upper() == "BYTES":
+            raise BadEvent(f"V2 input {names[0]!r} is BYTES; expected a numeric tensor", reason="bad_payload")
+        shape = tensor.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise BadEvent(
+                f"V2 input {names[0]!r} needs a 'shape' of non-negative integers", reason="bad_payload"
+            )
+        return _matrix(tensor.get("data"), schema, f"V2 input {names[0]!r}", shape)
+    unknown = [n for n in names if n not in schema.names]
+    if unknown:
+        raise BadEvent(
+            f"V2 inputs {unknown} are not features of this model; send one tensor [n, {schema.n_features}] "
+            f"or one input per feature ({', '.join(schema.names)})",
+            reason="wrong_feature_count",
+        )
+    columns: dict[str, list[Any]] = {}
+    for name, tensor in zip(names, inputs, strict=True):
+        data = tensor.get("data")
+        if not isinstance(data, list):
+            raise BadEvent(f"V2 input {name!r} needs 'data' as a list", reason="bad_payload")
+        columns[name] = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+    lengths = {len(c) for c in columns.values()}
+    if len(lengths) != 1:
+        raise BadEvent(f"V2 inputs have different lengths: {sorted(lengths)}", reason="bad_payload")
+    n = lengths.pop()
+    _check_count(n, schema)
+    records = [{name: column[i] for name, column in columns.items()} for i in range(n)]
+    if schema.spec is None:
+        return _matrix([[r[name] for name in schema.names] for r in records], schema, "V2 inputs")
+    return _records(records, schema)
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+def _score(prediction: Any, index: int) -> float:
+    value = prediction
+    if isinstance(value, Mapping):
+        key = next((k for k in SCORE_KEYS if k in value), None)
+        if key is None:
+            raise BadEvent(
+                f"prediction {index} has no score; expected one of {', '.join(SCORE_KEYS)}",
+                reason="bad_payload",
+            )
+        value = value[key]
+    if isinstance(value, list):
+        value = value[POSITIVE] if len(value) > POSITIVE else (value[0] if value else None)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise BadEvent(
+            f"prediction {index} has no numeric score: {str(prediction)[:80]}", reason="bad_payload"
+        )
+    return float(value)
+
+
+def _v2_scores(outputs: Sequence[Any]) -> np.ndarray:
+    by_name = {str(o.get("name")): o for o in outputs if isinstance(o, Mapping)}
+    name = next((n for n in SCORE_OUTPUTS if n in by_name), None)
+    if name is None:
+        raise BadEvent(
+            f"V2 response has no score output; outputs: {sorted(by_name)}; expected one of "
+            + ", ".join(SCORE_OUTPUTS),
+            reason="bad_payload",
+        )
+    output = by_name[name]
+    try:
+        array = np.asarray(output.get("data"), dtype=np.float32)
+        shape = output.get("shape") or list(array.shape)
+        array = array.reshape(tuple(int(d) for d in shape))
+    except (TypeError, ValueError) as e:
+        raise BadEvent(
+            f"V2 output {name!r} is not a numeric tensor of its shape: {e}", reason="bad_payload"
+        ) from e
+    if array.ndim == 2 and array.shape[1] > POSITIVE:
+        array = array[:, POSITIVE]
+    array = array.reshape(-1)
+    if not np.isfinite(array).all():
+        raise BadEvent(f"V2 output {name!r} holds NaN or infinite values", reason="bad_payload")
+    return array
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

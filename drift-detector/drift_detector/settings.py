@@ -1,0 +1,76 @@
+"""Settings: flags ``--model_dir`` and ``--http_port``, everything else from ``DRIFT_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """The drift detector's configuration (env prefix ``DRIFT_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFT_", extra="forbid", frozen=True)
+
+    model_dir: Path = Path("/mnt/models")
+    """Model bundle: ``feature_spec.json``, ``reference.npy`` and (optional) ``reference_scores.npy``."""
+    http_port: int = Field(8080, ge=0, le=65535)
+    """HTTP port for events, ``/status``, ``/metrics``, ``/live`` and ``/ready``."""
+    host: str = "0.0.0.0"
+    """Address to bind."""
+
+    backend: Literal["alibi", "scipy"] = "alibi"
+    """``alibi``: Alibi Detect's TabularDrift (Business Source License 1.1); ``scipy``: scipy.stats (BSD)."""
+    p_val: float = Field(0.05, gt=0.0, lt=1.0)
+    """Significance level of a window (before correction for the number of features)."""
+    correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    """Multiple-test correction over features: Bonferroni or Benjamini-Hochberg false discovery rate."""
+    window_size: int = Field(200, ge=10, le=100_000)
+    """Rows (instances, not events: a batch of k rows counts k) compared with the reference at once."""
+    window_mode: Literal["tumbling", "sliding"] = "tumbling"
+    """``tumbling``: disjoint windows; ``sliding``: the last ``window_size`` rows, every ``window_step``."""
+    window_step: int = Field(50, ge=1, le=100_000)
+    """New rows between two evaluations of a sliding window (ignored for tumbling windows)."""
+    prediction_drift: bool = True
+    """Also test the predicted positive-class scores of response events against ``reference_scores.npy``."""
+
+    queue_size: int = Field(10_000, ge=1, le=10_000_000)
+    """Parsed events waiting for detection; events beyond it are dropped and counted."""
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    """Largest event body accepted (413 beyond)."""
+    max_rows_per_event: int = Field(10_000, ge=1)
+    """Largest batch accepted in one event."""
+    inference_services: list[str] = Field(default_factory=list)
+    """Allow-list of InferenceService names (JSON list in the variable); empty accepts any."""
+    max_inference_services: int = Field(100, ge=1, le=10_000)
+    """How many (namespace, InferenceService, component) streams are tracked at most."""
+    pending_joins: int = Field(10_000, ge=1)
+    """Request ids remembered to join responses by ``ce-id`` (oldest forgotten first)."""
+
+    sink_url: str | None = None
+    """When set, a CloudEvent (``sink_mode=cloudevent``) or JSON webhook is posted here on drift."""
+    sink_mode: Literal["cloudevent", "webhook"] = "cloudevent"
+    """How the drift notification is posted."""
+    sink_timeout: float = Field(2.0, gt=0.0, le=60.0)
+    """Seconds before a notification post is abandoned (and counted as failed)."""
+
+    log_format: Literal["text", "json"] = "text"
+    """Log line format."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def effective_step(self) -> int:
+        """Rows between evaluations: the window size for tumbling windows."""
+        return self.window_size if self.window_mode == "tumbling" else self.window_step
+
+    @model_validator(mode="after")
+    def _step_fits(self) -> Settings:
+        if self.window_mode == "sliding" and self.window_step > self.window_size:
+            raise ValueError("window_step must not exceed window_size")
+        if self.sink_url is not None and not self.sink_url.startswith(("http://", "https://")):
+            raise ValueError("sink_url must be an http:// or https:// URL")
+        return self
