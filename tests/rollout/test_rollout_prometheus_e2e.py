@@ -1,0 +1,276 @@
+"""`rollout run` / `analyze` / `status` on real metrics: a real Prometheus (Debian's package) scraping
+real predictor processes every second, traffic split by the VirtualService's current weights.
+
+The Kubernetes API is the fake (fake_kube_api.py); the "mesh" is the load thread below, which reads
+the weights from it for every request, as Envoy would from its route config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import ISTIO, KSERVE, NS, inference_service
+from fake_kube_api import FakeKubeAPI
+
+from rollout.cli import cli
+from rollout.errors import EXIT_ANALYSIS_FAILED
+from rollout.progressive import STATE_ANNOTATION
+from support import REPO, ServerProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+MODEL = "diabetes-risk"
+STABLE, GOOD, BAD = "stable-isvc", "canary-good", "canary-bad"
+VS = "diabetes-risk"
+BAD_ERROR_RATE = "0.3"
+
+
+def _prometheus_binary() -> str:
+    found = shutil.which("prometheus") or str(REPO / ".tools" / "bin" / "prometheus")
+    if not os.access(found, os.X_OK):
+        pytest.fail(
+            "the prometheus binary is needed (Debian: apt-get install -y prometheus, or `make tools` "
+            "which links it into .tools/bin); not on PATH nor in .tools/bin"
+        )
+    return found
+
+
+@dataclass
+class Stack:
+    urls: dict[str, str]  # InferenceService name -> predictor base URL
+    prometheus: str
+    rows: np.ndarray
+
+
+def _predictor(bundle: Path, log: Path, env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
+    http, grpc = free_port(), free_port()
+    proc = ServerProcess(
+        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle),
+         "--http_port", str(http), "--grpc_port", str(grpc)],
+        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
+        env=env,
+        log_path=log,
+    )
+    return proc, f"http://127.0.0.1:{http}"
+
+
+@pytest.fixture(scope="module")
+def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Stable (gbm), a good canary (mlp) and a bad canary (mlp answering 30% of requests with 500),
+    and one Prometheus scraping the three with the static label inference_service=<name>."""
+    prom_bin = _prometheus_binary()
+    tmp = tmp_path_factory.mktemp("rollout-e2e")
+    procs: list[ServerProcess] = []
+    try:
+        urls: dict[str, str] = {}
+        for name, bundle, env in (
+            (STABLE, gbm_bundle, None),
+            (GOOD, mlp_bundle, None),
+            (BAD, mlp_bundle, {"PREDICTOR_FAULT_ERROR_RATE": BAD_ERROR_RATE}),
+        ):
+            proc, url = _predictor(bundle, tmp / f"{name}.log", env)
+            procs.append(proc.start(wait=False))
+            urls[name] = url
+        for proc in procs:
+            proc.wait_ready()
+        targets = "\n".join(
+            f"      - targets: ['{url.removeprefix('http://')}']\n        labels: {{inference_service: {name}}}"
+            for name, url in urls.items()
+        )
+        config = tmp / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms}\n"
+            f"scrape_configs:\n  - job_name: predictors\n    static_configs:\n{targets}\n"
+        )
+        port = free_port()
+        prom = ServerProcess(
+            [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            ready_url=f"http://127.0.0.1:{port}/-/ready",
+            python=prom_bin,
+            log_path=tmp / "prometheus.log",
+            ready_timeout=60,
+        )
+        procs.append(prom.start())
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        up = 0.0
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=5).json()
+            result = r["data"]["result"]
+            up = float(result[0]["value"][1]) if result else 0.0
+            if up == 3:
+                break
+            time.sleep(0.3)
+        assert up == 3, f"Prometheus did not see the 3 predictors up:\n{prom.output()}"
+        rows = np.load(gbm_bundle / "reference.npy")[:4].astype(np.float32)
+        yield Stack(urls, url, rows)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def _virtual_service(canary: str) -> dict[str, Any]:
+    def dest(isvc: str, weight: int) -> dict[str, Any]:
+        return {"destination": {"host": f"{isvc}-predictor.{NS}.svc.cluster.local"}, "weight": weight}
+
+    return {
+        "apiVersion": ISTIO,
+        "kind": "VirtualService",
+        "metadata": {"name": VS, "namespace": NS},
+        "spec": {"hosts": ["diabetes-risk.example.com"], "http": [
+            {"name": "canary-pin", "match": [{"headers": {"x-model-version": {"exact": "canary"}}}],
+             "route": [{"destination": {"host": f"{canary}-predictor.{NS}.svc.cluster.local"}}]},
+            {"name": "primary", "route": [dest(STABLE, 100), dest(canary, 0)]},
+        ]},
+    }
+
+
+class Mesh:
+    """Sends V2 inference requests at ~40/s, each to stable or canary by the VirtualService's
+    current weights (deterministic: canary gets ``weight`` requests out of every 100)."""
+
+    def __init__(self, api: FakeKubeAPI, stack: Stack, canary: str) -> None:
+        self.api, self.stack, self.canary = api, stack, canary
+        self.sent = {STABLE: 0, canary: 0}
+        self.codes: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mesh", daemon=True)
+        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(stack.rows.shape),
+                            "data": stack.rows.ravel().tolist()}]}
+        self._body = json.dumps(body).encode()
+
+    def weights(self) -> tuple[int, int]:
+        vs = self.api.get(ISTIO, "virtualservices", NS, VS)
+        route = vs["spec"]["http"][1]["route"]
+        return int(route[0]["weight"]), int(route[1]["weight"])
+
+    def _loop(self) -> None:
+        i = 0
+        deadline = time.monotonic() + 120  # bounded even if a test forgets to stop it
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                _, canary_weight = self.weights()
+                target = self.canary if i % 100 < canary_weight else STABLE
+                i += 1
+                try:
+                    r = client.post(f"{self.stack.urls[target]}/v2/models/{MODEL}/infer", content=self._body,
+                                    headers={"content-type": "application/json"})
+                    self.codes[r.status_code] = self.codes.get(r.status_code, 0) + 1
+                    self.sent[target] += 1
+                except httpx.HTTPError:
+                    pass
+                self._stop.wait(0.025)
+
+    def __enter__(self) -> Mesh:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubeAPI]:
+    fake = FakeKubeAPI().start()
+    yield fake
+    fake.stop()
+
+
+def _seed(api: FakeKubeAPI, canary: str) -> None:
+    api.put(_virtual_service(canary), "virtualservices")
+    api.put({**inference_service(STABLE), "apiVersion": KSERVE}, "inferenceservices")
+    api.put({**inference_service(canary), "apiVersion": KSERVE}, "inferenceservices")
+
+
+def _run(api: FakeKubeAPI, stack: Stack, canary: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    """The real console entry point (python -m rollout) in a child process, short steps and window."""
+    args = [sys.executable, "-m", "rollout", "run",
+            "--virtual-service", VS, "--stable", STABLE, "--canary", canary, "--kubeconfig", str(kubeconfig),
+            "--prometheus-url", stack.prometheus, "--steps", "20,50", "--interval", "4s", "--window", "6s",
+            "--min-requests", "5", "--max-failed-checks", "2", "--max-p99", "500ms"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=REPO)
+
+
+def test_good_canary_is_promoted_on_real_metrics(stack: Stack, api: FakeKubeAPI, tmp_path: Path) -> None:
+    _seed(api, GOOD)
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    with Mesh(api, stack, GOOD) as mesh:
+        done = _run(api, stack, GOOD, kubeconfig)
+        assert done.returncode == 0, done.stderr
+        assert mesh.weights() == (0, 100)
+        time.sleep(1.5)  # a scrape after the promotion
+        status = CliRunner().invoke(cli, ["status", "--virtual-service", VS, "--stable", STABLE, "--canary", GOOD,
+                                          "--kubeconfig", str(kubeconfig), "--prometheus-url", stack.prometheus,
+                                          "--window", "10s", "-o", "json"], catch_exceptions=False)
+    assert "rollout succeeded: canary at 100%" in done.stdout
+    assert "advance: analysis passed; canary 20% -> 50%" in done.stderr
+    assert "promote: analysis passed at canary 50%; canary promoted to 100%" in done.stderr
+    assert mesh.sent[GOOD] > 20 and mesh.sent[STABLE] > 20 and set(mesh.codes) == {200}
+    assert [e["reason"] for e in api.events] == ["RolloutStart", "RolloutAdvance", "RolloutPromote"]
+    assert status.exit_code == 0, status.output
+    out = json.loads(status.stdout)
+    assert out["weights"] == {"stable": 0, "canary": 100}
+    assert out["rollout"]["phase"] == "succeeded"
+    canary = out["metrics"]["canary"]
+    assert canary["request_rate"] > 1 and canary["error_rate"] == 0 and 0 < canary["p99"] < 0.5
+    assert out["verdict"]["ok"] is True
+
+
+def test_bad_canary_is_rolled_back_on_real_metrics(stack: Stack, api: FakeKubeAPI, tmp_path: Path) -> None:
+    _seed(api, BAD)
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    with Mesh(api, stack, BAD) as mesh:
+        started = time.monotonic()
+        done = _run(api, stack, BAD, kubeconfig)
+        took = time.monotonic() - started
+        weights_after = mesh.weights()
+    assert done.returncode == EXIT_ANALYSIS_FAILED, done.stderr
+    assert weights_after == (100, 0)
+    assert "error: canary rolled back to 0%: canary error rate" in done.stderr
+    assert "failed check 2/2 at canary 20%" in done.stderr
+    assert took < 30  # two checks at 4 s intervals, never advanced
+    assert mesh.codes.get(500, 0) > 0
+    vs = api.get(ISTIO, "virtualservices", NS, VS)
+    state = json.loads(vs["metadata"]["annotations"][STATE_ANNOTATION])
+    assert state["phase"] == "rolled-back" and state["failed_checks"] == 2 and state["step"] == 0
+    assert [e["reason"] for e in api.events] == ["RolloutStart", "RolloutHold", "RolloutRollback"]
+
+
+def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stack, api: FakeKubeAPI) -> None:
+    with Mesh(api, stack, BAD) as mesh:
+        _seed(api, BAD)
+        api.edit(ISTIO, "virtualservices", NS, VS, lambda vs: [
+            d.update(weight=50) for d in vs["spec"]["http"][1]["route"]])
+        deadline = time.monotonic() + 20
+        while mesh.sent[BAD] < 60 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # two more scrapes
+    args = ["analyze", "--prometheus-url", stack.prometheus, "--stable", STABLE, "--canary", BAD, "--window", "15s"]
+    r = CliRunner().invoke(cli, [*args, "-o", "json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    stable, canary = out["metrics"]["stable"], out["metrics"]["canary"]
+    assert stable["error_rate"] == 0 and stable["requests"] > 10
+    assert 0.1 < canary["error_rate"] < 0.6  # 30% injected
+    assert out["verdict"]["ok"] is False
+    assert any("canary error rate" in reason for reason in out["verdict"]["reasons"])
+    table = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert table.exit_code == 0
+    assert "error rate (5xx, gRPC non-OK)" in table.stdout and "verdict: FAIL" in table.stdout
+    assert STABLE in table.stdout and BAD in table.stdout
