@@ -136,13 +136,27 @@ def judge(stable: Metrics, canary: Metrics, t: Thresholds, canary_ready: bool | 
     """Compare the canary with absolute limits and with the stable; every check is reported."""
     checks: list[Check] = []
     if canary_ready is not None:
-        checks.append(Check("ready", canary_ready, "canary InferenceService is " + ("Ready" if canary_ready else "not Ready")))
+        checks.append(
+            Check(
+                "ready",
+                canary_ready,
+                "canary InferenceService is " + ("Ready" if canary_ready else "not Ready"),
+            )
+        )
     n = canary.requests or 0.0
     enough = n >= t.min_requests
-    checks.append(Check("traffic", enough, f"canary served {n:.0f} requests in the window (min {t.min_requests:.0f})"))
+    checks.append(
+        Check("traffic", enough, f"canary served {n:.0f} requests in the window (min {t.min_requests:.0f})")
+    )
     if enough and canary.error_rate is not None:
         er = canary.error_rate
-        checks.append(Check("error_rate", er <= t.max_error_rate, f"canary error rate {_pct(er)} (max {_pct(t.max_error_rate)})"))
+        checks.append(
+            Check(
+                "error_rate",
+                er <= t.max_error_rate,
+                f"canary error rate {_pct(er)} (max {_pct(t.max_error_rate)})",
+            )
+        )
         if stable.error_rate is not None:
             diff = er - stable.error_rate
             checks.append(
@@ -162,11 +176,16 @@ def judge(stable: Metrics, canary: Metrics, t: Thresholds, canary_ready: bool | 
                 Check(
                     "p99_vs_stable",
                     p99 <= limit,
-                    f"canary p99 {_ms(p99)} vs stable {_ms(stable.p99)} (max {t.max_p99_ratio:g}x + {_ms(t.p99_slack)})",
+                    f"canary p99 {_ms(p99)} vs stable {_ms(stable.p99)} "
+                    f"(max {t.max_p99_ratio:g}x + {_ms(t.p99_slack)})",
                 )
             )
     if t.fail_on_drift and canary.drifted is not None:
         checks.append(
-            Check("drift", not canary.drifted, "drift detected on canary inputs" if canary.drifted else "no drift on canary inputs")
+            Check(
+                "drift",
+                not canary.drifted,
+                "drift detected on canary inputs" if canary.drifted else "no drift on canary inputs",
+            )
         )
     return Verdict(all(c.ok for c in checks), checks)

@@ -77,60 +77,167 @@ def _opt(*names: str, env: str, **kw: Any) -> Callable[[F], F]:
 
 
 kube_options = _compose(
-    _opt("--virtual-service", "virtual_service", env="VIRTUAL_SERVICE", required=True,
-         help="Name of the Istio VirtualService that splits traffic."),
-    _opt("--namespace", "-n", env="NAMESPACE", default=None,
-         help="Namespace (default: the kubeconfig context's, in a pod its own, else 'default')."),
-    click.option("--kubeconfig", envvar=["ROLLOUT_KUBECONFIG", "KUBECONFIG"], show_envvar=True, default=None,
-                 help="Kubeconfig file (default: in-cluster config in a pod, else ~/.kube/config)."),
+    _opt(
+        "--virtual-service",
+        "virtual_service",
+        env="VIRTUAL_SERVICE",
+        required=True,
+        help="Name of the Istio VirtualService that splits traffic.",
+    ),
+    _opt(
+        "--namespace",
+        "-n",
+        env="NAMESPACE",
+        default=None,
+        help="Namespace (default: the kubeconfig context's, in a pod its own, else 'default').",
+    ),
+    click.option(
+        "--kubeconfig",
+        envvar=["ROLLOUT_KUBECONFIG", "KUBECONFIG"],
+        show_envvar=True,
+        default=None,
+        help="Kubeconfig file (default: in-cluster config in a pod, else ~/.kube/config).",
+    ),
     _opt("--context", env="CONTEXT", default=None, help="Kubeconfig context."),
-    _opt("--route", env="ROUTE", default="primary", show_default=True,
-         help="Name of the weighted http route with the stable and canary destinations."),
-    _opt("--stable-host", env="STABLE_HOST", default=None,
-         help="Substring of the stable destination host (default: host named after --stable)."),
-    _opt("--canary-host", env="CANARY_HOST", default=None,
-         help="Substring of the canary destination host (default: host named after --canary)."),
-    _opt("--patch-type", env="PATCH_TYPE", type=click.Choice(["merge", "json"]), default="merge", show_default=True,
-         help="merge: merge patch pinning metadata.resourceVersion (409 on any concurrent change); "
-              "json: JSON patch with test ops on the route's hosts and weights."),
+    _opt(
+        "--route",
+        env="ROUTE",
+        default="primary",
+        show_default=True,
+        help="Name of the weighted http route with the stable and canary destinations.",
+    ),
+    _opt(
+        "--stable-host",
+        env="STABLE_HOST",
+        default=None,
+        help="Substring of the stable destination host (default: host named after --stable).",
+    ),
+    _opt(
+        "--canary-host",
+        env="CANARY_HOST",
+        default=None,
+        help="Substring of the canary destination host (default: host named after --canary).",
+    ),
+    _opt(
+        "--patch-type",
+        env="PATCH_TYPE",
+        type=click.Choice(["merge", "json"]),
+        default="merge",
+        show_default=True,
+        help="merge: merge patch pinning metadata.resourceVersion (409 on any concurrent change); "
+        "json: JSON patch with test ops on the route's hosts and weights.",
+    ),
 )
 side_options = _compose(
     _opt("--stable", env="STABLE", required=True, help="Name of the stable InferenceService."),
     _opt("--canary", env="CANARY", required=True, help="Name of the canary InferenceService."),
 )
 prometheus_options = _compose(
-    _opt("--prometheus-url", env="PROMETHEUS_URL", default="http://localhost:9090", show_default=True,
-         help="Prometheus base URL ('' to skip metrics in status)."),
-    _opt("--metric-label", env="METRIC_LABEL", default="inference_service", show_default=True,
-         help="Label whose value is the InferenceService name on the metrics."),
-    _opt("--metric-prefix", env="METRIC_PREFIX", default="predictor", show_default=True,
-         help="Prefix of <prefix>_requests_total and <prefix>_request_duration_seconds (e.g. transformer)."),
-    _opt("--window", env="WINDOW", default="1m", show_default=True, callback=_window,
-         help="PromQL range the rates and quantiles are computed over."),
-    _opt("--drift-query", env="DRIFT_QUERY", default=DEFAULT_DRIFT_QUERY, show_default=True,
-         help="PromQL giving >0 when drift is detected; {isvc} and {selector} are filled in ('' to skip)."),
+    _opt(
+        "--prometheus-url",
+        env="PROMETHEUS_URL",
+        default="http://localhost:9090",
+        show_default=True,
+        help="Prometheus base URL ('' to skip metrics in status).",
+    ),
+    _opt(
+        "--metric-label",
+        env="METRIC_LABEL",
+        default="inference_service",
+        show_default=True,
+        help="Label whose value is the InferenceService name on the metrics.",
+    ),
+    _opt(
+        "--metric-prefix",
+        env="METRIC_PREFIX",
+        default="predictor",
+        show_default=True,
+        help="Prefix of <prefix>_requests_total and <prefix>_request_duration_seconds (e.g. transformer).",
+    ),
+    _opt(
+        "--window",
+        env="WINDOW",
+        default="1m",
+        show_default=True,
+        callback=_window,
+        help="PromQL range the rates and quantiles are computed over.",
+    ),
+    _opt(
+        "--drift-query",
+        env="DRIFT_QUERY",
+        default=DEFAULT_DRIFT_QUERY,
+        show_default=True,
+        help="PromQL giving >0 when drift is detected; {isvc} and {selector} are filled in ('' to skip).",
+    ),
 )
 threshold_options = _compose(
-    _opt("--min-requests", env="MIN_REQUESTS", type=click.FloatRange(min=0), default=10, show_default=True,
-         help="Canary requests needed in the window for a check to pass (no traffic fails the check)."),
-    _opt("--max-error-rate", env="MAX_ERROR_RATE", type=click.FloatRange(0, 1), default=0.01, show_default=True,
-         help="Highest canary server-error ratio."),
-    _opt("--max-error-rate-increase", env="MAX_ERROR_RATE_INCREASE", type=click.FloatRange(0, 1), default=0.01,
-         show_default=True, help="Highest canary error ratio minus the stable's."),
-    _opt("--max-p99", env="MAX_P99", default="1s", show_default=True, callback=_duration,
-         help="Highest canary p99 latency."),
-    _opt("--max-p99-ratio", env="MAX_P99_RATIO", type=click.FloatRange(min=1), default=1.5, show_default=True,
-         help="Highest canary p99 as a multiple of the stable's (plus --p99-slack)."),
-    _opt("--p99-slack", env="P99_SLACK", default="25ms", show_default=True, callback=_duration,
-         help="Absolute allowance added to the ratio limit (sub-millisecond p99s are noisy)."),
-    _opt("--fail-on-drift/--ignore-drift", "fail_on_drift", env="FAIL_ON_DRIFT", default=True, show_default=True,
-         help="Whether drift detected on the canary fails a check."),
+    _opt(
+        "--min-requests",
+        env="MIN_REQUESTS",
+        type=click.FloatRange(min=0),
+        default=10,
+        show_default=True,
+        help="Canary requests needed in the window for a check to pass (no traffic fails the check).",
+    ),
+    _opt(
+        "--max-error-rate",
+        env="MAX_ERROR_RATE",
+        type=click.FloatRange(0, 1),
+        default=0.01,
+        show_default=True,
+        help="Highest canary server-error ratio.",
+    ),
+    _opt(
+        "--max-error-rate-increase",
+        env="MAX_ERROR_RATE_INCREASE",
+        type=click.FloatRange(0, 1),
+        default=0.01,
+        show_default=True,
+        help="Highest canary error ratio minus the stable's.",
+    ),
+    _opt(
+        "--max-p99",
+        env="MAX_P99",
+        default="1s",
+        show_default=True,
+        callback=_duration,
+        help="Highest canary p99 latency.",
+    ),
+    _opt(
+        "--max-p99-ratio",
+        env="MAX_P99_RATIO",
+        type=click.FloatRange(min=1),
+        default=1.5,
+        show_default=True,
+        help="Highest canary p99 as a multiple of the stable's (plus --p99-slack).",
+    ),
+    _opt(
+        "--p99-slack",
+        env="P99_SLACK",
+        default="25ms",
+        show_default=True,
+        callback=_duration,
+        help="Absolute allowance added to the ratio limit (sub-millisecond p99s are noisy).",
+    ),
+    _opt(
+        "--fail-on-drift/--ignore-drift",
+        "fail_on_drift",
+        env="FAIL_ON_DRIFT",
+        default=True,
+        show_default=True,
+        help="Whether drift detected on the canary fails a check.",
+    ),
 )
-output_option = click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+output_option = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 write_options = _compose(
     click.option("--dry-run", is_flag=True, help="Print the patch that would be sent; change nothing."),
-    click.option("--resource-version", default=None,
-                 help="Only change the object if it still has this resourceVersion (as shown by status)."),
+    click.option(
+        "--resource-version",
+        default=None,
+        help="Only change the object if it still has this resourceVersion (as shown by status).",
+    ),
 )
 
 
@@ -255,7 +362,9 @@ def status(output: str, **kw: Any) -> None:
                 "weights": asdict(routes.weights),
                 "hosts": {"stable": routes.stable_host, "canary": routes.canary_host},
                 "inferenceServices": {side: asdict(r) for side, r in ready.items()},
-                "metrics": None if metrics is None else {"stable": metrics[0].as_dict(), "canary": metrics[1].as_dict()},
+                "metrics": None
+                if metrics is None
+                else {"stable": metrics[0].as_dict(), "canary": metrics[1].as_dict()},
                 "verdict": None if verdict is None else verdict.as_dict(),
                 "prometheusError": None if prom_error is None else str(prom_error),
                 "rollout": None if state is None else asdict(state),
@@ -264,20 +373,30 @@ def status(output: str, **kw: Any) -> None:
         )
     else:
         con = render.console()
-        con.print(f"VirtualService {routes.namespace}/{routes.name} (resourceVersion {routes.resource_version})")
-        rows = [
+        con.print(
+            f"VirtualService {routes.namespace}/{routes.name} (resourceVersion {routes.resource_version})"
+        )
+        rows: list[tuple[str, str, str]] = [
             ("InferenceService", kw["stable"], kw["canary"]),
             ("destination host", routes.stable_host, routes.canary_host),
             ("weight", f"{routes.weights.stable}%", f"{routes.weights.canary}%"),
-            *[("ready", *(_ready_text(ready[s].ready, ready[s].message) for s in ("stable", "canary")))],
+            (
+                "ready",
+                _ready_text(ready["stable"].ready, ready["stable"].message),
+                _ready_text(ready["canary"].ready, ready["canary"].message),
+            ),
         ]
-        con.print(render.metrics_table(*(metrics or (None, None)), rows))
+        con.print(
+            render.metrics_table(metrics[0] if metrics else None, metrics[1] if metrics else None, rows)
+        )
         if verdict is not None:
             for line in render.verdict_lines(verdict):
                 con.print(line)
         if state is not None:
-            con.print(f"rollout: {state.phase}, step {state.step + 1}/{len(state.steps)} {state.steps}, "
-                      f"{state.failed_checks} failed checks{', ' + state.reason if state.reason else ''}")
+            con.print(
+                f"rollout: {state.phase}, step {state.step + 1}/{len(state.steps)} {state.steps}, "
+                f"{state.failed_checks} failed checks{', ' + state.reason if state.reason else ''}"
+            )
         if last:
             con.print(f"last decision: {last}")
     if prom_error is not None:
@@ -296,25 +415,32 @@ def _change(kw: dict[str, Any], action: str, target: Callable[[Routes], Weights]
         weights = target(routes)
         reason = f"{action} by an operator"
         annotations: dict[str, str | None] = {
-            DECISION_ANNOTATION: decision(action, weights, reason, now_iso(time.time), by=f"rollout {action}"),
+            DECISION_ANNOTATION: decision(
+                action, weights, reason, now_iso(time.time), by=f"rollout {action}"
+            ),
         }
         state = RunState.from_annotations(routes.annotations)
         if state is not None and state.phase == "progressing":
             stopped = RunState(**{**asdict(state), "phase": "interrupted", "reason": f"rollout {action}"})
             annotations[STATE_ANNOTATION] = stopped.to_json()
-        patch, written = router.set_routes(routes, weights, annotations, dry_run=dry_run, expect_resource_version=rv)
+        patch, written = router.set_routes(
+            routes, weights, annotations, dry_run=dry_run, expect_resource_version=rv
+        )
         kind = "application/json-patch+json" if isinstance(patch, list) else "application/merge-patch+json"
         if dry_run:
             click.echo(
-                f"# dry run: PATCH {ISTIO.plural}.{ISTIO.group}/{routes.name} in {routes.namespace} ({kind}), not sent",
+                f"# dry run: PATCH {ISTIO.plural}.{ISTIO.group}/{routes.name} "
+                f"in {routes.namespace} ({kind}), not sent",
                 err=True,
             )
             click.echo(json.dumps(patch, indent=2, sort_keys=True))
             return
         assert written is not None
         before, after = routes.weights, written.weights
-        message = (f"{action}: stable {before.stable}% / canary {before.canary}% -> "
-                   f"stable {after.stable}% / canary {after.canary}%")
+        message = (
+            f"{action}: stable {before.stable}% / canary {before.canary}% -> "
+            f"stable {after.stable}% / canary {after.canary}%"
+        )
         try:
             router.record(written, f"Rollout{action.title().replace('-', '')}", message)
         except RolloutError as e:
@@ -331,8 +457,10 @@ def _change(kw: dict[str, Any], action: str, target: Callable[[Routes], Weights]
             }
         )
     else:
-        click.echo(f"VirtualService {routes.namespace}/{routes.name}: {message} "
-                   f"(resourceVersion {routes.resource_version} -> {written.resource_version})")
+        click.echo(
+            f"VirtualService {routes.namespace}/{routes.name}: {message} "
+            f"(resourceVersion {routes.resource_version} -> {written.resource_version})"
+        )
 
 
 @cli.command("set-weight")
@@ -372,14 +500,35 @@ def rollback(output: str, **kw: Any) -> None:
 @side_options
 @prometheus_options
 @threshold_options
-@click.option("--steps", envvar="ROLLOUT_STEPS", show_envvar=True, default="5,10,25,50,100", show_default=True,
-              help="Canary weights to go through; 100 is appended when missing.")
-@click.option("--interval", envvar="ROLLOUT_INTERVAL", show_envvar=True, default="1m", show_default=True,
-              callback=_duration, help="Time at each step before its analysis (and between re-checks).")
-@click.option("--max-failed-checks", envvar="ROLLOUT_MAX_FAILED_CHECKS", show_envvar=True,
-              type=click.IntRange(min=1), default=3, show_default=True,
-              help="Failed checks (over the whole rollout) that trigger the rollback.")
-@click.option("--restart", is_flag=True, help="Ignore a rollout in progress on the VirtualService; start at step 1.")
+@click.option(
+    "--steps",
+    envvar="ROLLOUT_STEPS",
+    show_envvar=True,
+    default="5,10,25,50,100",
+    show_default=True,
+    help="Canary weights to go through; 100 is appended when missing.",
+)
+@click.option(
+    "--interval",
+    envvar="ROLLOUT_INTERVAL",
+    show_envvar=True,
+    default="1m",
+    show_default=True,
+    callback=_duration,
+    help="Time at each step before its analysis (and between re-checks).",
+)
+@click.option(
+    "--max-failed-checks",
+    envvar="ROLLOUT_MAX_FAILED_CHECKS",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Failed checks (over the whole rollout) that trigger the rollback.",
+)
+@click.option(
+    "--restart", is_flag=True, help="Ignore a rollout in progress on the VirtualService; start at step 1."
+)
 def run(steps: str, interval: float, max_failed_checks: int, restart: bool, **kw: Any) -> None:
     """Progressive delivery: step the canary weight up while the analysis passes, roll back when it fails."""
     try:
@@ -432,8 +581,14 @@ def analyze(output: str, **kw: Any) -> None:
         stable, canary = _analysis(prom, queries, kw["stable"], kw["canary"])
     verdict = judge(stable, canary, thresholds)
     if output == "json":
-        render.echo_json({"prometheus": url, "window": queries.window, "metrics": {
-            "stable": stable.as_dict(), "canary": canary.as_dict()}, "verdict": verdict.as_dict()})
+        render.echo_json(
+            {
+                "prometheus": url,
+                "window": queries.window,
+                "metrics": {"stable": stable.as_dict(), "canary": canary.as_dict()},
+                "verdict": verdict.as_dict(),
+            }
+        )
         return
     con = render.console()
     con.print(f"analysis over the last {queries.window} from {url} (label {queries.label})")
@@ -444,4 +599,3 @@ def analyze(output: str, **kw: Any) -> None:
 
 def main() -> None:
     cli(prog_name="rollout")
-

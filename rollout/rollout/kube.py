@@ -82,6 +82,12 @@ def _translate(e: ApiException, what: str, *, patch_with_tests: bool = False) ->
     return KubeError(f"Kubernetes API error {status} on {what}: {msg}", status)
 
 
+def _as_obj(obj: object) -> Obj:
+    if not isinstance(obj, dict):
+        raise KubeError(f"unexpected answer from the Kubernetes API: {type(obj).__name__}")
+    return obj
+
+
 class KubeGateway:
     """Get and patch custom objects, and record Events, in one namespace."""
 
@@ -99,7 +105,7 @@ class KubeGateway:
             raise _translate(e, kind.describe(name)) from e
         except urllib3.exceptions.HTTPError as e:
             raise KubeUnavailableError(f"Kubernetes API unreachable: {e}") from e
-        return dict(obj)
+        return _as_obj(obj)
 
     def patch(self, kind: Resource, name: str, patch: Obj | list[Obj]) -> Obj:
         """Merge patch (a dict) or JSON patch (a list of ops); returns the object as written."""
@@ -118,7 +124,7 @@ class KubeGateway:
             raise _translate(e, kind.describe(name), patch_with_tests=json_patch) from e
         except urllib3.exceptions.HTTPError as e:
             raise KubeUnavailableError(f"Kubernetes API unreachable: {e}") from e
-        return dict(obj)
+        return _as_obj(obj)
 
     def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         """A core/v1 Event on ``involved`` (source component ``rollout``)."""
@@ -165,14 +171,18 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
     try:
         if kubeconfig:
             raise config.ConfigException("a kubeconfig was given")
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         if not ns and os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
             with open(SERVICE_ACCOUNT_NAMESPACE) as f:
                 ns = f.read().strip()
     except config.ConfigException:
         try:
-            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=cfg
+            )
+            contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig
+            )
         except (config.ConfigException, OSError) as e:
             raise KubeUnavailableError(f"no usable Kubernetes configuration: {e}") from e
         chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
@@ -182,4 +192,4 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
     try:
         yield KubeGateway(api_client, ns or "default")
     finally:
-        api_client.close()
+        api_client.close()  # type: ignore[no-untyped-call]

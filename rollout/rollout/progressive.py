@@ -99,7 +99,7 @@ class Progressive:
     state: RunState | None = field(default=None, init=False)
 
     def run(self) -> RunState:
-        """Drive the rollout to its end: the final state (succeeded), or raise (rolled back, paused, conflict)."""
+        """Drive the rollout to its end: the final (succeeded) state, or raise (rolled back, paused...)."""
         routes = self.router.get_routes()
         if self.preflight is not None:
             self.preflight()  # e.g. Prometheus reachable: fail before the first write, weights untouched
@@ -107,17 +107,23 @@ class Progressive:
         if found and found.phase == PROGRESSING and not self.options.restart:
             if routes.weights.canary != found.weight:
                 raise ConflictError(
-                    f"the rollout state says canary {found.weight}% (step {found.step + 1}/{len(found.steps)}) but "
-                    f"the VirtualService has {routes.weights.canary}%: weights were changed outside `rollout run`. "
+                    f"the rollout state says canary {found.weight}% "
+                    f"(step {found.step + 1}/{len(found.steps)}) but the VirtualService has "
+                    f"{routes.weights.canary}%: weights were changed outside `rollout run`. "
                     "Use --restart to start over from the first step."
                 )
             self.state = found
-            self._log("resume", f"resuming at step {found.step + 1}/{len(found.steps)} (canary {found.weight}%, "
-                      f"{found.failed_checks} failed checks)")
+            self._log(
+                "resume",
+                f"resuming at step {found.step + 1}/{len(found.steps)} (canary {found.weight}%, "
+                f"{found.failed_checks} failed checks)",
+            )
         else:
             first = RunState(PROGRESSING, self.options.steps, 0, 0, self.clock())
             if first.weight == 100:
-                self._write(routes, replace(first, phase=SUCCEEDED), "promote", "single step: canary promoted to 100%")
+                self._write(
+                    routes, replace(first, phase=SUCCEEDED), "promote", "single step: canary promoted to 100%"
+                )
                 return self._final()
             routes = self._write(routes, first, "start", f"starting the rollout at canary {first.weight}%")
         assert self.state is not None
@@ -129,7 +135,9 @@ class Progressive:
             try:
                 stable, canary, ready = self.analyze()
             except PrometheusUnavailableError as e:
-                self._record(routes, None, "pause", f"analysis impossible, weights unchanged: {e}", warning=True)
+                self._record(
+                    routes, None, "pause", f"analysis impossible, weights unchanged: {e}", warning=True
+                )
                 raise
             verdict = judge(stable, canary, self.thresholds, ready)
             if self.on_check:
@@ -138,21 +146,38 @@ class Progressive:
             if verdict.ok:
                 nxt = replace(st, step=st.step + 1, step_started=self.clock(), reason="")
                 if nxt.weight == 100:
-                    self._write(routes, replace(nxt, phase=SUCCEEDED), "promote",
-                                f"analysis passed at canary {st.weight}%; canary promoted to 100%")
+                    self._write(
+                        routes,
+                        replace(nxt, phase=SUCCEEDED),
+                        "promote",
+                        f"analysis passed at canary {st.weight}%; canary promoted to 100%",
+                    )
                     return self._final()
-                routes = self._write(routes, nxt, "advance", f"analysis passed; canary {st.weight}% -> {nxt.weight}%")
+                routes = self._write(
+                    routes, nxt, "advance", f"analysis passed; canary {st.weight}% -> {nxt.weight}%"
+                )
                 continue
             failed = st.failed_checks + 1
             reason = "; ".join(verdict.reasons)
             if failed >= self.options.max_failed_checks:
-                done = replace(st, phase=ROLLED_BACK, failed_checks=failed, reason=reason, step_started=self.clock())
-                msg = f"failed check {failed}/{self.options.max_failed_checks} at canary {st.weight}%: {reason}; rolled back to stable"
+                done = replace(
+                    st, phase=ROLLED_BACK, failed_checks=failed, reason=reason, step_started=self.clock()
+                )
+                msg = (
+                    f"failed check {failed}/{self.options.max_failed_checks} at canary {st.weight}%: "
+                    f"{reason}; rolled back to stable"
+                )
                 self._write(routes, done, "rollback", msg, weights=Weights(100, 0), warning=True)
                 raise AnalysisFailedError(f"canary rolled back to 0%: {reason}")
             held = replace(st, failed_checks=failed, reason=reason, step_started=self.clock())
-            self._write(routes, held, "hold", f"failed check {failed}/{self.options.max_failed_checks} at canary "
-                        f"{st.weight}%: {reason}; holding", warning=True)
+            self._write(
+                routes,
+                held,
+                "hold",
+                f"failed check {failed}/{self.options.max_failed_checks} at canary "
+                f"{st.weight}%: {reason}; holding",
+                warning=True,
+            )
 
     # ------------------------------------------------------------------------------------------
     def _final(self) -> RunState:
@@ -170,7 +195,8 @@ class Progressive:
         assert self.state is not None
         if routes.weights.canary != self.state.weight:
             raise ConflictError(
-                f"the canary weight changed outside this run ({self.state.weight}% -> {routes.weights.canary}%); "
+                "the canary weight changed outside this run "
+                f"({self.state.weight}% -> {routes.weights.canary}%); "
                 "stopping without changing weights"
             )
         return routes
@@ -182,7 +208,7 @@ class Progressive:
         action: str,
         reason: str,
         *,
-        weights: Weights | None | str = "from-state",
+        weights: Weights | str | None = "from-state",
         warning: bool = False,
     ) -> Routes:
         state = replace(state, revision=(self.state.revision + 1 if self.state else 0))
@@ -218,6 +244,8 @@ class Progressive:
             log.warning("could not record an Event (%s); the decision is on the annotation", e)
         return written
 
-    def _log(self, action: str, reason: str, *, warning: bool = False, weights: Weights | None = None) -> None:
+    def _log(
+        self, action: str, reason: str, *, warning: bool = False, weights: Weights | None = None
+    ) -> None:
         split = f" [stable {weights.stable}% / canary {weights.canary}%]" if weights else ""
         log.log(logging.WARNING if warning else logging.INFO, "%s: %s%s", action, reason, split)

@@ -31,7 +31,9 @@ class Prometheus:
     def check(self) -> None:
         """Raise :class:`~rollout.errors.PrometheusUnavailableError` unless Prometheus answers a query."""
         if self.scalar("vector(1)") != 1.0:
-            raise PrometheusUnavailableError(f"Prometheus at {self.url} answered vector(1) with something else")
+            raise PrometheusUnavailableError(
+                f"Prometheus at {self.url} answered vector(1) with something else"
+            )
 
     def scalar(self, promql: str) -> float | None:
         """The query's single value; None when the result is empty or NaN (no data)."""
@@ -63,6 +65,8 @@ class Prometheus:
                 )
             value = result[0]["value"][1]
         else:
-            raise PrometheusUnavailableError(f"query {promql!r} returned a {data.get('resultType')}, not a number")
+            raise PrometheusUnavailableError(
+                f"query {promql!r} returned a {data.get('resultType')}, not a number"
+            )
         number = float(value) if value is not None else math.nan
         return None if math.isnan(number) else number

@@ -27,4 +27,6 @@ def readiness(gateway: KubeGateway, isvc: str) -> Readiness:
     if ready is None:
         return Readiness(isvc, False, "no Ready condition yet")
     ok = str(ready.get("status")) == "True"
-    return Readiness(isvc, ok, "Ready" if ok else (ready.get("message") or ready.get("reason") or "not Ready"))
+    return Readiness(
+        isvc, ok, "Ready" if ok else (ready.get("message") or ready.get("reason") or "not Ready")
+    )

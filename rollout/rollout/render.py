@@ -44,7 +44,9 @@ def _drift(m: Metrics) -> str:
     return f"DRIFT ({m.drift:g})" if m.drifted else f"none ({m.drift:g})"
 
 
-def metrics_table(stable: Metrics | None, canary: Metrics | None, rows_before: list[tuple[str, str, str]]) -> Table:
+def metrics_table(
+    stable: Metrics | None, canary: Metrics | None, rows_before: list[tuple[str, str, str]]
+) -> Table:
     """Stable and canary side by side: the given rows, then the metrics (when there are any)."""
     table = Table(show_header=True, header_style="bold")
     table.add_column("")
@@ -54,7 +56,9 @@ def metrics_table(stable: Metrics | None, canary: Metrics | None, rows_before: l
         table.add_row(*row)
     if stable is not None and canary is not None:
         table.add_row("requests in window", _num(stable.requests, "{:.0f}"), _num(canary.requests, "{:.0f}"))
-        table.add_row("request rate", _num(stable.request_rate, "{:.2f}/s"), _num(canary.request_rate, "{:.2f}/s"))
+        table.add_row(
+            "request rate", _num(stable.request_rate, "{:.2f}/s"), _num(canary.request_rate, "{:.2f}/s")
+        )
         table.add_row("error rate (5xx, gRPC non-OK)", _pct(stable.error_rate), _pct(canary.error_rate))
         table.add_row("success rate", _pct(stable.success_rate), _pct(canary.success_rate))
         table.add_row("p50 latency", _ms(stable.p50), _ms(canary.p50))
@@ -64,5 +68,9 @@ def metrics_table(stable: Metrics | None, canary: Metrics | None, rows_before: l
 
 
 def verdict_lines(verdict: Verdict) -> list[str]:
-    head = "verdict: PASS (the canary may advance)" if verdict.ok else "verdict: FAIL (the canary would be held / rolled back)"
+    head = (
+        "verdict: PASS (the canary may advance)"
+        if verdict.ok
+        else "verdict: FAIL (the canary would be held / rolled back)"
+    )
     return [head, *(f"  [{'ok' if c.ok else 'FAIL'}] {c.detail}" for c in verdict.checks)]

@@ -123,14 +123,16 @@ class IstioRouter:
         idx = next((i for i, r in enumerate(http) if r.get("name") == self.route_name), None)
         if idx is None:
             raise RoutesError(
-                f"{where} has no http route named {self.route_name!r} (its routes: {', '.join(names) or 'none'}); "
+                f"{where} has no http route named {self.route_name!r} "
+                f"(its routes: {', '.join(names) or 'none'}); "
                 "expected one with a stable and a canary destination"
             )
         dests = http[idx].get("route") or []
         hosts = [str((d.get("destination") or {}).get("host", "")) for d in dests]
         if len(dests) != 2:
             raise RoutesError(
-                f"{where}: route {self.route_name!r} has {len(dests)} destination(s) ({', '.join(hosts) or 'none'}); "
+                f"{where}: route {self.route_name!r} has {len(dests)} destination(s) "
+                f"({', '.join(hosts) or 'none'}); "
                 "expected exactly two, stable and canary"
             )
         s = [i for i, h in enumerate(hosts) if self.stable.matches(h)]
@@ -196,7 +198,13 @@ class IstioRouter:
                 (routes.stable_index, routes.stable_host, routes.weights.stable, weights.stable),
                 (routes.canary_index, routes.canary_host, routes.weights.canary, weights.canary),
             ):
-                ops.append({"op": "test", "path": _pointer(*base, "route", idx, "destination", "host"), "value": host})
+                ops.append(
+                    {
+                        "op": "test",
+                        "path": _pointer(*base, "route", idx, "destination", "host"),
+                        "value": host,
+                    }
+                )
                 ops.append({"op": "test", "path": _pointer(*base, "route", idx, "weight"), "value": old})
                 ops.append({"op": "replace", "path": _pointer(*base, "route", idx, "weight"), "value": new})
         if annotations:
@@ -222,7 +230,9 @@ class IstioRouter:
         expect_resource_version: str | None = None,
     ) -> tuple[Obj | list[Obj], Routes | None]:
         """Write the patch (unless ``dry_run``); returns it and the routes as written (None on dry run)."""
-        patch = self.build_patch(routes, weights, annotations, expect_resource_version=expect_resource_version)
+        patch = self.build_patch(
+            routes, weights, annotations, expect_resource_version=expect_resource_version
+        )
         if dry_run:
             return patch, None
         written = self.gateway.patch(ISTIO, self.name, patch)
@@ -236,6 +246,13 @@ class IstioRouter:
 def decision(action: str, weights: Weights, reason: str, at: str, **extra: Any) -> str:
     """The JSON value of the last-decision annotation."""
     return json.dumps(
-        {"action": action, "stable": weights.stable, "canary": weights.canary, "reason": reason, "time": at, **extra},
+        {
+            "action": action,
+            "stable": weights.stable,
+            "canary": weights.canary,
+            "reason": reason,
+            "time": at,
+            **extra,
+        },
         sort_keys=True,
     )

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from fake_kube_api import FakeKubeAPI
-
 from rollout.cli import cli
 
 NS = "models"
@@ -57,8 +56,15 @@ def inference_service(name: str, ready: bool = True) -> dict[str, Any]:
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": NS},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "onnx"}}}},
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                                   **({} if ready else {"reason": "RevisionMissing", "message": "pods crash-looping"})}]},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    **({} if ready else {"reason": "RevisionMissing", "message": "pods crash-looping"}),
+                }
+            ]
+        },
     }
 
 

@@ -192,7 +192,12 @@ class FakeKubeAPI:
                     "kind": "Config",
                     "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
                     "users": [{"name": "sre", "user": {"token": TOKEN}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "sre", "namespace": namespace}}],
+                    "contexts": [
+                        {
+                            "name": "fake",
+                            "context": {"cluster": "fake", "user": "sre", "namespace": namespace},
+                        }
+                    ],
                     "current-context": "fake",
                 }
             )
@@ -219,7 +224,9 @@ class FakeKubeAPI:
         with self._lock:
             return copy.deepcopy(self.objects[(api_version, plural, namespace, name)])
 
-    def edit(self, api_version: str, plural: str, namespace: str, name: str, change: Callable[[Obj], None]) -> Obj:
+    def edit(
+        self, api_version: str, plural: str, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> Obj:
         """A concurrent edit by someone else: change the stored object and bump its resourceVersion."""
         with self._lock:
             obj = self.get(api_version, plural, namespace, name)
@@ -314,10 +321,20 @@ class _Handler(BaseHTTPRequestHandler):
                         raise PatchError("a JSON patch must be a list of operations")
                     result = json_patch(current, body)
                 else:
-                    self._status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}")
+                    self._status(
+                        415,
+                        "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format: {ctype}",
+                    )
                     return
             except (PatchError, KeyError, TypeError, ValueError) as e:
-                self._status(422, "Invalid", f"the server rejected our request due to an error in our request: {e}", name, key[1])
+                self._status(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: {e}",
+                    name,
+                    key[1],
+                )
                 return
             sent_rv = (result.get("metadata") or {}).get("resourceVersion")
             if sent_rv != current["metadata"]["resourceVersion"]:
@@ -348,7 +365,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(405, "MethodNotAllowed", "the fake API only creates events")
             return
         if not isinstance(body, dict) or not (body.get("involvedObject") or {}).get("name"):
-            self._status(422, "Invalid", "Event is invalid: involvedObject.name: Required value", "", "events")
+            self._status(
+                422, "Invalid", "Event is invalid: involvedObject.name: Required value", "", "events"
+            )
             return
         meta = body.setdefault("metadata", {})
         meta["namespace"] = key[2]

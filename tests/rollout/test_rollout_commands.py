@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from conftest import CANARY, NS, STABLE, VS, Cluster, Invoke, host
-
 from rollout.errors import (
     EXIT_CONFLICT,
     EXIT_FORBIDDEN,
@@ -32,7 +31,11 @@ def test_status_json_shows_weights_hosts_and_readiness(cluster: Cluster, rollout
     assert out["hosts"] == {"stable": host(STABLE), "canary": host(CANARY)}
     assert out["resourceVersion"] == cluster.vs()["metadata"]["resourceVersion"]
     assert out["inferenceServices"]["stable"] == {"isvc": STABLE, "ready": True, "message": "Ready"}
-    assert out["inferenceServices"]["canary"] == {"isvc": CANARY, "ready": False, "message": "pods crash-looping"}
+    assert out["inferenceServices"]["canary"] == {
+        "isvc": CANARY,
+        "ready": False,
+        "message": "pods crash-looping",
+    }
     assert out["metrics"] is None and out["verdict"] is None and out["rollout"] is None
 
 
@@ -127,9 +130,13 @@ def test_missing_required_option_is_a_usage_error(cluster: Cluster, rollout: Inv
     assert "Missing option '--virtual-service'" in r.stderr
 
 
-@pytest.mark.parametrize("args", [("status", *NO_PROM), ("set-weight", "10"), ("promote",), ("rollback",),
-                                  ("run", "--interval", "1s")])
-def test_unknown_virtual_service_is_not_found(cluster: Cluster, rollout: Invoke, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("status", *NO_PROM), ("set-weight", "10"), ("promote",), ("rollback",), ("run", "--interval", "1s")],
+)
+def test_unknown_virtual_service_is_not_found(
+    cluster: Cluster, rollout: Invoke, args: tuple[str, ...]
+) -> None:
     r = rollout(*args, "--virtual-service", "nope")
     assert r.exit_code == EXIT_NOT_FOUND, r.output
     assert 'virtualservices.networking.istio.io "nope" not found' in r.stderr
@@ -142,7 +149,9 @@ def test_unknown_namespace_is_not_found(cluster: Cluster, rollout: Invoke) -> No
 
 def test_stale_resource_version_is_a_conflict(cluster: Cluster, rollout: Invoke) -> None:
     seen = json.loads(rollout("status", *NO_PROM, "-o", "json").stdout)["resourceVersion"]
-    cluster.edit_vs(lambda vs: vs["metadata"].setdefault("labels", {}).update(team="sre"))  # someone else writes
+    cluster.edit_vs(
+        lambda vs: vs["metadata"].setdefault("labels", {}).update(team="sre")
+    )  # someone else writes
     r = rollout("set-weight", "40", "--resource-version", seen)
     assert r.exit_code == EXIT_CONFLICT, r.output
     assert "was changed by someone else since it was read" in r.stderr and "nothing was written" in r.stderr
@@ -212,7 +221,9 @@ def _one_destination(vs: dict[str, Any]) -> None:
 
 
 def _foreign_hosts(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][1]["route"][1]["destination"]["host"] = "other-model-predictor.models.svc.cluster.local"
+    vs["spec"]["http"][1]["route"][1]["destination"]["host"] = (
+        "other-model-predictor.models.svc.cluster.local"
+    )
 
 
 def _bad_sum(vs: dict[str, Any]) -> None:
@@ -228,8 +239,10 @@ def _bad_sum(vs: dict[str, Any]) -> None:
         (_bad_sum, "weights must sum to 100"),
     ],
 )
-@pytest.mark.parametrize("args", [("status", *NO_PROM), ("set-weight", "10"), ("promote",), ("rollback",),
-                                  ("run", "--interval", "1s")])
+@pytest.mark.parametrize(
+    "args",
+    [("status", *NO_PROM), ("set-weight", "10"), ("promote",), ("rollback",), ("run", "--interval", "1s")],
+)
 def test_virtual_service_without_the_two_routes_is_refused(
     cluster: Cluster, rollout: Invoke, change: Any, message: str, args: tuple[str, ...]
 ) -> None:
@@ -242,8 +255,18 @@ def test_virtual_service_without_the_two_routes_is_refused(
 
 
 def test_host_substrings_select_the_destinations(cluster: Cluster, rollout: Invoke) -> None:
-    r = rollout("set-weight", "10", "--stable", "a", "--canary", "b",
-                "--stable-host", "-stable-", "--canary-host", "-canary-")
+    r = rollout(
+        "set-weight",
+        "10",
+        "--stable",
+        "a",
+        "--canary",
+        "b",
+        "--stable-host",
+        "-stable-",
+        "--canary-host",
+        "-canary-",
+    )
     assert r.exit_code == 0, r.output
     assert cluster.weights() == (90, 10)
 
@@ -255,16 +278,27 @@ def test_wrong_token_is_forbidden(cluster: Cluster, rollout: Invoke) -> None:
 
 
 def test_api_server_down(cluster: Cluster, rollout: Invoke) -> None:
-    cluster.kubeconfig.write_text(cluster.kubeconfig.read_text().replace(cluster.api.url, f"http://127.0.0.1:{free_port()}"))
+    cluster.kubeconfig.write_text(
+        cluster.kubeconfig.read_text().replace(cluster.api.url, f"http://127.0.0.1:{free_port()}")
+    )
     r = rollout("rollback")
     assert r.exit_code == EXIT_KUBE_UNAVAILABLE and "Kubernetes API unreachable" in r.stderr
 
 
 def test_manual_change_interrupts_a_rollout_in_progress(cluster: Cluster, rollout: Invoke) -> None:
-    state = {"phase": "progressing", "steps": [10, 50, 100], "step": 0, "failed_checks": 0,
-             "step_started": 1.0, "revision": 1, "reason": ""}
+    state = {
+        "phase": "progressing",
+        "steps": [10, 50, 100],
+        "step": 0,
+        "failed_checks": 0,
+        "step_started": 1.0,
+        "revision": 1,
+        "reason": "",
+    }
     cluster.seed(90, 10)
-    cluster.edit_vs(lambda vs: vs["metadata"].update(annotations={"rollout.model-serving/state": json.dumps(state)}))
+    cluster.edit_vs(
+        lambda vs: vs["metadata"].update(annotations={"rollout.model-serving/state": json.dumps(state)})
+    )
     assert rollout("rollback").exit_code == 0
     assert cluster.annotation("rollout.model-serving/state")["phase"] == "interrupted"
     assert cluster.annotation("rollout.model-serving/state")["reason"] == "rollout rollback"

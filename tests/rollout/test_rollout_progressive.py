@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 from conftest import CANARY, STABLE, VS, Cluster, Invoke
-
 from rollout.analysis import Metrics, Thresholds
-from rollout.errors import EXIT_PROMETHEUS_UNAVAILABLE, AnalysisFailedError, ConflictError, PrometheusUnavailableError
+from rollout.errors import (
+    EXIT_PROMETHEUS_UNAVAILABLE,
+    AnalysisFailedError,
+    ConflictError,
+    PrometheusUnavailableError,
+)
 from rollout.kube import connect
 from rollout.progressive import STATE_ANNOTATION, Progressive, RunOptions, parse_steps
 from rollout.router import DECISION_ANNOTATION, Backend, IstioRouter
@@ -84,9 +88,11 @@ def test_good_canary_is_promoted_step_by_step(cluster: Cluster) -> None:
 
 def test_bad_canary_is_held_then_rolled_back(cluster: Cluster) -> None:
     clock = Clock()
-    with progressive(cluster, lambda n: BAD, clock, max_failed_checks=3) as (p, seen):
-        with pytest.raises(AnalysisFailedError, match=r"canary rolled back to 0%: canary error rate 30.00%"):
-            p.run()
+    with (
+        progressive(cluster, lambda n: BAD, clock, max_failed_checks=3) as (p, seen),
+        pytest.raises(AnalysisFailedError, match=r"canary rolled back to 0%: canary error rate 30.00%"),
+    ):
+        p.run()
     assert seen == [(90, 10)] * 3  # held at the first step, never advanced
     assert cluster.weights() == (100, 0)
     state = cluster.annotation(STATE_ANNOTATION)
@@ -166,11 +172,17 @@ def test_outside_weight_change_stops_the_run(cluster: Cluster) -> None:
 
 def test_resume_refuses_weights_changed_while_stopped_unless_restart(cluster: Cluster) -> None:
     clock = Clock()
-    with progressive(cluster, lambda n: (_ for _ in ()).throw(Crash()), clock) as (p, _), pytest.raises(Crash):
+    with (
+        progressive(cluster, lambda n: (_ for _ in ()).throw(Crash()), clock) as (p, _),
+        pytest.raises(Crash),
+    ):
         p.run()
     cluster.edit_vs(lambda vs: vs["spec"]["http"][1]["route"][0].update(weight=75))
     cluster.edit_vs(lambda vs: vs["spec"]["http"][1]["route"][1].update(weight=25))
-    with progressive(cluster, lambda n: GOOD, clock) as (p, _), pytest.raises(ConflictError, match="--restart"):
+    with (
+        progressive(cluster, lambda n: GOOD, clock) as (p, _),
+        pytest.raises(ConflictError, match="--restart"),
+    ):
         p.run()
     with progressive(cluster, lambda n: GOOD, clock, restart=True) as (p, seen):
         assert p.run().phase == "succeeded"
@@ -178,14 +190,25 @@ def test_resume_refuses_weights_changed_while_stopped_unless_restart(cluster: Cl
 
 
 @pytest.mark.parametrize("in_progress", [False, True])
-def test_run_with_prometheus_down_exits_8_and_leaves_weights(cluster: Cluster, rollout: Invoke, in_progress: bool) -> None:
+def test_run_with_prometheus_down_exits_8_and_leaves_weights(
+    cluster: Cluster, rollout: Invoke, in_progress: bool
+) -> None:
     if in_progress:
         cluster.seed(75, 25)
-        state = {"phase": "progressing", "steps": [25, 50, 100], "step": 0, "failed_checks": 0,
-                 "step_started": 1.0, "revision": 1, "reason": ""}
+        state = {
+            "phase": "progressing",
+            "steps": [25, 50, 100],
+            "step": 0,
+            "failed_checks": 0,
+            "step_started": 1.0,
+            "revision": 1,
+            "reason": "",
+        }
         cluster.edit_vs(lambda vs: vs["metadata"].update(annotations={STATE_ANNOTATION: json.dumps(state)}))
     before = cluster.weights()
-    r = rollout("run", "--steps", "25,50", "--interval", "1s", "--prometheus-url", f"http://127.0.0.1:{free_port()}")
+    r = rollout(
+        "run", "--steps", "25,50", "--interval", "1s", "--prometheus-url", f"http://127.0.0.1:{free_port()}"
+    )
     assert r.exit_code == EXIT_PROMETHEUS_UNAVAILABLE, r.output
     assert "unreachable" in r.stderr
     assert cluster.weights() == before

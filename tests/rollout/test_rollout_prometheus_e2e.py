@@ -25,7 +25,6 @@ import pytest
 from click.testing import CliRunner
 from conftest import ISTIO, KSERVE, NS, inference_service
 from fake_kube_api import FakeKubeAPI
-
 from rollout.cli import cli
 from rollout.errors import EXIT_ANALYSIS_FAILED
 from rollout.progressive import STATE_ANNOTATION
@@ -59,8 +58,18 @@ class Stack:
 def _predictor(bundle: Path, log: Path, env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
     http, grpc = free_port(), free_port()
     proc = ServerProcess(
-        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle),
-         "--http_port", str(http), "--grpc_port", str(grpc)],
+        [
+            "-m",
+            "predictor",
+            "--model_name",
+            MODEL,
+            "--model_dir",
+            str(bundle),
+            "--http_port",
+            str(http),
+            "--grpc_port",
+            str(grpc),
+        ],
         ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
         env=env,
         log_path=log,
@@ -88,7 +97,8 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
         for proc in procs:
             proc.wait_ready()
         targets = "\n".join(
-            f"      - targets: ['{url.removeprefix('http://')}']\n        labels: {{inference_service: {name}}}"
+            f"      - targets: ['{url.removeprefix('http://')}']\n"
+            f"        labels: {{inference_service: {name}}}"
             for name, url in urls.items()
         )
         config = tmp / "prometheus.yml"
@@ -98,8 +108,12 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
         )
         port = free_port()
         prom = ServerProcess(
-            [f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            [
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
             ready_url=f"http://127.0.0.1:{port}/-/ready",
             python=prom_bin,
             log_path=tmp / "prometheus.log",
@@ -132,11 +146,17 @@ def _virtual_service(canary: str) -> dict[str, Any]:
         "apiVersion": ISTIO,
         "kind": "VirtualService",
         "metadata": {"name": VS, "namespace": NS},
-        "spec": {"hosts": ["diabetes-risk.example.com"], "http": [
-            {"name": "canary-pin", "match": [{"headers": {"x-model-version": {"exact": "canary"}}}],
-             "route": [{"destination": {"host": f"{canary}-predictor.{NS}.svc.cluster.local"}}]},
-            {"name": "primary", "route": [dest(STABLE, 100), dest(canary, 0)]},
-        ]},
+        "spec": {
+            "hosts": ["diabetes-risk.example.com"],
+            "http": [
+                {
+                    "name": "canary-pin",
+                    "match": [{"headers": {"x-model-version": {"exact": "canary"}}}],
+                    "route": [{"destination": {"host": f"{canary}-predictor.{NS}.svc.cluster.local"}}],
+                },
+                {"name": "primary", "route": [dest(STABLE, 100), dest(canary, 0)]},
+            ],
+        },
     }
 
 
@@ -150,8 +170,16 @@ class Mesh:
         self.codes: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mesh", daemon=True)
-        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(stack.rows.shape),
-                            "data": stack.rows.ravel().tolist()}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": list(stack.rows.shape),
+                    "data": stack.rows.ravel().tolist(),
+                }
+            ]
+        }
         self._body = json.dumps(body).encode()
 
     def weights(self) -> tuple[int, int]:
@@ -168,8 +196,11 @@ class Mesh:
                 target = self.canary if i % 100 < canary_weight else STABLE
                 i += 1
                 try:
-                    r = client.post(f"{self.stack.urls[target]}/v2/models/{MODEL}/infer", content=self._body,
-                                    headers={"content-type": "application/json"})
+                    r = client.post(
+                        f"{self.stack.urls[target]}/v2/models/{MODEL}/infer",
+                        content=self._body,
+                        headers={"content-type": "application/json"},
+                    )
                     self.codes[r.status_code] = self.codes.get(r.status_code, 0) + 1
                     self.sent[target] += 1
                 except httpx.HTTPError:
@@ -200,10 +231,34 @@ def _seed(api: FakeKubeAPI, canary: str) -> None:
 
 def _run(api: FakeKubeAPI, stack: Stack, canary: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
     """The real console entry point (python -m rollout) in a child process, short steps and window."""
-    args = [sys.executable, "-m", "rollout", "run",
-            "--virtual-service", VS, "--stable", STABLE, "--canary", canary, "--kubeconfig", str(kubeconfig),
-            "--prometheus-url", stack.prometheus, "--steps", "20,50", "--interval", "4s", "--window", "6s",
-            "--min-requests", "5", "--max-failed-checks", "2", "--max-p99", "500ms"]
+    args = [
+        sys.executable,
+        "-m",
+        "rollout",
+        "run",
+        "--virtual-service",
+        VS,
+        "--stable",
+        STABLE,
+        "--canary",
+        canary,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--prometheus-url",
+        stack.prometheus,
+        "--steps",
+        "20,50",
+        "--interval",
+        "4s",
+        "--window",
+        "6s",
+        "--min-requests",
+        "5",
+        "--max-failed-checks",
+        "2",
+        "--max-p99",
+        "500ms",
+    ]
     return subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=REPO)
 
 
@@ -215,9 +270,27 @@ def test_good_canary_is_promoted_on_real_metrics(stack: Stack, api: FakeKubeAPI,
         assert done.returncode == 0, done.stderr
         assert mesh.weights() == (0, 100)
         time.sleep(1.5)  # a scrape after the promotion
-        status = CliRunner().invoke(cli, ["status", "--virtual-service", VS, "--stable", STABLE, "--canary", GOOD,
-                                          "--kubeconfig", str(kubeconfig), "--prometheus-url", stack.prometheus,
-                                          "--window", "10s", "-o", "json"], catch_exceptions=False)
+        status = CliRunner().invoke(
+            cli,
+            [
+                "status",
+                "--virtual-service",
+                VS,
+                "--stable",
+                STABLE,
+                "--canary",
+                GOOD,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--prometheus-url",
+                stack.prometheus,
+                "--window",
+                "10s",
+                "-o",
+                "json",
+            ],
+            catch_exceptions=False,
+        )
     assert "rollout succeeded: canary at 100%" in done.stdout
     assert "advance: analysis passed; canary 20% -> 50%" in done.stderr
     assert "promote: analysis passed at canary 50%; canary promoted to 100%" in done.stderr
@@ -255,13 +328,28 @@ def test_bad_canary_is_rolled_back_on_real_metrics(stack: Stack, api: FakeKubeAP
 def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stack, api: FakeKubeAPI) -> None:
     with Mesh(api, stack, BAD) as mesh:
         _seed(api, BAD)
-        api.edit(ISTIO, "virtualservices", NS, VS, lambda vs: [
-            d.update(weight=50) for d in vs["spec"]["http"][1]["route"]])
+        api.edit(
+            ISTIO,
+            "virtualservices",
+            NS,
+            VS,
+            lambda vs: [d.update(weight=50) for d in vs["spec"]["http"][1]["route"]],
+        )
         deadline = time.monotonic() + 20
         while mesh.sent[BAD] < 60 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(2)  # two more scrapes
-    args = ["analyze", "--prometheus-url", stack.prometheus, "--stable", STABLE, "--canary", BAD, "--window", "15s"]
+    args = [
+        "analyze",
+        "--prometheus-url",
+        stack.prometheus,
+        "--stable",
+        STABLE,
+        "--canary",
+        BAD,
+        "--window",
+        "15s",
+    ]
     r = CliRunner().invoke(cli, [*args, "-o", "json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
