@@ -107,7 +107,7 @@ class Detector:
             rows = request_rows(event.data, self.schema)
         else:
             kind = "prediction"
-            rows = response_scores(event.data).reshape(-1, 1)
+            rows = response_scores(event.data, self.schema.classes).reshape(-1, 1)
         key = StreamKey(event.namespace, event.inference_service, event.component)
         stream = self._stream(key)
         labels = key.labels()

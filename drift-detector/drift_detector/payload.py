@@ -6,12 +6,14 @@ Requests (the model's inputs, one row per instance):
   (a logger on the transformer; encoded with the bundle's feature spec) or encoded rows
   ``[[59.0, 1.0, ...], ...]`` (a logger on the predictor).
 * V2 ``{"inputs": [{"name", "shape", "datatype", "data"}, ...]}``: one tensor ``[n, n_features]``
-  (the predictor's ``input``), or one column per feature named like the spec's features.
+  (the predictor's ``input``), or raw records as the transformer takes them (one column per
+  feature, or a BYTES input ``records`` of JSON records; decoded by :mod:`serving_common.records`).
 
 Responses (the predicted positive-class score, one per row):
 
 * V1 ``{"predictions": [...]}`` whose items are ``{"probabilities": [p0, p1], ...}`` (our
-  predictor), ``{"probability"|"score": p}``, ``[p0, p1]`` or a bare number.
+  predictor), ``{"probabilities": {"low_risk": p0, "high_risk": p1}, ...}`` (our transformer),
+  ``{"probability"|"score": p}``, ``[p0, p1]`` or a bare number.
 * V2 ``{"outputs": [...]}`` with an output named ``probabilities`` (``[n, 2]``: column 1) or
   ``probability``/``score``/``scores`` (``[n]``).
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from serving_common import FeatureSpec
+from serving_common.records import RECORDS_INPUT, RequestInvalid, from_v2, is_records_input
 
 from drift_detector.errors import BadEvent
 
@@ -44,6 +47,10 @@ class Schema:
     names: tuple[str, ...]
     spec: FeatureSpec | None
     max_rows: int
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.spec.classes) if self.spec is not None else ()
 
     @property
     def n_features(self) -> int:
@@ -79,8 +86,12 @@ def request_rows(data: Any, schema: Schema) -> np.ndarray:
     return _matrix(instances, schema, f"'{key}'")
 
 
-def response_scores(data: Any) -> np.ndarray:
-    """The positive-class scores of a V1 or V2 response body, float32 ``[n]``."""
+def response_scores(data: Any, classes: Sequence[str] = ()) -> np.ndarray:
+    """The positive-class scores of a V1 or V2 response body, float32 ``[n]``.
+
+    ``classes`` (the spec's class names) picks the positive class out of a ``probabilities``
+    object keyed by class name, as the transformer answers; without it the second entry is used.
+    """
     if not isinstance(data, Mapping):
         raise BadEvent(f"response body must be a JSON object, not {_kind(data)}", reason="bad_payload")
     if isinstance(data.get("outputs"), list):
@@ -90,7 +101,7 @@ def response_scores(data: Any) -> np.ndarray:
         raise BadEvent(
             "response body has neither 'predictions' (V1) nor 'outputs' (V2)", reason="bad_payload"
         )
-    return np.array([_score(p, i) for i, p in enumerate(predictions)], dtype=np.float32)
+    return np.array([_score(p, i, classes) for i, p in enumerate(predictions)], dtype=np.float32)
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -148,46 +159,60 @@ def _matrix(values: Any, schema: Schema, what: str, shape: Sequence[int] | None 
     return array
 
 
+class _Input:
+    """A V2 JSON input, duck-typed as KServe's ``InferInput`` for :mod:`serving_common.records`."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.name = str(doc.get("name", ""))
+        self.datatype = str(doc.get("datatype", "")).upper()
+        shape = doc.get("shape")
+        self.shape: list[int] = shape if isinstance(shape, list) else []
+        self.parameters = doc.get("parameters") or {}
+        self.data = doc.get("data")
+
+    def as_numpy(self) -> np.ndarray:
+        dtype = np.object_ if self.datatype == "BYTES" else np.float64
+        data = self.data if isinstance(self.data, list) else []
+        values = np.array(
+            [None if v is None else v for v in np.asarray(data, dtype=np.object_).reshape(-1)], dtype=dtype
+        )
+        return values.reshape(self.shape) if self.shape else values
+
+
 def _v2_rows(inputs: Sequence[Mapping[str, Any]], schema: Schema) -> np.ndarray:
-    names = [str(i.get("name", "")) for i in inputs]
-    if len(inputs) == 1 and names[0] not in schema.names:
-        tensor = inputs[0]
-        if str(tensor.get("datatype", "")).upper() == "BYTES":
+    docs = [_Input(i) for i in inputs]
+    names = [d.name for d in docs]
+    if len(docs) == 1 and names[0] not in schema.names and not is_records_input(docs[0]):
+        tensor = docs[0]
+        if tensor.datatype == "BYTES":
             raise BadEvent(f"V2 input {names[0]!r} is BYTES; expected a numeric tensor", reason="bad_payload")
-        shape = tensor.get("shape")
+        shape = inputs[0].get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise BadEvent(
                 f"V2 input {names[0]!r} needs a 'shape' of non-negative integers", reason="bad_payload"
             )
-        return _matrix(tensor.get("data"), schema, f"V2 input {names[0]!r}", shape)
-    unknown = [n for n in names if n not in schema.names]
-    if unknown:
+        return _matrix(tensor.data, schema, f"V2 input {names[0]!r}", shape)
+    unknown = [n for n in names if n not in schema.names and n != RECORDS_INPUT]
+    if unknown and not any(is_records_input(d) for d in docs):
         raise BadEvent(
-            f"V2 inputs {unknown} are not features of this model; send one tensor [n, {schema.n_features}] "
-            f"or one input per feature ({', '.join(schema.names)})",
+            f"V2 inputs {unknown} are not features of this model; send one tensor [n, {schema.n_features}], "
+            f"one input per feature ({', '.join(schema.names)}) "
+            f"or a BYTES input {RECORDS_INPUT!r} of JSON records",
             reason="wrong_feature_count",
         )
-    columns: dict[str, list[Any]] = {}
-    for name, tensor in zip(names, inputs, strict=True):
-        data = tensor.get("data")
-        if not isinstance(data, list):
-            raise BadEvent(f"V2 input {name!r} needs 'data' as a list", reason="bad_payload")
-        columns[name] = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
-    lengths = {len(c) for c in columns.values()}
-    if len(lengths) != 1:
-        raise BadEvent(f"V2 inputs have different lengths: {sorted(lengths)}", reason="bad_payload")
-    n = lengths.pop()
-    _check_count(n, schema)
-    records = [{name: column[i] for name, column in columns.items()} for i in range(n)]
+    try:
+        records = from_v2(docs, schema.max_rows)
+    except (RequestInvalid, TypeError, ValueError) as e:
+        raise BadEvent(f"V2 raw records: {e}", reason="bad_payload") from e
     if schema.spec is None:
-        return _matrix([[r[name] for name in schema.names] for r in records], schema, "V2 inputs")
+        return _matrix([[r.get(name) for name in schema.names] for r in records], schema, "V2 inputs")
     return _records(records, schema)
 
 
 # --- responses -----------------------------------------------------------------------------------
 
 
-def _score(prediction: Any, index: int) -> float:
+def _score(prediction: Any, index: int, classes: Sequence[str]) -> float:
     value = prediction
     if isinstance(value, Mapping):
         key = next((k for k in SCORE_KEYS if k in value), None)
@@ -197,6 +222,9 @@ def _score(prediction: Any, index: int) -> float:
                 reason="bad_payload",
             )
         value = value[key]
+    if isinstance(value, Mapping):  # {"low_risk": 0.2, "high_risk": 0.8}
+        positive = classes[POSITIVE] if len(classes) > POSITIVE else None
+        value = value[positive] if positive is not None and positive in value else list(value.values())
     if isinstance(value, list):
         value = value[POSITIVE] if len(value) > POSITIVE else (value[0] if value else None)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):

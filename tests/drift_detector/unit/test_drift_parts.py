@@ -123,6 +123,28 @@ def test_raw_records_and_feature_columns_encode_like_the_spec() -> None:
     assert np.array_equal(request_rows(columns, SCHEMA), expected)
 
 
+def test_transformer_requests_and_responses() -> None:
+    records = Population(seed=2).records(4)
+    expected = SPEC.vectorise(records)
+    by_json = {
+        "inputs": [{"name": "records", "shape": [1], "datatype": "BYTES", "data": [json.dumps(records)]}]
+    }
+    assert np.array_equal(request_rows(by_json, SCHEMA), expected)
+    with_null = {
+        "inputs": [
+            {"name": n, "shape": [1], "datatype": "BYTES" if n == "sex" else "FP64", "data": [records[0][n]]}
+            for n in NAMES
+        ]
+    }
+    with_null["inputs"][2]["data"] = [None]  # bmi missing: the spec rejects it, as the transformer would
+    with pytest.raises(BadEvent, match="field 'bmi': is missing") as info:
+        request_rows(with_null, SCHEMA)
+    assert info.value.reason == "invalid_records"
+    # the transformer answers probabilities by class name; "probability" is the picked label's
+    answer = {"predictions": [{"label": "0", "probability": 0.9, "probabilities": {"0": 0.9, "1": 0.1}}]}
+    assert response_scores(answer, SPEC.classes).tolist() == pytest.approx([0.1])
+
+
 def test_response_formats() -> None:
     assert response_scores(
         {"predictions": [{"label": 1, "probabilities": [0.2, 0.8]}]}
