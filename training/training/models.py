@@ -11,7 +11,7 @@ Preprocessing lives inside both graphs (imputation for the trees, standardisatio
 
 from __future__ import annotations
 
-import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,23 +117,27 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int, input_name: str) -> Train
         opt.step()
     model.eval()
 
-    buf = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (xt[:2],),
-        buf,
-        input_names=[input_name],
-        output_names=[OUTPUT_LABEL, OUTPUT_PROBABILITIES],
-        dynamic_axes={input_name: {0: "batch"}, OUTPUT_LABEL: {0: "batch"}, OUTPUT_PROBABILITIES: {0: "batch"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # torch.export's own internals emit FutureWarnings about its pytree API; not ours to fix
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            model,
+            (xt[:2],),
+            input_names=[input_name],
+            output_names=[OUTPUT_LABEL, OUTPUT_PROBABILITIES],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 20)},),
+            opset_version=max(OPSET, 18),
+            dynamo=True,
+            verbose=False,
+        )
+    assert program is not None
+    onnx_bytes = program.model_proto.SerializeToString()
 
     def predict_proba(a: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return model(torch.tensor(a, dtype=torch.float32))[1].numpy().astype(np.float64)
 
-    return Trained(onnx_bytes=buf.getvalue(), predict_proba=predict_proba, parameters={"model": "mlp", **params})
+    return Trained(onnx_bytes=onnx_bytes, predict_proba=predict_proba, parameters={"model": "mlp", **params})
 
 
 TRAINERS: dict[str, Callable[[np.ndarray, np.ndarray, int, str], Trained]] = {
