@@ -67,6 +67,20 @@ lint: install ## ruff and mypy
 bench: install bundles ## throughput and latency against a naive KServe predictor and raw onnxruntime
 	$(BIN)/python tests/bench/bench_predictor.py --bundle $(BUNDLES)/gbm
 
+IMAGE_PREFIX ?= model-serving
+IMAGE_TAG    ?= 0.1.0
+DOCKER       ?= docker
+IMAGES       := predictor transformer explainer drift-detector
+
+images: ## build every component image (build context = repo root; IMAGE_PREFIX, IMAGE_TAG)
+	@for c in $(IMAGES); do \
+	  echo "== $(IMAGE_PREFIX)/$$c:$(IMAGE_TAG)"; \
+	  DOCKER_BUILDKIT=1 $(DOCKER) build $(DOCKER_BUILD_ARGS) -f $$c/Dockerfile -t $(IMAGE_PREFIX)/$$c:$(IMAGE_TAG) . || exit 1; \
+	done
+
+manifests: install-serving tools ## render manifests/ from the chart's defaults (copies drift alerts into the chart)
+	$(BIN)/python tests/tools/render_manifests.py
+
 clean: ## remove virtualenvs, tools, bundles and caches
 	rm -rf $(VENV) $(VENV_DRIFT) $(TOOLS) $(BUNDLES) .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -103,6 +103,8 @@ def openapi_to_jsonschema(node: Any) -> Any:
             out[key] = openapi_to_jsonschema(value)
         elif key in ("allOf", "anyOf", "oneOf"):
             out[key] = [openapi_to_jsonschema(sub) for sub in value]
+        elif key == "pattern" and value.startswith("^(?i)"):
+            out[key] = "(?i)^" + value[len("^(?i)") :]  # Go allows inline flags anywhere, Python only first
         else:
             out[key] = value
     if node.get("x-kubernetes-int-or-string"):
@@ -119,6 +121,23 @@ def openapi_to_jsonschema(node: Any) -> Any:
     return out
 
 
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+ROOT_FIELDS: dict[str, Any] = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+            "namespace": {"type": "string"},
+            "labels": _STRING_MAP,
+            "annotations": _STRING_MAP,
+        },
+    },
+}
+
+
 @cache
 def crd_validators(crds_dir: Path) -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     """``(apiVersion, kind) -> validator`` for every served version of every CRD in the folder."""
@@ -132,7 +151,9 @@ def crd_validators(crds_dir: Path) -> dict[tuple[str, str], jsonschema.protocols
                 if not version.get("served", True):
                     continue
                 schema = openapi_to_jsonschema(version["schema"]["openAPIV3Schema"])
-                jsonschema.Draft7Validator.check_schema(schema)
+                # the API server always accepts these at the root, whether or not the CRD lists them
+                schema["properties"] = {**ROOT_FIELDS, **schema.get("properties", {})}
+                schema["required"] = sorted({"apiVersion", "kind", "metadata", *schema.get("required", [])})
                 validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
     return validators
 

@@ -1,0 +1,357 @@
+"""The chart lints, renders every ci/ scenario, and every rendered document is valid and coherent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from chart_support import (
+    CHART,
+    CI_SCENARIOS,
+    NAMESPACE,
+    REPO,
+    Helm,
+    HelmError,
+    by_kind,
+    kserve_services,
+    pod_specs,
+    service_fqdn,
+    validate_all,
+)
+
+SCENARIO_IDS = [p.name.removesuffix("-values.yaml") for p in CI_SCENARIOS]
+REQUIRED_SCENARIOS = {
+    "default", "no-canary", "canary-10-90", "canary-100", "shadow", "auth", "explainer-off",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=CI_SCENARIOS, ids=SCENARIO_IDS)
+def scenario(request: pytest.FixtureRequest, helm: Helm) -> tuple[Path, list[dict[str, Any]]]:
+    return request.param, helm.template(request.param)
+
+
+def _values(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def test_every_required_scenario_exists() -> None:
+    assert set(SCENARIO_IDS) >= REQUIRED_SCENARIOS
+
+
+def test_lint_strict_every_scenario(helm: Helm) -> None:
+    helm.run("lint", "--strict", str(CHART))
+    for values in CI_SCENARIOS:
+        proc = helm.run("lint", "--strict", str(CHART), "-f", str(values), check=False)
+        assert proc.returncode == 0, f"{values.name}:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_documents_match_schemas(scenario: tuple[Path, list[dict[str, Any]]], crds_dir: Path) -> None:
+    _, docs = scenario
+    problems = validate_all(docs, crds_dir)
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_validator_rejects_unknown_fields(default_docs: list[dict[str, Any]], crds_dir: Path) -> None:
+    """The validation is strict: a misplaced field (e.g. ``spec.logger``) is caught in every family."""
+    import copy
+
+    isvc = copy.deepcopy(by_kind(default_docs, "InferenceService")[0])
+    isvc["spec"]["logger"] = {"mode": "all"}
+    vs = copy.deepcopy(by_kind(default_docs, "VirtualService")[0])
+    vs["spec"]["http"][0]["weight"] = 5
+    deploy = copy.deepcopy(by_kind(default_docs, "Deployment")[0])
+    deploy["spec"]["template"]["spec"]["containers"][0]["probe"] = {}
+    rule = copy.deepcopy(by_kind(default_docs, "PrometheusRule")[0])
+    rule["spec"]["groups"][0]["rules"][0]["expression"] = "up"
+    problems = {p.document: p.messages for p in validate_all([isvc, vs, deploy, rule], crds_dir)}
+    assert len(problems) == 4, problems
+    assert any(
+        "logger" in m
+        for m in problems[f"serving.kserve.io/v1beta1/InferenceService {isvc['metadata']['name']}"]
+    )
+
+
+def test_inference_services_standard_mode_cluster_local(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, docs = scenario
+    isvcs = by_kind(docs, "InferenceService")
+    canary = _values(path).get("canary", {}).get("enabled", True)
+    assert [i["metadata"]["name"] for i in isvcs] == ["model-serving-stable"] + (
+        ["model-serving-canary"] if canary else []
+    )
+    for isvc in isvcs:
+        meta = isvc["metadata"]
+        assert meta["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+        assert meta["labels"]["networking.kserve.io/visibility"] == "cluster-local"
+        predictor = isvc["spec"]["predictor"]["containers"][0]
+        assert predictor["name"] == "kserve-container"
+        names = {}
+        for component in ("predictor", "transformer", "explainer"):
+            if component in isvc["spec"]:
+                args = isvc["spec"][component]["containers"][0]["args"]
+                names[component] = args[args.index("--model_name") + 1]
+                if component == "transformer":
+                    assert args[args.index("--predictor_protocol") + 1] in ("v2", "grpc-v2")
+                    host = args[args.index("--predictor_host") + 1]
+                    assert host.split(":")[0] == service_fqdn(f"{meta['name']}-predictor")
+        assert set(names.values()) == {"diabetes-risk"}, names
+
+
+def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, docs = scenario
+    values = _values(path)
+    (vs,) = by_kind(docs, "VirtualService")
+    routes = {r["name"]: r for r in vs["spec"]["http"]}
+    primary = routes["primary"]
+    weights = [d["weight"] for d in primary["route"]]
+    assert sum(weights) == 100
+    created = {service_fqdn(s) for i in by_kind(docs, "InferenceService") for s in kserve_services(i)}
+    destinations = [d["destination"]["host"] for r in vs["spec"]["http"] for d in r["route"]]
+    destinations += [r["mirror"]["host"] for r in vs["spec"]["http"] if "mirror" in r]
+    missing = [h for h in destinations if h not in created]
+    assert not missing, f"routes to Services KServe does not create: {missing} (created: {sorted(created)})"
+    entry = "predictor" if values.get("transformer", {}).get("enabled") is False else "transformer"
+    canary_on = values.get("canary", {}).get("enabled", True)
+    if canary_on:
+        expected = values.get("traffic", {}).get("weights", {"stable": 90, "canary": 10})
+        assert [d["destination"]["host"] for d in primary["route"]] == [
+            service_fqdn(f"model-serving-stable-{entry}"),
+            service_fqdn(f"model-serving-canary-{entry}"),
+        ]
+        assert weights == [expected["stable"], expected["canary"]]
+        pin = routes["canary-pin"]
+        assert pin["match"] == [{"headers": {"x-model-version": {"exact": "canary"}}}]
+        assert pin["route"][0]["destination"]["host"] == service_fqdn(f"model-serving-canary-{entry}")
+    else:
+        assert "canary-pin" not in routes
+        assert weights == [100]
+    mirror = values.get("traffic", {}).get("mirrorPercent", 0)
+    if mirror:
+        assert primary["mirror"]["host"] == service_fqdn(f"model-serving-canary-{entry}")
+        assert primary["mirrorPercentage"] == {"value": mirror}
+    else:
+        assert "mirror" not in primary
+    assert primary["timeout"] == "10s" and primary["retries"]["attempts"] == 2
+    hosts = {d["spec"]["host"] for d in by_kind(docs, "DestinationRule")}
+    assert hosts == {d["destination"]["host"] for d in primary["route"]} | (
+        {service_fqdn(f"model-serving-canary-{entry}")} if canary_on else set()
+    )
+
+
+def test_logger_points_at_drift_detector(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, docs = scenario
+    (svc,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("drift-detector")]
+    (deploy,) = by_kind(docs, "Deployment")
+    assert svc["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+    container_ports = {
+        p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    (port,) = svc["spec"]["ports"]
+    assert port["port"] == 80 and container_ports[port["targetPort"]] == 8080
+    for isvc in by_kind(docs, "InferenceService"):
+        predictor = isvc["spec"]["predictor"]
+        args = predictor["containers"][0]["args"]
+        if "logger" in predictor:
+            assert predictor["logger"]["mode"] == "all"
+            url = predictor["logger"]["url"]
+            assert "--logger_url" not in args
+        else:  # transformer -> predictor over gRPC bypasses KServe's agent: the predictor logs itself
+            assert _values(path)["transformer"]["predictorProtocol"] == "grpc-v2"
+            url = args[args.index("--logger_url") + 1]
+        parsed = urlparse(url)
+        assert parsed.scheme == "http" and parsed.hostname == service_fqdn(svc["metadata"]["name"])
+        assert (parsed.port or 80) == port["port"]
+
+
+def test_every_container_bounded_probed_restricted(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, docs = scenario
+    seen = 0
+    for where, spec, is_test in pod_specs(docs):
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec.get("automountServiceAccountToken") is False, where
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            seen += 1
+            label = f"{where} container {c['name']}"
+            assert {"cpu", "memory"} <= c["resources"]["requests"].keys(), label
+            assert {"cpu", "memory"} <= c["resources"]["limits"].keys(), label
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, label
+            assert sc["readOnlyRootFilesystem"] is True, label
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0, label
+            assert sc["capabilities"]["drop"] == ["ALL"], label
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", label
+        for c in spec["containers"]:
+            if is_test:
+                continue
+            assert {"readinessProbe", "livenessProbe"} <= c.keys(), f"{where} {c['name']} lacks probes"
+            if where.startswith("InferenceService"):
+                assert c["readinessProbe"]["httpGet"]["path"] == "/v2/models/diabetes-risk/ready"
+                assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert seen >= 3
+
+
+def test_rollout_role_only_gets_and_patches_its_virtual_service(default_docs: list[dict[str, Any]]) -> None:
+    (vs,) = by_kind(default_docs, "VirtualService")
+    (role,) = by_kind(default_docs, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": ["virtualservices"],
+            "resourceNames": [vs["metadata"]["name"]],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    assert not by_kind(default_docs, "ClusterRole") and not by_kind(default_docs, "ClusterRoleBinding")
+    (binding,) = by_kind(default_docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    sa_names = {s["metadata"]["name"] for s in by_kind(default_docs, "ServiceAccount")}
+    assert [s["name"] for s in binding["subjects"]] == ["model-serving-rollout"]
+    assert "model-serving-rollout" in sa_names
+
+
+def test_monitoring_scrapes_server_ports_and_wraps_rules(default_docs: list[dict[str, Any]]) -> None:
+    (pm,) = by_kind(default_docs, "PodMonitor")
+    assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == ["http"]  # 8080, never the agent's 9081
+    for isvc in by_kind(default_docs, "InferenceService"):
+        for component in ("predictor", "transformer", "explainer"):
+            ports = isvc["spec"][component]["containers"][0]["ports"]
+            assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in ports
+    (rule,) = by_kind(default_docs, "PrometheusRule")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert {
+        "ModelServingHighErrorRate",
+        "ModelServingHighLatencyP99",
+        "ModelServingCanaryWorseThanStable",
+        "ModelServingDriftDetectorDown",
+    } <= alerts
+    (dashboard,) = [
+        c for c in by_kind(default_docs, "ConfigMap") if c["metadata"]["name"].endswith("dashboard")
+    ]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_prometheus_rule_wraps_the_drift_detectors_rules(default_docs: list[dict[str, Any]]) -> None:
+    import yaml
+
+    sources = sorted((REPO / "drift-detector" / "alerts").glob("*.yaml"))
+    if not sources:
+        pytest.skip("drift-detector/alerts/ has no rules files yet")
+    (rule,) = by_kind(default_docs, "PrometheusRule")
+    groups = rule["spec"]["groups"]
+    for source in sources:
+        for group in yaml.safe_load(source.read_text())["groups"]:
+            assert group in groups, f"{source.name}: group {group['name']} missing (run `make manifests`)"
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    assert any("drift" in a.lower() and a != "ModelServingDriftDetectorDown" for a in alerts), alerts
+
+
+def test_auth_scenario_requires_jwt_on_entry_pods(helm: Helm) -> None:
+    docs = helm.template(CHART / "ci" / "auth-values.yaml")
+    (ra,) = by_kind(docs, "RequestAuthentication")
+    (ap,) = by_kind(docs, "AuthorizationPolicy")
+    assert ra["spec"]["selector"]["matchLabels"]["component"] == "transformer"
+    assert ap["spec"]["selector"] == ra["spec"]["selector"]
+    assert {"from": [{"source": {"requestPrincipals": ["*"]}}]} in ap["spec"]["rules"]
+    (gw,) = by_kind(docs, "Gateway")
+    (vs,) = by_kind(docs, "VirtualService")
+    assert (
+        f"{NAMESPACE}/{gw['metadata']['name']}" in vs["spec"]["gateways"]
+        or gw["metadata"]["name"] in vs["spec"]["gateways"]
+    )
+    assert not by_kind(helm.template(), "RequestAuthentication")
+
+
+BAD_VALUES = [
+    pytest.param(
+        {"traffic.weights.canary": "120"},
+        "at '/traffic/weights/canary': maximum: got 120, want 100",
+        id="weight-120",
+    ),
+    pytest.param(
+        {"traffic.weights.canary": "20"},
+        "traffic.weights.stable (90) + traffic.weights.canary (20) = 110; the weights must sum to 100",
+        id="sum-110",
+    ),
+    pytest.param(
+        {"stable.minReplicas": "-1"},
+        "at '/stable/minReplicas': minimum: got -1, want 0",
+        id="negative-min-replicas",
+    ),
+    pytest.param(
+        {"canary.maxReplicas": "-3"},
+        "at '/canary/maxReplicas': minimum: got -3, want 1",
+        id="negative-max-replicas",
+    ),
+    pytest.param(
+        {"traffic.weigths.canary": "10"},
+        "additional properties 'weigths' not allowed",
+        id="unknown-nested-key",
+    ),
+    pytest.param({"colour": "blue"}, "additional properties 'colour' not allowed", id="unknown-key"),
+    pytest.param(
+        {"canary.enabled": "false", "traffic.mirrorPercent": "10"},
+        "traffic.mirrorPercent > 0 shadows traffic to the canary",
+        id="mirror-without-canary",
+    ),
+    pytest.param(
+        {"driftDetector.enabled": "false"},
+        "logger.enabled sends payloads to the drift detector",
+        id="logger-without-detector",
+    ),
+    pytest.param(
+        {"transformer.predictorProtocol": "v1"}, "at '/transformer/predictorProtocol'", id="bad-protocol"
+    ),
+]
+
+
+@pytest.mark.parametrize(("set_values", "message"), BAD_VALUES)
+def test_bad_values_rejected_with_clear_message(helm: Helm, set_values: dict[str, str], message: str) -> None:
+    with pytest.raises(HelmError) as err:
+        helm.template(set_values=set_values)
+    assert message in err.value.stderr
+
+
+TEMPLATE_CHECKS = [
+    pytest.param(
+        {"traffic.weights.canary": "120", "traffic.weights.stable": "-20"},
+        "traffic.weights.canary is 120; a weight must be between 0 and 100",
+        id="weight-120",
+    ),
+    pytest.param({"traffic.weights.canary": "20"}, "the weights must sum to 100", id="sum-110"),
+    pytest.param(
+        {"stable.minReplicas": "-1"},
+        "stable.minReplicas is -1; replicas cannot be negative",
+        id="negative-replicas",
+    ),
+]
+
+
+@pytest.mark.parametrize(("set_values", "message"), TEMPLATE_CHECKS)
+def test_templates_check_even_without_schema(helm: Helm, set_values: dict[str, str], message: str) -> None:
+    """The template's own checks hold with --skip-schema-validation too."""
+    with pytest.raises(HelmError) as err:
+        helm.template(set_values=set_values, extra=("--skip-schema-validation",))
+    assert message in err.value.stderr
+
+
+def test_values_are_all_documented() -> None:
+    """Every leaf of values.yaml has a ``## @param`` line."""
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = {
+        line.split()[2]
+        for line in (CHART / "values.yaml").read_text().splitlines()
+        if line.strip().startswith("## @param")
+    }
+
+    def leaves(node: Any, prefix: str = "") -> list[str]:
+        if isinstance(node, dict) and node and not any(prefix.startswith(p) for p in documented):
+            return [k for key, sub in node.items() for k in leaves(sub, f"{prefix}{key}.")]
+        return [prefix.rstrip(".")]
+
+    undocumented = [p for p in leaves(values) if p not in documented]
+    assert not undocumented, undocumented
