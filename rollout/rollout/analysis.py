@@ -7,7 +7,10 @@ Metrics use the contract names (docs/contracts.md) with a configurable prefix (`
 * request rate   ``sum(rate(<p>_requests_total{sel}[w]))``
 * server errors  ``code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"`` (REST 5xx, gRPC non-OK but client errors)
 * p50 / p99      ``histogram_quantile(q, sum by (le) (rate(<p>_request_duration_seconds_bucket{sel}[w])))``
-* drift          a configurable query with ``{isvc}`` and ``{selector}`` placeholders
+* drift          a configurable query with ``{isvc}`` and ``{selector}`` placeholders; by default
+                 ``max(drift_detected{inferenceservice="{isvc}"})``: the drift detector labels its
+                 ``drift_*`` series with the InferenceService of the payload-logger events, and
+                 ``drift_detected`` is 1 when the latest window (features or prediction) drifted
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .prometheus import Prometheus
 __all__ = ["Check", "Metrics", "QuerySet", "Thresholds", "Verdict", "collect", "judge"]
 
 SERVER_ERROR_CODES = 'code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"'
-DEFAULT_DRIFT_QUERY = 'max(drift_detected{inference_service="{isvc}"})'
+DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{isvc}"})'
 
 
 @dataclass(frozen=True)

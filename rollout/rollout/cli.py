@@ -404,7 +404,7 @@ def status(output: str, **kw: Any) -> None:
 
 
 def _ready_text(ready: bool | None, message: str) -> str:
-    return {True: "Ready", False: f"NOT ready ({message})", None: f"missing ({message})"}[ready]
+    return {True: "Ready", False: f"NOT ready ({message})", None: f"unknown ({message})"}[ready]
 
 
 # writes ----------------------------------------------------------------------------------------

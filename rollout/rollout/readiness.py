@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import NotFoundError
+from .errors import ForbiddenError, NotFoundError
 from .kube import KSERVE, KubeGateway
 
 __all__ = ["Readiness", "readiness"]
@@ -13,7 +13,7 @@ __all__ = ["Readiness", "readiness"]
 @dataclass(frozen=True)
 class Readiness:
     isvc: str
-    ready: bool | None  # None: the InferenceService does not exist
+    ready: bool | None  # None: unknown (the InferenceService does not exist, or may not be read)
     message: str
 
 
@@ -22,6 +22,8 @@ def readiness(gateway: KubeGateway, isvc: str) -> Readiness:
         obj = gateway.get(KSERVE, isvc)
     except NotFoundError:
         return Readiness(isvc, None, "not found")
+    except ForbiddenError:
+        return Readiness(isvc, None, "not allowed to read InferenceServices")
     conditions = (obj.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), None)
     if ready is None:

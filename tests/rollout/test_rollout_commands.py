@@ -302,3 +302,13 @@ def test_manual_change_interrupts_a_rollout_in_progress(cluster: Cluster, rollou
     assert rollout("rollback").exit_code == 0
     assert cluster.annotation("rollout.model-serving/state")["phase"] == "interrupted"
     assert cluster.annotation("rollout.model-serving/state")["reason"] == "rollout rollback"
+
+
+def test_status_with_prometheus_down_still_shows_weights_and_exits_8(
+    cluster: Cluster, rollout: Invoke
+) -> None:
+    r = rollout("status", "--prometheus-url", f"http://127.0.0.1:{free_port()}", "-o", "json")
+    assert r.exit_code == 8, r.output
+    out = json.loads(r.stdout)
+    assert out["weights"] == {"stable": 100, "canary": 0} and out["metrics"] is None
+    assert "unreachable" in out["prometheusError"] and "unreachable" in r.stderr

@@ -1,0 +1,94 @@
+"""The verdict: each threshold, absolute and canary-vs-stable, reported check by check."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from rollout.analysis import Metrics, QuerySet, Thresholds, judge
+
+STABLE = Metrics("s", requests=1000, request_rate=16.0, error_rate=0.002, p50=0.002, p99=0.010, drift=0.0)
+CANARY = Metrics("c", requests=100, request_rate=1.6, error_rate=0.004, p50=0.002, p99=0.012, drift=0.0)
+T = Thresholds(
+    min_requests=10,
+    max_error_rate=0.01,
+    max_error_rate_increase=0.005,
+    max_p99=0.5,
+    max_p99_ratio=1.5,
+    p99_slack=0.005,
+)
+
+
+def test_a_healthy_canary_passes_every_check() -> None:
+    v = judge(STABLE, CANARY, T, canary_ready=True)
+    assert v.ok and v.reasons == []
+    assert [c.name for c in v.checks] == [
+        "ready",
+        "traffic",
+        "error_rate",
+        "error_rate_vs_stable",
+        "p99",
+        "p99_vs_stable",
+        "drift",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("canary", "ready", "failed", "reason"),
+    [
+        (replace(CANARY, requests=3), True, ["traffic"], "canary served 3 requests in the window (min 10)"),
+        (replace(CANARY, requests=None), True, ["traffic"], "canary served 0 requests"),
+        (
+            replace(CANARY, error_rate=0.02),
+            True,
+            ["error_rate", "error_rate_vs_stable"],
+            "canary error rate 2.00%",
+        ),
+        (
+            replace(CANARY, error_rate=0.008),
+            True,
+            ["error_rate_vs_stable"],
+            "vs stable 0.20% (max increase 0.50%)",
+        ),
+        (replace(CANARY, p99=0.6), True, ["p99", "p99_vs_stable"], "canary p99 600.0 ms (max 500.0 ms)"),
+        (replace(CANARY, p99=0.021), True, ["p99_vs_stable"], "vs stable 10.0 ms (max 1.5x + 5.0 ms)"),
+        (replace(CANARY, drift=1.0), True, ["drift"], "drift detected on canary inputs"),
+        (CANARY, False, ["ready"], "canary InferenceService is not Ready"),
+    ],
+)
+def test_each_threshold_fails_the_check(canary: Metrics, ready: bool, failed: list[str], reason: str) -> None:
+    v = judge(STABLE, canary, T, canary_ready=ready)
+    assert not v.ok
+    assert [c.name for c in v.checks if not c.ok] == failed
+    assert any(reason in r for r in v.reasons), v.reasons
+
+
+def test_p99_slack_absorbs_sub_millisecond_noise() -> None:
+    fast_stable = replace(STABLE, p99=0.0004)
+    assert judge(fast_stable, replace(CANARY, p99=0.003), T).ok  # 7.5x but within 5 ms slack
+
+
+def test_missing_stable_data_skips_relative_checks_and_drift_can_be_ignored() -> None:
+    no_stable = Metrics("s", None, None, None, None, None, None)
+    v = judge(no_stable, replace(CANARY, drift=1.0), replace(T, fail_on_drift=False))
+    assert v.ok and [c.name for c in v.checks] == ["traffic", "error_rate", "p99"]
+
+
+def test_queries_use_the_selector_label_prefix_and_window() -> None:
+    q = QuerySet(
+        label="isvc",
+        metric_prefix="transformer",
+        window="30s",
+        drift_query='max(drift_detected{inferenceservice="{isvc}", kind="features"})',
+    )
+    qs = q.queries("m-canary")
+    assert qs["requests"] == 'sum(increase(transformer_requests_total{isvc="m-canary"}[30s]))'
+    assert qs["errors"] == (
+        'sum(increase(transformer_requests_total{isvc="m-canary",code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"}[30s]))'
+    )
+    assert qs["p99"] == (
+        "histogram_quantile(0.99, sum by (le) "
+        '(rate(transformer_request_duration_seconds_bucket{isvc="m-canary"}[30s])))'
+    )
+    assert qs["drift"] == 'max(drift_detected{inferenceservice="m-canary", kind="features"})'
+    assert "drift" not in QuerySet(drift_query="").queries("x")
