@@ -86,7 +86,7 @@ class Detector:
         self.sink = sink
         self.streams: dict[StreamKey, Stream] = {}
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.queue_size)
-        self._pending: OrderedDict[str, StreamKey] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[StreamKey, str]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
         metrics.queue_capacity.set(settings.queue_size)
@@ -148,13 +148,16 @@ class Detector:
         return stream
 
     def _join(self, event: Event, key: StreamKey) -> None:
-        if event.kind == "request":
-            self._pending[event.id] = key
-            self._pending.move_to_end(event.id)
-            while len(self._pending) > self.settings.pending_joins:
-                self._pending.popitem(last=False)
-        elif self._pending.pop(event.id, None) is not None:
+        """Pair request and response by ``ce-id``, whichever arrives first (senders run in parallel)."""
+        other = self._pending.get(event.id)
+        if other is not None and other[1] != event.kind:
+            del self._pending[event.id]
             self.metrics.events_joined.labels(**key.labels()).inc()
+            return
+        self._pending[event.id] = (key, event.kind)
+        self._pending.move_to_end(event.id)
+        while len(self._pending) > self.settings.pending_joins:
+            self._pending.popitem(last=False)
 
     # --- detection (background) -----------------------------------------------------------------
 

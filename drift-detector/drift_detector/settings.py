@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     max_inference_services: int = Field(100, ge=1, le=10_000)
     """How many (namespace, InferenceService, component) streams are tracked at most."""
     pending_joins: int = Field(10_000, ge=1)
-    """Request ids remembered to join responses by ``ce-id`` (oldest forgotten first)."""
+    """Unpaired event ids remembered to join request and response by ``ce-id`` (oldest forgotten first)."""
 
     sink_url: str | None = None
     """When set, a CloudEvent (``sink_mode=cloudevent``) or JSON webhook is posted here on drift."""

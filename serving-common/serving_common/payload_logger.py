@@ -255,6 +255,9 @@ class PayloadLogger:
             event = await queue.get()
             try:
                 await self._send(event)
+            except asyncio.CancelledError:  # stopped while sending: the event is lost, say so
+                self._count(dropped=1)
+                raise
             finally:
                 queue.task_done()
 

@@ -7,12 +7,7 @@ other senders post them. Detection runs in windows of 100 rows with Bonferroni a
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -30,78 +25,8 @@ from drift_client import (
     wait_windows,
 )
 from drift_population import NAMES, Population
+from drift_receiver import WINDOW, Receiver
 from scipy.stats import binom
-from support import VENV_DRIFT_PYTHON, ServerProcess, free_port
-
-WINDOW = 100
-WATCHED = ["shift", "calm", "income", "income-canary", "bad", "logger-test", "joined"]
-
-
-@dataclass
-class Receiver:
-    """A webhook sink on a loopback port that records what it is sent."""
-
-    url: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    port = free_port()
-    box = Receiver(f"http://127.0.0.1:{port}/drift")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            box.received.append(({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield box
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def detector(
-    synthetic_bundle: Path, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    port = free_port()
-    proc = ServerProcess(
-        [
-            "-m",
-            "drift_detector",
-            "--model_dir",
-            str(synthetic_bundle),
-            "--http_port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
-        ready_url=f"http://127.0.0.1:{port}/ready",
-        python=VENV_DRIFT_PYTHON,
-        env={
-            "DRIFT_WINDOW_SIZE": str(WINDOW),
-            "DRIFT_P_VAL": "0.05",
-            "DRIFT_CORRECTION": "bonferroni",
-            "DRIFT_INFERENCE_SERVICES": json.dumps(WATCHED),
-            "DRIFT_SINK_URL": receiver.url,
-            "DRIFT_MAX_BODY_BYTES": str(1 << 20),
-        },
-        log_path=tmp_path_factory.mktemp("drift") / "drift.log",
-    )
-    proc.start()
-    yield f"http://127.0.0.1:{port}"
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal (exit -15)
-    assert proc.stop() in (0, -15)
-    assert "Application shutdown complete" in proc.output(), proc.output()
 
 
 @pytest.fixture()
@@ -186,11 +111,7 @@ def test_one_sigma_shift_on_one_feature_is_detected_within_one_window(
     assert sample(values, "drift_events_dropped_total", **labels) == 0.0
 
     # the sink got a CloudEvent for each drifted window (features, prediction)
-    for _ in range(100):
-        if len([r for r in receiver.received if r[0].get("ce-inferenceservicename") == "shift"]) >= 2:
-            break
-        threading.Event().wait(0.05)
-    sent = [r for r in receiver.received if r[0].get("ce-inferenceservicename") == "shift"]
+    sent = receiver.wait_for(2, **{"ce-inferenceservicename": "shift"})
     assert {h["ce-type"] for h, _ in sent} == {"org.kubeflow.serving.drift.detected"}
     kinds = sorted(json.loads(b)["kind"] for _, b in sent)
     assert kinds == ["features", "prediction"]
