@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.logger_url:
         from predictor.logging_hook import payload_hook
 
-        hook = payload_hook(args, settings, model.name)
+        hook = payload_hook(args, settings, model.name, kserve_model_server.app)
     InferenceRoutes(server.registered_models, hook).install(kserve_model_server.app)
     server.start([model])
     return 0

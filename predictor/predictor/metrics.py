@@ -38,8 +38,3 @@ ROWS = Histogram(
     ["model"],
     buckets=ROW_BUCKETS,
 )
-LOGGER_EVENTS = Counter(
-    "predictor_payload_logger_events",
-    "Payload-logger CloudEvents by outcome (sent, dropped, failed).",
-    ["model", "outcome"],
-)

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from kserve import Model
+from kserve.model import InferenceVerb
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from predictor import metrics
-from predictor.errors import InjectedFault, invalid
+from predictor.errors import InjectedFault, grpc_code, invalid
 from predictor.settings import PredictorSettings
 from predictor.signature import Signature
 from serving_common import Bundle
@@ -196,6 +197,23 @@ class OnnxModel(Model):  # type: ignore[misc]
                 for n, a in zip(outputs, arrays, strict=True)
             ],
         )
+
+    async def __call__(
+        self, body: Any, headers: dict[str, str] | None = None, verb: InferenceVerb = InferenceVerb.PREDICT
+    ) -> Any:
+        """KServe's hook chain; gRPC requests are also counted here (REST counts in rest.py)."""
+        if not (isinstance(body, InferRequest) and body.from_grpc):
+            return await super().__call__(body, headers, verb)
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            return await super().__call__(body, headers, verb)
+        except Exception as exc:
+            code = grpc_code(exc)
+            raise
+        finally:
+            metrics.REQUESTS.labels(self.name, "grpc_v2", code).inc()
+            metrics.REQUEST_SECONDS.labels(self.name, "grpc_v2").observe(time.perf_counter() - start)
 
     async def predict(
         self,

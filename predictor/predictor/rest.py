@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,8 +30,9 @@ log = logging.getLogger("predictor.rest")
 JSON = "application/json"
 OCTET = "application/octet-stream"
 
-PayloadHook = Callable[[str, bytes, str, bytes, str], None]
-"""Called after each request: (id, request body, content type, response body, content type)."""
+PayloadHook = Callable[[Mapping[str, str], bytes, str, bytes, str], None]
+"""Called after each successful request: (request headers, request body, its content type,
+response body, its content type)."""
 
 
 class _Counters:
@@ -116,7 +117,7 @@ class InferenceRoutes:
         self.counters.done(name, "rest_v2", status, time.perf_counter() - start)
         if self.payload_hook is not None and status == 200:
             self.payload_hook(
-                infer_request.id, body, request.headers.get("content-type", JSON), response.body,
+                request.headers, body, request.headers.get("content-type", JSON), response.body,
                 response.media_type or JSON,
             )
         return response
@@ -138,5 +139,5 @@ class InferenceRoutes:
             response = self._error(exc, status)
         self.counters.done(name, "rest_v1", status, time.perf_counter() - start)
         if self.payload_hook is not None and status == 200:
-            self.payload_hook(request_id, body, JSON, response.body, JSON)
+            self.payload_hook(request.headers, body, JSON, response.body, JSON)
         return response
