@@ -47,7 +47,7 @@ class StreamKey:
         return {
             "inferenceservice": self.inference_service,
             "isvc_namespace": self.namespace,
-            "component": self.component,
+            "isvc_component": self.component,
         }
 
 

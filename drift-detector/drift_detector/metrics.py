@@ -1,9 +1,11 @@
 """Prometheus metrics (all ``drift_*``), on one registry per app.
 
-Labels: ``inferenceservice``, ``isvc_namespace`` (the event's namespace extension; not
-``namespace``, which Prometheus' Kubernetes discovery sets to the detector's own namespace) and
-``component`` identify a stream; ``kind`` is ``features`` or ``prediction``; ``feature`` is a
-feature name from the spec (or ``prediction`` for the score).
+Labels: ``inferenceservice``, ``isvc_namespace`` and ``isvc_component`` (the event's
+``inferenceservicename``, ``namespace`` and ``component`` extensions) identify a stream; they are
+prefixed so as not to clash with the target labels a scrape adds (``namespace`` is the
+detector's own namespace, and the chart sets ``component="drift-detector"``). ``kind`` is
+``features`` or ``prediction``; ``feature`` is a feature name from the spec (or ``prediction``
+for the score).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from drift_detector.errors import REASONS
 
 __all__ = ["Metrics"]
 
-STREAM = ("inferenceservice", "isvc_namespace", "component")
+STREAM = ("inferenceservice", "isvc_namespace", "isvc_component")
 
 
 class Metrics:
