@@ -161,6 +161,9 @@ def test_logger_points_at_drift_detector(scenario: tuple[Path, list[dict[str, An
         else:  # transformer -> predictor over gRPC bypasses KServe's agent: the predictor logs itself
             assert _values(path)["transformer"]["predictorProtocol"] == "grpc-v2"
             url = args[args.index("--logger_url") + 1]
+            assert args[args.index("--logger_mode") + 1] == "all"
+            assert args[args.index("--inference_service") + 1] == isvc["metadata"]["name"]
+            assert args[args.index("--namespace") + 1] == NAMESPACE
         parsed = urlparse(url)
         assert parsed.scheme == "http" and parsed.hostname == service_fqdn(svc["metadata"]["name"])
         assert (parsed.port or 80) == port["port"]
