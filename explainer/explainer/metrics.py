@@ -1,0 +1,23 @@
+"""Prometheus metrics of the explainer (``protocol``: ``rest_v1`` or ``rest_v2``; ``code``: HTTP status)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "explainer_requests",
+    "Explain requests by model, protocol (rest_v1, rest_v2) and HTTP status code.",
+    ["model", "protocol", "code"],
+)
+REQUEST_SECONDS = Histogram(
+    "explainer_request_duration_seconds",
+    "Time to serve one explain request (all its records).",
+    ["model", "protocol"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+PREDICTOR_ROWS = Histogram(
+    "explainer_predictor_rows",
+    "Rows per predictor request (perturbation samples times background size, in chunks).",
+    ["model"],
+    buckets=(1, 16, 64, 256, 1024, 4096, 16384, 65536),
+)

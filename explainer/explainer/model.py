@@ -1,0 +1,213 @@
+"""The explainer as a KServe ``Model``: raw records in, Kernel SHAP attributions in raw feature names out.
+
+``preprocess`` validates and vectorises the records with the shared feature spec (one 400 listing
+every problem), ``explain`` runs Kernel SHAP on the SHAP worker thread with the predictor as the
+model (see ``kernel.py``), ``postprocess`` answers in the caller's protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from serving_common import Bundle, FeatureSpec, Problem, records
+
+from explainer import metrics
+from explainer.client import PredictorClient, forwarded
+from explainer.kernel import Attribution, KernelShap
+from explainer.settings import ExplainerSettings
+
+__all__ = ["METHOD", "Batch", "Explainer", "describe_problems"]
+
+log = logging.getLogger("explainer")
+
+METHOD = "kernel_shap"
+MAX_LISTED_PROBLEMS = 200
+
+
+def describe_problems(problems: list[Problem], n_records: int) -> str:
+    """One message naming every problem with its record index and field."""
+    listed = "; ".join(str(p) for p in problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    bad = len({p.index for p in problems})
+    head = f"{len(problems)} problem(s) in {bad} of {n_records} record(s): "
+    return head + listed + (f"; and {more} more" if more > 0 else "")
+
+
+def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> str:
+    for name, value in (headers or {}).items():
+        if name.lower() == "x-request-id" and value:
+            return value
+    return v2_id or str(uuid.uuid4())
+
+
+@dataclass
+class Batch:
+    request_id: str
+    matrix: np.ndarray
+    request: InferRequest | None = None
+    labels: list[str] = field(default_factory=list)
+    attributions: list[Attribution] = field(default_factory=list)
+
+
+class Explainer(Model):  # type: ignore[misc]
+    """Explains ``name`` by calling the predictor of the same name."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model_dir: str,
+        predictor_host: str,
+        predictor_protocol: str,
+        settings: ExplainerSettings,
+        predictor_use_ssl: bool = False,
+    ) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.settings = settings
+        self.spec: FeatureSpec | None = None
+        self.version: str | None = None
+        self.kernel: KernelShap | None = None
+        self.class_index = -1
+        self.client = PredictorClient(
+            host=predictor_host,
+            protocol=predictor_protocol,
+            model_name=name,
+            input_name="input",
+            timeout=settings.predictor_timeout,
+            max_rows=settings.predictor_max_rows,
+            use_ssl=predictor_use_ssl,
+        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shap")
+        self._rows = metrics.PREDICTOR_ROWS.labels(name)
+
+    @property
+    def explained_class(self) -> str:
+        assert self.spec is not None
+        return self.spec.classes[self.class_index]
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        bundle = Bundle.open(self.model_dir)
+        self.spec = bundle.spec()
+        self.version = bundle.version
+        self.client.input_name = self.spec.input_name
+        wanted = self.settings.explained_class or self.spec.classes[-1]
+        if wanted not in self.spec.classes:
+            raise ValueError(f"EXPLAINER_EXPLAINED_CLASS {wanted!r} is not one of {list(self.spec.classes)}")
+        self.class_index = self.spec.classes.index(wanted)
+        self.kernel = KernelShap(
+            bundle.reference(),
+            background_size=self.settings.background_size,
+            nsamples=self.settings.nsamples,
+            seed=self.settings.seed,
+        )
+        self.ready = True
+        log.info(
+            "explainer for %s (version %s): Kernel SHAP of P(%s), %d background rows; predictor: %s",
+            self.name,
+            self.version,
+            wanted,
+            self.kernel.background_rows,
+            self.client.describe(),
+        )
+        return self.ready
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+        super().stop()
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    def validate(self, payload: Any) -> Any:
+        return payload
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
+        assert self.spec is not None
+        try:
+            if isinstance(payload, InferRequest):
+                raw = records.from_v2(payload.inputs, self.settings.max_records)
+                rid = request_id(headers, payload.id)
+            else:
+                raw = records.from_v1(payload, self.settings.max_records)
+                rid = request_id(headers)
+        except records.RequestInvalid as e:
+            raise InvalidInput(str(e)) from e
+        matrix, problems = self.spec.check(raw)
+        if problems:
+            raise InvalidInput(describe_problems(problems, len(raw)))
+        return Batch(rid, matrix, payload if isinstance(payload, InferRequest) else None)
+
+    async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:
+        sent = {**forwarded(headers), "x-request-id": payload.request_id}
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._explain, payload, sent)
+        return payload
+
+    def _explain(self, batch: Batch, headers: dict[str, str]) -> None:
+        """On the SHAP thread: the records' labels (one request), then each record's attributions."""
+        assert self.spec is not None and self.kernel is not None
+        scores = self.client.predict(batch.matrix, headers)
+        classes = self.spec.classes
+        batch.labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
+
+        def model(rows: np.ndarray) -> np.ndarray:
+            self._rows.observe(rows.shape[0])
+            return self.client.predict(rows, headers).probabilities[:, self.class_index].astype(np.float64)
+
+        batch.attributions = [self.kernel.explain(row, model) for row in batch.matrix]
+
+    async def postprocess(
+        self,
+        result: Batch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        assert self.spec is not None
+        names = self.spec.names
+        if result.request is None:
+            return {
+                "model_name": self.name,
+                "model_version": self.version,
+                "id": result.request_id,
+                "method": METHOD,
+                "explained_class": self.explained_class,
+                "explanations": [
+                    {
+                        "label": label,
+                        "output": a.output,
+                        "base_value": a.base_value,
+                        "attributions": dict(zip(names, a.values.tolist(), strict=True)),
+                        "features": self.spec.decode_row(row),
+                    }
+                    for label, a, row in zip(result.labels, result.attributions, result.matrix, strict=True)
+                ],
+            }
+        n = len(result.attributions)
+        values = np.array([a.values for a in result.attributions], dtype=np.float64).reshape(n, len(names))
+        return InferResponse(
+            response_id=result.request_id,
+            model_name=self.name,
+            model_version=self.version,
+            parameters={"method": METHOD, "explained_class": self.explained_class},
+            infer_outputs=[
+                InferOutput("label", [n], "BYTES", np.array(result.labels, dtype=np.object_)),
+                InferOutput("output", [n], "FP64", np.array([a.output for a in result.attributions])),
+                InferOutput("base_value", [n], "FP64", np.array([a.base_value for a in result.attributions])),
+                InferOutput(
+                    "attributions", [n, len(names)], "FP64", values, parameters={"features": ",".join(names)}
+                ),
+            ],
+        )
