@@ -25,6 +25,7 @@ from serving_common.cloudevents import (
     RESPONSE_TYPE,
 )
 
+from drift_detector import binary
 from drift_detector.errors import BadEvent
 
 __all__ = ["Event", "parse"]
@@ -127,4 +128,7 @@ def _json(raw: bytes, what: str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        document = binary.decode(raw)  # a V2 body with the binary tensor extension
+        if document is not None:
+            return document
         raise BadEvent(f"{what} is not JSON: {e}", reason="not_json") from e
