@@ -93,10 +93,18 @@ def test_inference_services_standard_mode_cluster_local(scenario: tuple[Path, li
             if component in isvc["spec"]:
                 args = isvc["spec"][component]["containers"][0]["args"]
                 names[component] = args[args.index("--model_name") + 1]
-                if component == "transformer":
-                    assert args[args.index("--predictor_protocol") + 1] in ("v2", "grpc-v2")
-                    host = args[args.index("--predictor_host") + 1]
-                    assert host.split(":")[0] == service_fqdn(f"{meta['name']}-predictor")
+                if component in ("transformer", "explainer"):
+                    protocol = args[args.index("--predictor_protocol") + 1]
+                    host, port = args[args.index("--predictor_host") + 1].split(":")
+                    assert host == service_fqdn(f"{meta['name']}-predictor")
+                    # KServe's predictor Service: port 80 (HTTP, via the agent when logging), 8081 gRPC
+                    assert (protocol, port) in (("v2", "80"), ("grpc-v2", "8081")), (
+                        component,
+                        protocol,
+                        port,
+                    )
+                    if component == "explainer":  # never through the agent: no logged perturbations
+                        assert protocol == "grpc-v2"
         assert set(names.values()) == {"diabetes-risk"}, names
 
 
