@@ -1,0 +1,175 @@
+"""In-process unit tests: request decoding, header forwarding, error mapping, flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput
+from serving_common import Bundle, Problem, records
+from transformer.__main__ import build_parser, explicit_protocol
+from transformer.client import PredictorClient
+from transformer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable, grpc_code, http_status
+from transformer.headers import forwarded, request_id
+from transformer.model import MAX_LISTED_PROBLEMS, describe_problems
+
+RECORD = {"age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0}
+
+
+def test_v1_records() -> None:
+    assert records.from_v1({"instances": [RECORD]}, 10) == [RECORD]
+    assert records.from_v1(b'{"instances": [{"age": 1}]}', 10) == [{"age": 1}]
+    for body, message in [
+        ({"instances": [RECORD] * 11}, "holds 11 records; at most 10"),
+        ({"instances": []}, "holds no records"),
+        ({"instances": "x"}, "must be a list"),
+        ([RECORD], '{"instances"'),
+        (b"{", "not JSON"),
+    ]:
+        with pytest.raises(records.RequestInvalid, match=None) as err:
+            records.from_v1(body, 10)
+        assert message in str(err.value)
+
+
+def test_v2_columns_become_records_with_missing_values() -> None:
+    inputs = [
+        InferInput("age", [2], "FP64", [59.0, 40.0]),
+        InferInput("sex", [2, 1], "BYTES", [[b"female"], [b"male"]]),
+        InferInput("bmi", [2], "INT64", [32, 20]),
+        InferInput("glu", [2], "FP32", [np.nan, 80.0]),
+    ]
+    assert records.from_v2(inputs, 10) == [
+        {"age": 59.0, "sex": "female", "bmi": 32, "glu": None},
+        {"age": 40.0, "sex": "male", "bmi": 20, "glu": 80.0},
+    ]
+
+
+def test_v2_json_records_input() -> None:
+    import json
+
+    one = InferInput("records", [2], "BYTES", [json.dumps(RECORD), json.dumps([RECORD, RECORD])])
+    assert records.from_v2([one], 10) == [RECORD, RECORD, RECORD]
+    named = InferInput("rows", [1], "BYTES", [json.dumps(RECORD)], parameters={"content_type": "json"})
+    assert records.from_v2([named], 10) == [RECORD]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([], "the request has no inputs"),
+        (
+            [InferInput("records", [1], "BYTES", ["{}"]), InferInput("age", [1], "FP64", [1.0])],
+            "cannot be combined with other inputs (['age'])",
+        ),
+        (
+            [InferInput("age", [1], "FP64", [1.0]), InferInput("age", [1], "FP64", [2.0])],
+            "given more than once",
+        ),
+        ([InferInput("age", [3], "FP64", [1.0, 2.0])], "cannot be read"),
+        ([InferInput("records", [1], "BYTES", ["[1, "])], "element 0 is not valid JSON"),
+        ([InferInput("age", [11], "FP64", [1.0] * 11)], "at most 10"),
+    ],
+)
+def test_v2_bad_shapes(inputs: list[Any], message: str) -> None:
+    with pytest.raises(records.RequestInvalid) as err:
+        records.from_v2(inputs, 10)
+    assert message in str(err.value)
+
+
+def test_columns_and_records_vectorise_the_same(gbm_bundle: Path) -> None:
+    spec = Bundle.open(gbm_bundle).spec()
+    rows = [RECORD, {**RECORD, "sex": "male", "glu": 90.0}]
+    columns = [
+        InferInput(f.name, [2], "BYTES" if f.type == "categorical" else "FP64", [r.get(f.name) for r in rows])
+        for f in spec.features
+    ]
+    for c in columns:
+        if c.datatype == "FP64":
+            c.data = [np.nan if v is None else v for v in c.data]
+    np.testing.assert_array_equal(spec.vectorise(records.from_v2(columns, 10)), spec.vectorise(rows))
+
+
+def test_only_trace_auth_and_request_id_headers_are_forwarded() -> None:
+    incoming = {
+        "X-Request-Id": "r1",
+        "traceparent": "00-a-b-01",
+        "tracestate": "k=v",
+        "Authorization": "Bearer t",
+        "X-B3-TraceId": "t",
+        "x-b3-spanid": "s",
+        "b3": "t-s-1",
+        "cookie": "c",
+        "content-type": "application/json",
+        "host": "x",
+    }
+    out = forwarded(incoming, "r1")
+    assert out == {
+        "x-request-id": "r1",
+        "traceparent": "00-a-b-01",
+        "tracestate": "k=v",
+        "authorization": "Bearer t",
+        "x-b3-traceid": "t",
+        "x-b3-spanid": "s",
+        "b3": "t-s-1",
+    }
+    assert forwarded({}, "new")["x-request-id"] == "new"
+    assert request_id({"X-Request-ID": "h"}, "v2") == "h"
+    assert request_id({}, "v2") == "v2"
+    assert len(request_id(None)) == 36
+
+
+def test_problem_list_is_bounded_but_counted() -> None:
+    problems = [Problem(i, "age", "is missing") for i in range(MAX_LISTED_PROBLEMS + 5)]
+    message = describe_problems(problems, MAX_LISTED_PROBLEMS + 5)
+    assert message.startswith(f"{MAX_LISTED_PROBLEMS + 5} problem(s) in {MAX_LISTED_PROBLEMS + 5} of ")
+    assert message.endswith("; and 5 more")
+    assert "record 0, field 'age': is missing" in message
+
+
+def test_protocol_flag_is_read_only_when_given() -> None:
+    assert explicit_protocol(["--model_name", "m"]) is None
+    assert explicit_protocol(["--predictor_protocol", "v2"]) == "v2"
+    assert explicit_protocol(["--protocol=v1"]) == "v1"
+    args = build_parser().parse_args(
+        ["--model_dir", "/b", "--predictor_host", "h:1", "--logger_url", "http://x"]
+    )
+    assert args.model_dir == "/b" and args.predictor_host == "h:1" and args.logger_url == "http://x"
+
+
+class _RpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def test_predictor_errors_keep_their_meaning() -> None:
+    client = PredictorClient(host="p:1", protocol="grpc-v2", model_name="m", input_name="input", timeout=2)
+    cases = [
+        (_RpcError(grpc.StatusCode.INVALID_ARGUMENT, "bad rows"), InvalidInput, 400, "INVALID_ARGUMENT"),
+        (_RpcError(grpc.StatusCode.UNAVAILABLE, "down"), PredictorUnavailable, 503, "UNAVAILABLE"),
+        (_RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "slow"), PredictorTimeout, 504, "DEADLINE_EXCEEDED"),
+        (_RpcError(grpc.StatusCode.INTERNAL, "boom"), PredictorFailed, 502, "INTERNAL"),
+    ]
+    for error, kind, status, code in cases:
+        mapped = client._from_grpc(error)
+        assert isinstance(mapped, kind) and http_status(mapped) == status and grpc_code(mapped) == code
+    assert "bad rows" in str(client._from_grpc(cases[0][0]))
+    for status, kind in [
+        (400, InvalidInput),
+        (503, PredictorUnavailable),
+        (504, PredictorTimeout),
+        (500, PredictorFailed),
+    ]:
+        mapped = client._from_http(httpx.Response(status, json={"error": f"predictor said {status}"}))
+        assert isinstance(mapped, kind)
+        assert kind is PredictorTimeout or f"predictor said {status}" in str(mapped)
