@@ -93,10 +93,10 @@ kube_options = _compose(
     ),
     click.option(
         "--kubeconfig",
-        envvar=["ROLLOUT_KUBECONFIG", "KUBECONFIG"],
+        envvar="ROLLOUT_KUBECONFIG",
         show_envvar=True,
         default=None,
-        help="Kubeconfig file (default: in-cluster config in a pod, else ~/.kube/config).",
+        help="Kubeconfig file (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config).",
     ),
     _opt("--context", env="CONTEXT", default=None, help="Kubeconfig context."),
     _opt(
