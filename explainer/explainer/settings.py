@@ -17,20 +17,20 @@ class ExplainerSettings(BaseSettings):
 
     predictor_protocol: Protocol = "grpc-v2"
     """How to call the predictor when ``--predictor_protocol`` is not given (not KServe's v1 default)."""
-    predictor_timeout: float = Field(10.0, gt=0.0, le=600.0)
+    predictor_timeout: float = Field(default=10.0, gt=0.0, le=600.0)
     """Seconds one predictor call may take; past it the caller gets a 504."""
-    predictor_max_rows: int = Field(1024, ge=1)
+    predictor_max_rows: int = Field(default=1024, ge=1)
     """Rows per predictor request: the perturbation samples of one record go in requests of at most
     this many rows (the predictor's own limit, PREDICTOR_MAX_ROWS, defaults to 1024)."""
-    background_size: int = Field(10, ge=1, le=200)
+    background_size: int = Field(default=10, ge=1, le=200)
     """Background for Kernel SHAP: this many k-means centres (weighted by cluster size) of the
     bundle's reference sample. Cost grows linearly with it."""
-    nsamples: int | None = Field(None, ge=2)
+    nsamples: int | None = Field(default=None, ge=2)
     """Coalitions evaluated per record; unset: every coalition when there are at most 11 varying
     features (exact Shapley values, no sampling), else 2*M + 2048 sampled ones."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(default=0, ge=0)
     """Seed of the coalition sampling (used only when not every coalition is evaluated)."""
-    max_records: int = Field(16, ge=1)
+    max_records: int = Field(default=16, ge=1)
     """Most records one explain request may carry; more is a 400."""
     explained_class: str | None = None
     """The class whose probability is explained (default: the spec's last class, the positive one)."""

@@ -18,13 +18,13 @@ class TransformerSettings(BaseSettings):
     predictor_protocol: Protocol = "grpc-v2"
     """How to call the predictor when ``--predictor_protocol`` is not given. KServe's own
     default (v1) is deliberately not used: the chart passes the flag explicitly."""
-    predictor_timeout: float = Field(10.0, gt=0.0, le=600.0)
+    predictor_timeout: float = Field(default=10.0, gt=0.0, le=600.0)
     """Seconds one predictor call may take; past it the caller gets a 504 (gRPC DEADLINE_EXCEEDED)."""
-    predictor_retries: int = Field(0, ge=0, le=5)
+    predictor_retries: int = Field(default=0, ge=0, le=5)
     """Retries of a predictor call that failed with UNAVAILABLE (gRPC) before giving up with a 503."""
-    max_records: int = Field(1024, ge=1)
+    max_records: int = Field(default=1024, ge=1)
     """Most records one request may carry; more is a 400."""
-    logger_queue_size: int = Field(1000, ge=1)
+    logger_queue_size: int = Field(default=1000, ge=1)
     """Payload logger: events buffered before new ones are dropped (and counted)."""
-    logger_timeout: float = Field(2.0, gt=0.0)
+    logger_timeout: float = Field(default=2.0, gt=0.0)
     """Payload logger (``--logger_url``): seconds one POST may take."""
