@@ -245,7 +245,7 @@ async def test_invalid_records_over_grpc_are_invalid_argument(stack: Stack, spec
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "Unrecognized request format"),
+        (b"{not json", "the request body is not JSON"),
         ({"instances": {"age": 1}}, "'instances' must be a list"),
         ({"instances": []}, "holds no records"),
         ({"rows": [RECORD]}, '{"instances": [record, ...]}'),
@@ -398,6 +398,7 @@ def test_metrics_count_requests_by_protocol_and_code(stack: Stack, spec: Feature
     before = _samples(server)
     assert httpx.post(server.v1, json={"instances": [RECORD]}, timeout=30).status_code == 200
     assert httpx.post(server.v1, json={"instances": [{"age": 1}]}, timeout=30).status_code == 400
+    assert httpx.post(server.v1, content=b"{", timeout=30).status_code == 400  # unreadable: counted too
     assert httpx.post(server.v2, json=v2_json(columns([RECORD], spec)), timeout=30).status_code == 200
     asyncio.run(grpc_infer(server.grpc, InferRequest(MODEL, columns([RECORD], spec))))
     after = _samples(server)
@@ -407,10 +408,10 @@ def test_metrics_count_requests_by_protocol_and_code(stack: Stack, spec: Feature
         return after.get(key, 0.0) - before.get(key, 0.0)
 
     assert delta("transformer_requests_total", protocol="rest_v1", code="200") == 1
-    assert delta("transformer_requests_total", protocol="rest_v1", code="400") == 1
+    assert delta("transformer_requests_total", protocol="rest_v1", code="400") == 2
     assert delta("transformer_requests_total", protocol="rest_v2", code="200") == 1
     assert delta("transformer_requests_total", protocol="grpc_v2", code="OK") == 1
-    assert delta("transformer_request_duration_seconds_count", protocol="rest_v1") == 2
+    assert delta("transformer_request_duration_seconds_count", protocol="rest_v1") == 3
     assert delta("transformer_request_duration_seconds_count", protocol="grpc_v2") == 1
 
 

@@ -21,7 +21,7 @@ from serving_common import BundleError
 
 from transformer.errors import TransformerError, error_handler
 from transformer.model import Transformer
-from transformer.rest import V2Route
+from transformer.rest import InferenceRoutes
 from transformer.settings import TransformerSettings
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor_health_check=args.enable_predictor_health_check,
         ),
     )
-    V2Route(server.registered_models).install(app)
+    InferenceRoutes(server.registered_models).install(app)
     server.start([model])
     return 0
 

@@ -25,7 +25,7 @@ from serving_common import Bundle, FeatureSpec, Problem, records
 
 from transformer import bodies, metrics
 from transformer.client import PredictorClient, Scores
-from transformer.errors import grpc_code, http_status
+from transformer.errors import grpc_code
 from transformer.headers import forwarded, request_id
 from transformer.settings import TransformerSettings
 
@@ -145,18 +145,20 @@ class Transformer(Model):  # type: ignore[misc]
         headers: dict[str, str] | None = None,
         verb: InferenceVerb = InferenceVerb.PREDICT,
     ) -> Any:
-        protocol = caller_protocol(body)
+        """KServe's hook chain; gRPC requests are counted here (REST ones in ``rest.py``)."""
+        if caller_protocol(body) != "grpc_v2":
+            return await super().__call__(body, headers, verb)
         start = time.perf_counter()
-        code = "OK" if protocol == "grpc_v2" else "200"
+        code = "OK"
         try:
             return await super().__call__(body, headers, verb)
         except Exception as e:
-            code = grpc_code(e) if protocol == "grpc_v2" else str(int(http_status(e)))
-            log.warning("request failed (%s %s): %s", protocol, code, e)
+            code = grpc_code(e)
+            log.warning("gRPC request failed (%s): %s", code, e)
             raise
         finally:
-            metrics.REQUESTS.labels(self.name, protocol, code).inc()
-            metrics.REQUEST_SECONDS.labels(self.name, protocol).observe(time.perf_counter() - start)
+            metrics.REQUESTS.labels(self.name, "grpc_v2", code).inc()
+            metrics.REQUEST_SECONDS.labels(self.name, "grpc_v2").observe(time.perf_counter() - start)
 
     def _log_response(self, result: Batch, body: dict[str, Any]) -> None:
         if self.payload_logger is not None and result.event_id is not None:

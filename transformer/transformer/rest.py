@@ -1,15 +1,19 @@
-"""The V2 REST inference route, registered ahead of KServe's own.
+"""The REST inference routes (V1 ``:predict`` and V2 ``/infer``), registered ahead of KServe's.
 
 KServe 0.21's V2 route only reads a JSON body when the client sends
 ``Content-Type: application/json``; tritonclient's HTTP client sends none unless it adds binary
 tensors, and KServe then answers 400 ("'inference-header-content-length' header is missing").
-This route reads the body either way (the JSON header alone, or JSON plus binary tensors) and
-then goes through the model exactly as KServe's route does. Everything else (V1 ``:predict``,
-health, readiness, metadata, ``/metrics``) stays KServe's.
+These routes read the body either way (JSON alone, or JSON plus binary tensors), call the model
+exactly as KServe's routes do (``Model.__call__``: preprocess, predict, postprocess), answer
+every error as ``{"error": message}`` with its status, and count every request, including
+those whose body cannot even be read, in ``transformer_requests_total``. Everything else
+(health, readiness, metadata, ``/metrics``) stays KServe's; gRPC is counted in ``model.py``.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import orjson
@@ -20,12 +24,17 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["HEADER_LENGTH", "V2Route"]
+from transformer import metrics
+from transformer.errors import http_status
 
+__all__ = ["HEADER_LENGTH", "InferenceRoutes", "decode_v2"]
+
+log = logging.getLogger("transformer.rest")
 HEADER_LENGTH = "inference-header-content-length"
+JSON = "application/json"
 
 
-def decode(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
+def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
     """A V2 request from REST bytes; every malformed body is an :class:`InvalidInput`."""
     try:
         json_length = int(header_length) if header_length else len(body)
@@ -44,36 +53,81 @@ def decode(body: bytes, header_length: str | None, model_name: str) -> InferRequ
             raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
     try:
         return InferRequest.from_bytes(body, json_length, model_name)
+    except InvalidInput:
+        raise
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, InvalidInput):
-            raise
         raise InvalidInput(f"malformed V2 inference request: {e!r}") from e
 
 
-class V2Route:
+def decode_v1(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"the request body is not JSON: {e}") from e
+
+
+class InferenceRoutes:
     def __init__(self, registry: ModelRepository) -> None:
         self.registry = registry
 
     def install(self, app: FastAPI) -> None:
-        """Put the route in front of KServe's (Starlette matches in registration order)."""
-        app.add_route("/v2/models/{model_name}/infer", self.infer, methods=["POST"], include_in_schema=False)
-        app.router.routes.insert(0, app.router.routes.pop())
+        """Put the routes in front of KServe's (Starlette matches in registration order)."""
+        routes = [
+            ("/v1/models/{model_name}:predict", self.predict_v1),
+            ("/v2/models/{model_name}/infer", self.infer_v2),
+            ("/v2/models/{model_name}/versions/{model_version}/infer", self.infer_v2),
+        ]
+        for path, endpoint in routes:
+            app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+        added = app.router.routes[-len(routes) :]
+        del app.router.routes[-len(routes) :]
+        app.router.routes[0:0] = added
 
-    async def infer(self, request: Request) -> Response:
-        name = request.path_params["model_name"]
-        model: Any = self.registry.get_model(name)
+    def _model(self, name: str) -> Any:
+        model = self.registry.get_model(name)
         if model is None:
             raise ModelNotFound(name)
         if not model.ready:
             raise ModelNotReady(name)
-        infer_request = decode(await request.body(), request.headers.get(HEADER_LENGTH), name)
-        result, response_headers = await model(infer_request, headers=dict(request.headers))
-        assert isinstance(result, InferResponse)
-        content, json_length = result.to_rest()
-        headers = {
-            k: v for k, v in response_headers.items() if k.lower() not in ("content-length", "content-type")
-        }
-        if json_length is None:
-            return Response(orjson.dumps(content), media_type="application/json", headers=headers)
-        headers[HEADER_LENGTH] = str(json_length)
-        return Response(content, media_type="application/octet-stream", headers=headers)
+        return model
+
+    async def _serve(self, request: Request, protocol: str) -> Response:
+        start = time.perf_counter()
+        name = request.path_params["model_name"]
+        known = self.registry.get_model(name) is not None
+        try:
+            model = self._model(name)
+            body = await request.body()
+            if protocol == "rest_v1":
+                payload = decode_v1(body)
+            else:
+                payload = decode_v2(body, request.headers.get(HEADER_LENGTH), name)
+            result, response_headers = await model(payload, headers=dict(request.headers))
+            skip = ("content-length", "content-type")
+            headers = {k: v for k, v in response_headers.items() if k.lower() not in skip}
+            if isinstance(result, InferResponse):
+                content, json_length = result.to_rest()
+                if json_length is None:
+                    response = Response(orjson.dumps(content), media_type=JSON, headers=headers)
+                else:
+                    headers[HEADER_LENGTH] = str(json_length)
+                    response = Response(content, media_type="application/octet-stream", headers=headers)
+            else:
+                response = Response(orjson.dumps(result), media_type=JSON, headers=headers)
+        except Exception as exc:
+            status = http_status(exc)
+            if status >= 500:
+                log.error("request failed (%d): %s", status, exc, exc_info=status == 500)
+            else:
+                log.info("request rejected (%d): %s", status, exc)
+            response = Response(orjson.dumps({"error": str(exc)}), status_code=status, media_type=JSON)
+        if known:  # an unknown name in the URL must not mint a new label value
+            metrics.REQUESTS.labels(name, protocol, str(response.status_code)).inc()
+            metrics.REQUEST_SECONDS.labels(name, protocol).observe(time.perf_counter() - start)
+        return response
+
+    async def predict_v1(self, request: Request) -> Response:
+        return await self._serve(request, "rest_v1")
+
+    async def infer_v2(self, request: Request) -> Response:
+        return await self._serve(request, "rest_v2")
