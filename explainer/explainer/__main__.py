@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     kserve_logging.configure_logging(args.log_config_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ExplainerSettings()
+    if args.workers != 1:
+        log.warning("--workers %d ignored: one worker per process (scale with replicas)", args.workers)
     if not args.predictor_host:
         log.error("--predictor_host HOST:PORT is required")
         return 2

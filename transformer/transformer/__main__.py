@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     kserve_logging.configure_logging(args.log_config_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = TransformerSettings()
+    if args.workers != 1:
+        log.warning("--workers %d ignored: one worker per process (scale with replicas)", args.workers)
     protocol = explicit_protocol(argv) or settings.predictor_protocol
     if not args.predictor_host:
         log.error("--predictor_host HOST:PORT is required")
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
-        workers=args.workers,
+        workers=1,  # the routes and the model live in this process; scale with replicas
         enable_grpc=args.enable_grpc,
         predictor_config=PredictorConfig(
             predictor_host=args.predictor_host,
