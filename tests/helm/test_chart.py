@@ -365,3 +365,19 @@ def test_values_are_all_documented() -> None:
 
     undocumented = [p for p in leaves(values) if p not in documented]
     assert not undocumented, undocumented
+
+
+def test_notes_print_the_exact_commands(helm: Helm) -> None:
+    from chart_support import RELEASE
+
+    out = helm.run("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client").stdout
+    notes = out[out.index("NOTES:") :]
+    assert "behind VirtualService model-serving." in notes
+    assert "http://$INGRESS/v2/models/diabetes-risk/infer" in notes
+    assert "`x-model-version: canary`" in notes
+    assert "kubectl -n model-serving patch virtualservice model-serving --type=json" in notes
+    # the JSON patch in the notes targets the `primary` route of the rendered VirtualService
+    (vs,) = by_kind(helm.template(), "VirtualService")
+    index = [r["name"] for r in vs["spec"]["http"]].index("primary")
+    assert f'"path": "/spec/http/{index}/name", "value": "primary"' in notes
+    assert "helm test model-serving -n model-serving" in notes

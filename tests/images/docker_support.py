@@ -19,7 +19,8 @@ TAG = "test"
 
 def docker_binary() -> str | None:
     if os.environ.get("DOCKER"):
-        return os.environ["DOCKER"]
+        chosen = shutil.which(os.environ["DOCKER"])
+        return chosen if chosen and os.access(chosen, os.X_OK) else None
     # Debian's client builds with the daemon's BuildKit without the buildx plugin
     for candidate in ("/usr/bin/docker", shutil.which("docker")):
         if candidate and os.access(candidate, os.X_OK):
