@@ -1,6 +1,7 @@
 """Explainer fixtures: a real predictor and explainers in front of it (gRPC in one large batch;
-REST V2 in predictor-sized chunks with sampled coalitions; nothing listening), all real
-``python -m`` processes on free loopback ports, started together and stopped by PID."""
+REST V2 in predictor-sized chunks with sampled coalitions), and one in front of a fake predictor
+(header capture, rejections, slowness); real ``python -m`` processes on free loopback ports,
+started together and stopped by PID."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fake_predictor import FakePredictor
 from support import ServerProcess, free_port
 
 MODEL = "diabetes-risk"
 BIG_BATCH = 16384
 """PREDICTOR_MAX_ROWS and EXPLAINER_PREDICTOR_MAX_ROWS of the gRPC pair: one request per record."""
+FAKE_TIMEOUT = 1.0
+"""EXPLAINER_PREDICTOR_TIMEOUT of the explainer in front of the fake predictor."""
 SAMPLED = 300
 """EXPLAINER_NSAMPLES of the REST explainer: fewer coalitions than the 1022 there are, so sampled."""
 
@@ -54,12 +58,15 @@ class Stack:
     predictor: Server
     grpc: Server
     rest: Server
-    down: Server
+    fake: Server
+    """explainer -> the fake predictor (gRPC)"""
+    fake_predictor: FakePredictor
 
 
 @pytest.fixture(scope="module")
 def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("explainer-logs")
+    fake = FakePredictor().start()
     bundle = ["--model_dir", str(gbm_bundle)]
     predictor = _server(
         "predictor", bundle, logs / "predictor.log", env={"PREDICTOR_MAX_ROWS": str(BIG_BATCH)}
@@ -80,9 +87,10 @@ def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         rest=explainer(
             "rest", f"127.0.0.1:{predictor.http_port}", "v2", {"EXPLAINER_NSAMPLES": str(SAMPLED)}
         ),
-        down=explainer("down", f"127.0.0.1:{free_port()}", "grpc-v2", {"EXPLAINER_PREDICTOR_TIMEOUT": "1"}),
+        fake=explainer("fake", fake.grpc_host, "grpc-v2", {"EXPLAINER_PREDICTOR_TIMEOUT": str(FAKE_TIMEOUT)}),
+        fake_predictor=fake,
     )
-    servers = [stack.predictor, stack.grpc, stack.rest, stack.down]
+    servers = [stack.predictor, stack.grpc, stack.rest, stack.fake]
     try:
         for s in servers:
             s.process.start(wait=False)
@@ -92,3 +100,4 @@ def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         for s in reversed(servers):
             s.process.stop()
+        fake.stop()

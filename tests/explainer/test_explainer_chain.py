@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import BIG_BATCH, MODEL, Stack
+from conftest import BIG_BATCH, FAKE_TIMEOUT, MODEL, Stack
+from fake_predictor import FAIL_MESSAGE, REJECT_MESSAGE, UNAVAILABLE_MESSAGE, FakePredictor
 from prometheus_client.parser import text_string_to_metric_families
 from serving_common import Bundle, FeatureSpec
 
@@ -200,12 +202,58 @@ def test_bad_bodies_are_400(stack: Stack, url: str, content: bytes, message: str
     assert message in r.json()["error"]
 
 
-def test_unreachable_predictor_is_503(stack: Stack, held_out: list[dict[str, Any]]) -> None:
+@pytest.fixture
+def fake(stack: Stack) -> Iterator[FakePredictor]:
+    stack.fake_predictor.mode = "ok"
+    stack.fake_predictor.seen.clear()
+    yield stack.fake_predictor
+    stack.fake_predictor.mode = "ok"
+
+
+TRACE_HEADERS = {
+    "x-request-id": "explain-42",
+    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "tracestate": "congo=t61rcWkgMzE",
+    "authorization": "Bearer token-1",
+    "x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7",
+    "x-b3-spanid": "e457b5a2e4d86bd1",
+    "x-b3-sampled": "1",
+    "b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+}
+
+
+def test_trace_and_auth_headers_reach_the_predictor(
+    stack: Stack, fake: FakePredictor, held_out: list[dict[str, Any]]
+) -> None:
+    body = explain(stack.fake.v1, held_out[:1], **TRACE_HEADERS, **{"x-private": "stays here"})
+    assert body["id"] == "explain-42"
+    e = body["explanations"][0]  # the fake's answer never changes: nothing to attribute
+    assert e["output"] == e["base_value"] == 0.75 and set(e["attributions"].values()) == {0.0}
+    assert len(fake.seen) >= 2
+    for seen in fake.seen:  # every request of the explanation, not just the first
+        for name, value in TRACE_HEADERS.items():
+            assert seen.get(name) == value, (name, seen)
+        assert "x-private" not in seen
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "message"),
+    [
+        ("reject", 400, f"the predictor rejected the request: {REJECT_MESSAGE}"),
+        ("unavailable", 503, UNAVAILABLE_MESSAGE),
+        ("fail", 502, FAIL_MESSAGE),
+        ("slow", 504, f"did not answer within {FAKE_TIMEOUT:g} s"),
+    ],
+)
+def test_predictor_failures_keep_their_meaning(
+    stack: Stack, fake: FakePredictor, held_out: list[dict[str, Any]], mode: str, status: int, message: str
+) -> None:
+    fake.mode, fake.delay = mode, 5.0
     start = time.monotonic()
-    r = httpx.post(stack.down.v1, json={"instances": held_out[:1]}, timeout=30)
-    assert r.status_code == 503, r.text
-    assert "is unavailable" in r.json()["error"]
-    assert time.monotonic() - start < 5
+    r = httpx.post(stack.fake.v1, json={"instances": held_out[:1]}, timeout=30)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+    assert time.monotonic() - start < FAKE_TIMEOUT + 1.5
 
 
 def test_metrics_count_explanations(stack: Stack, held_out: list[dict[str, Any]]) -> None:

@@ -2,8 +2,9 @@
 need to see what the transformer sends (headers) or to make the predictor misbehave on purpose.
 
 ``mode``: ``ok`` (label 1, probabilities [0.25, 0.75] per row), ``reject`` (400 /
-INVALID_ARGUMENT with :data:`REJECT_MESSAGE`), ``fail`` (500 / INTERNAL), ``slow`` (answers
-after ``delay`` seconds). Every request's headers (gRPC metadata) are kept in ``seen``.
+INVALID_ARGUMENT with :data:`REJECT_MESSAGE`), ``fail`` (500 / INTERNAL), ``unavailable``
+(503 / UNAVAILABLE), ``slow`` (answers after ``delay`` seconds). Every request's headers (gRPC
+metadata) are kept in ``seen``. Used by tests/transformer and tests/explainer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from support import free_port
 
 REJECT_MESSAGE = "fake predictor: input 'input' has 3 columns, expected 10"
 FAIL_MESSAGE = "fake predictor: onnxruntime exploded"
+UNAVAILABLE_MESSAGE = "fake predictor: model not ready"
 
 
 class FakePredictor:
@@ -62,6 +64,8 @@ class FakePredictor:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, REJECT_MESSAGE)
                 if fake.mode == "fail":
                     context.abort(grpc.StatusCode.INTERNAL, FAIL_MESSAGE)
+                if fake.mode == "unavailable":
+                    context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
                 rows = int(request.inputs[0].shape[0])
                 labels, probabilities = fake._answer(rows)
                 return pb.ModelInferResponse(
@@ -103,6 +107,8 @@ class FakePredictor:
                     return self._send(400, {"error": REJECT_MESSAGE})
                 if fake.mode == "fail":
                     return self._send(500, {"error": FAIL_MESSAGE})
+                if fake.mode == "unavailable":
+                    return self._send(503, {"error": UNAVAILABLE_MESSAGE})
                 rows = int(request["inputs"][0]["shape"][0])
                 labels, probabilities = fake._answer(rows)
                 self._send(
