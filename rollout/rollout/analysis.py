@@ -1,7 +1,7 @@
 """Canary analysis: stable and canary metrics from Prometheus, compared with thresholds.
 
-Series of one side are selected by ``{label}="{InferenceService name}"`` (default label
-``inference_service``, which the PodMonitor relabels ``serving.kserve.io/inferenceservice`` to).
+Series of one side are selected by ``{label}="{InferenceService name}"`` (default label ``isvc``,
+which the chart's PodMonitor relabels the pod label ``serving.kserve.io/inferenceservice`` to).
 Metrics use the contract names (docs/contracts.md) with a configurable prefix (``predictor``):
 
 * request rate   ``sum(rate(<p>_requests_total{sel}[w]))``
@@ -30,7 +30,7 @@ DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{isvc}"})'
 class QuerySet:
     """How to find one InferenceService's series."""
 
-    label: str = "inference_service"
+    label: str = "isvc"
     metric_prefix: str = "predictor"
     window: str = "1m"
     drift_query: str = DEFAULT_DRIFT_QUERY

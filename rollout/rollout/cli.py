@@ -143,9 +143,9 @@ prometheus_options = _compose(
     _opt(
         "--metric-label",
         env="METRIC_LABEL",
-        default="inference_service",
+        default="isvc",
         show_default=True,
-        help="Label whose value is the InferenceService name on the metrics.",
+        help="Label whose value is the InferenceService name on the metrics (the chart's PodMonitor: isvc).",
     ),
     _opt(
         "--metric-prefix",

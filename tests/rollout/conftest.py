@@ -24,7 +24,8 @@ def host(isvc: str) -> str:
 
 
 def virtual_service(stable_weight: int = 100, canary_weight: int = 0) -> dict[str, Any]:
-    """What the chart renders: a header-pinned canary route and the weighted primary route."""
+    """What the chart renders (docs/contracts.md): header-pinned canary and stable routes, then the
+    weighted primary route, stable first."""
     return {
         "apiVersion": ISTIO,
         "kind": "VirtualService",
@@ -36,14 +37,33 @@ def virtual_service(stable_weight: int = 100, canary_weight: int = 0) -> dict[st
                 {
                     "name": "canary-pin",
                     "match": [{"headers": {"x-model-version": {"exact": "canary"}}}],
-                    "route": [{"destination": {"host": host(CANARY)}}],
+                    "route": [{"destination": {"host": host(CANARY), "port": {"number": 80}}}],
+                    "timeout": "30s",
+                },
+                {
+                    "name": "stable-pin",
+                    "match": [{"headers": {"x-model-version": {"exact": "stable"}}}],
+                    "route": [{"destination": {"host": host(STABLE), "port": {"number": 80}}}],
+                    "timeout": "30s",
                 },
                 {
                     "name": "primary",
                     "route": [
-                        {"destination": {"host": host(STABLE)}, "weight": stable_weight},
-                        {"destination": {"host": host(CANARY)}, "weight": canary_weight},
+                        {
+                            "destination": {"host": host(STABLE), "port": {"number": 80}},
+                            "weight": stable_weight,
+                        },
+                        {
+                            "destination": {"host": host(CANARY), "port": {"number": 80}},
+                            "weight": canary_weight,
+                        },
                     ],
+                    "timeout": "30s",
+                    "retries": {
+                        "attempts": 2,
+                        "perTryTimeout": "10s",
+                        "retryOn": "5xx,reset,connect-failure",
+                    },
                 },
             ],
         },

@@ -64,7 +64,10 @@ def test_set_weight_patches_only_the_weights_and_records_the_decision(
     after = cluster.vs()
     assert cluster.weights() == (80, 20)
     assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
-    assert after["spec"]["http"][0] == before["spec"]["http"][0]  # canary-pin untouched
+    assert after["spec"]["http"][:2] == before["spec"]["http"][:2]  # the pin routes untouched
+    assert {k: v for k, v in after["spec"]["http"][2].items() if k != "route"} == {
+        k: v for k, v in before["spec"]["http"][2].items() if k != "route"
+    }  # timeout and retries of primary untouched
     assert after["spec"]["hosts"] == before["spec"]["hosts"]
     decision = cluster.annotation(DECISION_ANNOTATION)
     assert decision["action"] == "set-weight" and (decision["stable"], decision["canary"]) == (80, 20)
@@ -96,7 +99,7 @@ def test_dry_run_prints_the_merge_patch_pinning_resource_version(cluster: Cluste
     assert r.exit_code == 0, r.output
     patch = json.loads(r.stdout)
     assert patch["metadata"]["resourceVersion"] == rv
-    primary = patch["spec"]["http"][1]
+    primary = patch["spec"]["http"][2]
     assert [d["weight"] for d in primary["route"]] == [70, 30]
     assert "dry run" in r.stderr and "merge-patch" in r.stderr
     assert cluster.weights() == (100, 0) and cluster.vs()["metadata"]["resourceVersion"] == rv
@@ -108,11 +111,11 @@ def test_dry_run_json_patch_has_test_ops_of_the_weights(cluster: Cluster, rollou
     assert r.exit_code == 0, r.output
     ops: list[dict[str, Any]] = json.loads(r.stdout)
     tests = {o["path"]: o["value"] for o in ops if o["op"] == "test"}
-    assert tests["/spec/http/1/name"] == "primary"
-    assert tests["/spec/http/1/route/0/destination/host"] == host(STABLE)
-    assert tests["/spec/http/1/route/0/weight"] == 100 and tests["/spec/http/1/route/1/weight"] == 0
+    assert tests["/spec/http/2/name"] == "primary"
+    assert tests["/spec/http/2/route/0/destination/host"] == host(STABLE)
+    assert tests["/spec/http/2/route/0/weight"] == 100 and tests["/spec/http/2/route/1/weight"] == 0
     replaces = {o["path"]: o["value"] for o in ops if o["op"] == "replace"}
-    assert replaces == {"/spec/http/1/route/0/weight": 0, "/spec/http/1/route/1/weight": 100}
+    assert replaces == {"/spec/http/2/route/0/weight": 0, "/spec/http/2/route/1/weight": 100}
     assert cluster.weights() == (100, 0)
 
 
@@ -180,8 +183,8 @@ def _concurrent_weight_change(cluster: Cluster) -> None:
             fired.append(True)
 
             def change(vs: dict[str, Any]) -> None:
-                vs["spec"]["http"][1]["route"][0]["weight"] = 60
-                vs["spec"]["http"][1]["route"][1]["weight"] = 40
+                vs["spec"]["http"][2]["route"][0]["weight"] = 60
+                vs["spec"]["http"][2]["route"][1]["weight"] = 40
 
             cluster.edit_vs(change)
 
@@ -217,17 +220,17 @@ def _without_primary(vs: dict[str, Any]) -> None:
 
 
 def _one_destination(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][1]["route"] = [{"destination": {"host": host(STABLE)}, "weight": 100}]
+    vs["spec"]["http"][2]["route"] = [{"destination": {"host": host(STABLE)}, "weight": 100}]
 
 
 def _foreign_hosts(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][1]["route"][1]["destination"]["host"] = (
+    vs["spec"]["http"][2]["route"][1]["destination"]["host"] = (
         "other-model-predictor.models.svc.cluster.local"
     )
 
 
 def _bad_sum(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][1]["route"][1]["weight"] = 20
+    vs["spec"]["http"][2]["route"][1]["weight"] = 20
 
 
 @pytest.mark.parametrize(

@@ -159,8 +159,8 @@ def test_outside_weight_change_stops_the_run(cluster: Cluster) -> None:
             original_sleep(s)
 
             def change(vs: dict[str, Any]) -> None:
-                vs["spec"]["http"][1]["route"][0]["weight"] = 70
-                vs["spec"]["http"][1]["route"][1]["weight"] = 30
+                vs["spec"]["http"][2]["route"][0]["weight"] = 70
+                vs["spec"]["http"][2]["route"][1]["weight"] = 30
 
             cluster.edit_vs(change)
 
@@ -177,8 +177,8 @@ def test_resume_refuses_weights_changed_while_stopped_unless_restart(cluster: Cl
         pytest.raises(Crash),
     ):
         p.run()
-    cluster.edit_vs(lambda vs: vs["spec"]["http"][1]["route"][0].update(weight=75))
-    cluster.edit_vs(lambda vs: vs["spec"]["http"][1]["route"][1].update(weight=25))
+    cluster.edit_vs(lambda vs: vs["spec"]["http"][2]["route"][0].update(weight=75))
+    cluster.edit_vs(lambda vs: vs["spec"]["http"][2]["route"][1].update(weight=25))
     with (
         progressive(cluster, lambda n: GOOD, clock) as (p, _),
         pytest.raises(ConflictError, match="--restart"),

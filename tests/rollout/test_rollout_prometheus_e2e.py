@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 MODEL = "diabetes-risk"
 STABLE, GOOD, BAD = "stable-isvc", "canary-good", "canary-bad"
 VS = "diabetes-risk"
-BAD_ERROR_RATE = "0.3"
+BAD_ERROR_RATE = "0.5"
 
 
 def _prometheus_binary() -> str:
@@ -79,8 +79,9 @@ def _predictor(bundle: Path, log: Path, env: dict[str, str] | None = None) -> tu
 
 @pytest.fixture(scope="module")
 def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Stable (gbm), a good canary (mlp) and a bad canary (mlp answering 30% of requests with 500),
-    and one Prometheus scraping the three with the static label inference_service=<name>."""
+    """Stable (gbm), a good canary (mlp) and a bad canary (mlp answering 50% of requests with 500),
+    and one Prometheus scraping the three with the static labels isvc=<name> (what the chart's PodMonitor
+    sets) and inference_service=<name> (to exercise --metric-label)."""
     prom_bin = _prometheus_binary()
     tmp = tmp_path_factory.mktemp("rollout-e2e")
     procs: list[ServerProcess] = []
@@ -96,9 +97,17 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
             urls[name] = url
         for proc in procs:
             proc.wait_ready()
+        rows = np.load(gbm_bundle / "reference.npy")[:4].astype(np.float32)
+        # smoke traffic before any rollout (as through the canary-pin route), so that every
+        # code's counter series exists before the analysis: increase() needs two samples of a
+        # series, and a 500 series born inside the window would be missed by the first check
+        with httpx.Client(timeout=10) as client:
+            for url in urls.values():
+                for _ in range(20):
+                    client.post(f"{url}/v2/models/{MODEL}/infer", json=_infer_body(rows))
         targets = "\n".join(
             f"      - targets: ['{url.removeprefix('http://')}']\n"
-            f"        labels: {{inference_service: {name}}}"
+            f"        labels: {{isvc: {name}, inference_service: {name}}}"
             for name, url in urls.items()
         )
         config = tmp / "prometheus.yml"
@@ -131,11 +140,18 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
                 break
             time.sleep(0.3)
         assert up == 3, f"Prometheus did not see the 3 predictors up:\n{prom.output()}"
-        rows = np.load(gbm_bundle / "reference.npy")[:4].astype(np.float32)
         yield Stack(urls, url, rows)
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def _infer_body(rows: np.ndarray) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": list(rows.shape), "data": rows.ravel().tolist()}
+        ]
+    }
 
 
 def _virtual_service(canary: str) -> dict[str, Any]:
@@ -170,17 +186,7 @@ class Mesh:
         self.codes: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mesh", daemon=True)
-        body = {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": list(stack.rows.shape),
-                    "data": stack.rows.ravel().tolist(),
-                }
-            ]
-        }
-        self._body = json.dumps(body).encode()
+        self._body = json.dumps(_infer_body(stack.rows)).encode()
 
     def weights(self) -> tuple[int, int]:
         vs = self.api.get(ISTIO, "virtualservices", NS, VS)
@@ -308,7 +314,7 @@ def test_good_canary_is_promoted_on_real_metrics(stack: Stack, api: FakeKubeAPI,
     canary = out["metrics"]["canary"]
     assert canary["request_rate"] > 1 and canary["error_rate"] == 0 and 0 < canary["p99"] < 0.5
     checks = {c["name"]: c["ok"] for c in out["verdict"]["checks"]}
-    assert checks["traffic"] and checks["error_rate"] and checks["error_rate_vs_stable"], out["verdict"]
+    assert checks["traffic"] and checks["error_rate"], out["verdict"]  # stable may have no traffic left
 
 
 def test_bad_canary_is_rolled_back_on_real_metrics(stack: Stack, api: FakeKubeAPI, tmp_path: Path) -> None:
@@ -322,7 +328,7 @@ def test_bad_canary_is_rolled_back_on_real_metrics(stack: Stack, api: FakeKubeAP
     assert done.returncode == EXIT_ANALYSIS_FAILED, done.stderr
     assert weights_after == (100, 0)
     assert "error: canary rolled back to 0%: " in done.stderr
-    assert "canary error rate" in done.stderr and "failed check 1/2 at canary 20%" in done.stderr
+    assert "canary error rate" in done.stderr and "failed check 1/2 at canary 20%" in done.stderr, done.stderr
     assert "failed check 2/2 at canary 20%" in done.stderr
     assert took < 45  # two checks at 4 s intervals, never advanced
     assert mesh.codes.get(500, 0) > 0
@@ -348,6 +354,8 @@ def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stac
         time.sleep(2)  # two more scrapes
     args = [
         "analyze",
+        "--metric-label",
+        "inference_service",
         "--prometheus-url",
         stack.prometheus,
         "--stable",
@@ -362,7 +370,7 @@ def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stac
     out = json.loads(r.stdout)
     stable, canary = out["metrics"]["stable"], out["metrics"]["canary"]
     assert stable["error_rate"] == 0 and stable["requests"] > 10
-    assert 0.1 < canary["error_rate"] < 0.6  # 30% injected
+    assert 0.3 < canary["error_rate"] < 0.7  # 50% injected
     assert out["verdict"]["ok"] is False
     assert any("canary error rate" in reason for reason in out["verdict"]["reasons"])
     table = CliRunner().invoke(cli, args, catch_exceptions=False)
