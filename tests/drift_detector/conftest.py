@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from drift_population import write_bundle
 from drift_receiver import WATCHED, WINDOW, Receiver, receiving
-from support import VENV_DRIFT_PYTHON, ServerProcess, free_port
+from drift_server import start_detector
 
 collect_ignore = [] if importlib.util.find_spec("alibi_detect") else ["unit"]
 if importlib.util.find_spec("kserve") is None:  # the drift venv runs unit/ only
@@ -32,19 +32,6 @@ def receiver() -> Iterator[Receiver]:
     """The drift notification sink of the shared detector."""
     with receiving() as box:
         yield box
-
-
-def start_detector(bundle: Path, log: Path, env: dict[str, str]) -> tuple[str, ServerProcess]:
-    port = free_port()
-    proc = ServerProcess(
-        ["-m", "drift_detector", "--model_dir", str(bundle), "--http_port", str(port), "--host", "127.0.0.1"],
-        ready_url=f"http://127.0.0.1:{port}/ready",
-        python=VENV_DRIFT_PYTHON,
-        env=env,
-        log_path=log,
-    )
-    proc.start()
-    return f"http://127.0.0.1:{port}", proc
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import start_detector
 from drift_client import metrics, sample, wait_windows
 from drift_receiver import receiving
+from drift_server import start_detector
 from serving_common import Bundle, FeatureSpec
 from support import ServerProcess, free_port
 
