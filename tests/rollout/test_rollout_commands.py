@@ -150,6 +150,44 @@ def test_unknown_namespace_is_not_found(cluster: Cluster, rollout: Invoke) -> No
     assert r.exit_code == EXIT_NOT_FOUND and "not found" in r.stderr
 
 
+@pytest.mark.parametrize("command", [("promote",), ("rollback",)])
+def test_stale_resource_version_is_a_conflict_for_promote_and_rollback(
+    cluster: Cluster, rollout: Invoke, command: tuple[str, ...]
+) -> None:
+    cluster.seed(50, 50)
+    seen = cluster.vs()["metadata"]["resourceVersion"]
+    cluster.edit_vs(lambda vs: vs["metadata"].setdefault("labels", {}).update(team="sre"))
+    r = rollout(*command, "--resource-version", seen)
+    assert r.exit_code == EXIT_CONFLICT, r.output
+    assert "was changed by someone else" in r.stderr and cluster.weights() == (50, 50)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--steps", "10,5"), "steps must be strictly increasing integers from 1 to 100"),
+        (("run", "--steps", "10,101"), "steps must be strictly increasing"),
+        (("run", "--interval", "0s"), "must be positive"),
+        (("run", "--interval", "soon"), "is not a duration"),
+        (("run", "--window", "5x"), "is not a PromQL range"),
+        (("run", "--max-failed-checks", "0"), "0 is not in the range x>=1"),
+        (("run", "--prometheus-url", ""), "run needs Prometheus"),
+        (("run", "--max-error-rate", "2"), "2.0 is not in the range 0<=x<=1"),
+        (("status", "-o", "yaml"), "'yaml' is not one of 'table', 'json'"),
+        (("set-weight", "10", "--patch-type", "strategic"), "'strategic' is not one of 'merge', 'json'"),
+        (("analyze", "--prometheus-url", ""), "analyze needs Prometheus"),
+        (("promote", "extra"), "Got unexpected extra argument"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    cluster: Cluster, rollout: Invoke, args: tuple[str, ...], message: str
+) -> None:
+    r = rollout(*args)
+    assert r.exit_code == EXIT_USAGE, r.output
+    assert message in r.stderr
+    assert cluster.weights() == (100, 0) and not [1 for (m, _, _) in cluster.api.requests if m == "PATCH"]
+
+
 def test_stale_resource_version_is_a_conflict(cluster: Cluster, rollout: Invoke) -> None:
     seen = json.loads(rollout("status", *NO_PROM, "-o", "json").stdout)["resourceVersion"]
     cluster.edit_vs(
