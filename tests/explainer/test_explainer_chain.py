@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import BIG_BATCH, FAKE_TIMEOUT, MODEL, Stack
+from explainer_stack import BIG_BATCH, FAKE_TIMEOUT, MODEL, Stack
 from fake_predictor import FAIL_MESSAGE, REJECT_MESSAGE, UNAVAILABLE_MESSAGE, FakePredictor
 from prometheus_client.parser import text_string_to_metric_families
 from serving_common import Bundle, FeatureSpec

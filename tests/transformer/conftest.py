@@ -1,124 +1,15 @@
-"""Transformer fixtures: a real predictor, transformers in front of it (gRPC, REST V2, REST V1),
-and transformers in front of a fake predictor (header capture, rejections, slowness) or of
-nothing at all (predictor down). All real ``python -m`` processes on free loopback ports,
-started together and stopped by PID."""
+"""Transformer fixtures (the stack itself is in ``transformer_stack.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from event_sink import EventSink
-from fake_predictor import FakePredictor
-from support import ServerProcess, free_port
-
-MODEL = "diabetes-risk"
-PREDICTOR_MAX_ROWS = 200
-"""The real predictor refuses more rows than this: how the tests get a genuine predictor 400."""
-FAKE_TIMEOUT = 1.0
-"""TRANSFORMER_PREDICTOR_TIMEOUT of the transformers in front of the fake and the missing predictor."""
-
-
-@dataclass
-class Server:
-    http_port: int
-    grpc_port: int
-    process: ServerProcess
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def v1(self) -> str:
-        return f"{self.url}/v1/models/{MODEL}:predict"
-
-    @property
-    def v2(self) -> str:
-        return f"{self.url}/v2/models/{MODEL}/infer"
-
-
-def _server(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
-    http, grpc = free_port(), free_port()
-    process = ServerProcess(
-        ["-m", module, "--model_name", MODEL, "--http_port", str(http), "--grpc_port", str(grpc), *args],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-    )
-    return Server(http, grpc, process)
-
-
-@dataclass
-class Stack:
-    predictor: Server
-    grpc: Server
-    """transformer -> real predictor over gRPC (with the payload logger on)"""
-    rest: Server
-    """transformer -> real predictor over REST V2"""
-    v1: Server
-    """transformer -> real predictor over REST V1"""
-    fake_grpc: Server
-    fake_rest: Server
-    down: Server
-    """transformer -> a port nobody listens on"""
-    fake: FakePredictor
-    sink: EventSink
+from transformer_stack import Stack, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("transformer-logs")
-    fake = FakePredictor().start()
-    sink = EventSink().start()
-    bundle = ["--model_dir", str(gbm_bundle)]
-    predictor = _server(
-        "predictor", bundle, logs / "predictor.log", env={"PREDICTOR_MAX_ROWS": str(PREDICTOR_MAX_ROWS)}
-    )
-
-    def transformer(name: str, host: str, protocol: str, timeout: float = 10.0, *extra: str) -> Server:
-        return _server(
-            "transformer",
-            [*bundle, "--predictor_host", host, "--predictor_protocol", protocol, *extra],
-            logs / f"transformer-{name}.log",
-            env={"TRANSFORMER_PREDICTOR_TIMEOUT": str(timeout)},
-        )
-
-    p_grpc, p_http = f"127.0.0.1:{predictor.grpc_port}", f"127.0.0.1:{predictor.http_port}"
-    stack = Stack(
-        predictor=predictor,
-        grpc=transformer("grpc", p_grpc, "grpc-v2", 10.0, "--logger_url", sink.url),
-        rest=transformer("rest", p_http, "v2"),
-        v1=transformer("v1", p_http, "v1"),
-        fake_grpc=transformer("fake-grpc", fake.grpc_host, "grpc-v2", FAKE_TIMEOUT),
-        fake_rest=transformer("fake-rest", fake.http_host, "v2", FAKE_TIMEOUT),
-        down=transformer("down", f"127.0.0.1:{free_port()}", "grpc-v2", FAKE_TIMEOUT),
-        fake=fake,
-        sink=sink,
-    )
-    servers = [
-        stack.predictor,
-        stack.grpc,
-        stack.rest,
-        stack.v1,
-        stack.fake_grpc,
-        stack.fake_rest,
-        stack.down,
-    ]
-    try:
-        for s in servers:
-            s.process.start(wait=False)
-        for s in servers:
-            s.process.wait_ready()
-        yield stack
-    finally:
-        for s in reversed(servers):
-            s.process.stop()
-        fake.stop()
-        sink.stop()
+    with running_stack(gbm_bundle, tmp_path_factory.mktemp("transformer-logs")) as s:
+        yield s

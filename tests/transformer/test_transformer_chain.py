@@ -14,12 +14,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
-from conftest import FAKE_TIMEOUT, MODEL, PREDICTOR_MAX_ROWS, Stack
 from fake_predictor import FAIL_MESSAGE, REJECT_MESSAGE
 from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_common import Bundle, FeatureSpec
+from transformer_stack import FAKE_TIMEOUT, MODEL, PREDICTOR_MAX_ROWS, Stack
 
 RECORD = {
     "age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0, "tc": 157.0,
