@@ -28,7 +28,7 @@ REQUEST_SECONDS = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "predictor_inference_duration_seconds",
-    "Time onnxruntime's session.run takes for one request.",
+    "Time onnxruntime's session.run takes for one run (requests waiting together share a run).",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
@@ -37,4 +37,10 @@ ROWS = Histogram(
     "Rows (first dimension of the input) per inference request.",
     ["model"],
     buckets=ROW_BUCKETS,
+)
+BATCH_REQUESTS = Histogram(
+    "predictor_batch_requests",
+    "Requests merged into one session.run (1 when requests do not overlap).",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
 )

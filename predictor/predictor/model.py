@@ -8,7 +8,6 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from predictor import metrics
+from predictor.batcher import Batcher
 from predictor.errors import InjectedFault, grpc_code, invalid
 from predictor.settings import PredictorSettings
 from predictor.signature import Signature
@@ -45,7 +45,7 @@ class OnnxModel(Model):  # type: ignore[misc]
         self.version: str | None = None
         self.signature: Signature | None = None
         self._session: ort.InferenceSession | None = None
-        self._executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="onnxruntime")
+        self._batcher: Batcher | None = None
         self._all_outputs: list[str] = []
         self._infer_seconds = metrics.INFERENCE_SECONDS.labels(name)
         self._rows = metrics.ROWS.labels(name)
@@ -70,6 +70,14 @@ class OnnxModel(Model):  # type: ignore[misc]
         self.bundle = bundle
         self.version = bundle.version
         self._warm_up()
+        batch_dim_dynamic = all(s.shape and s.shape[0] < 0 for s in (*self.signature.inputs, *self.signature.outputs))
+        batches = metrics.BATCH_REQUESTS.labels(self.name)
+        self._batcher = Batcher(
+            self._run,
+            max_batch_rows=self.settings.max_batch_rows if batch_dim_dynamic else 0,
+            threads=self.settings.inference_threads,
+            on_batch=lambda requests, rows: batches.observe(requests),
+        )
         self.ready = True
         log.info(
             "loaded %s (version %s): inputs %s, outputs %s",
@@ -93,7 +101,8 @@ class OnnxModel(Model):  # type: ignore[misc]
         self._session.run(self._all_outputs, feeds)
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._batcher is not None:
+            self._batcher.stop()
         super().stop()
 
     # --- metadata ----------------------------------------------------------------------
@@ -168,15 +177,15 @@ class OnnxModel(Model):  # type: ignore[misc]
 
     async def infer(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         """Run the session on the inference threads (the event loop stays free)."""
-        assert self._session is not None
+        assert self._batcher is not None
         if self.settings.fault_delay_ms:
             await asyncio.sleep(self.settings.fault_delay_ms / 1000.0)
         if self.settings.fault_error_rate and random.random() < self.settings.fault_error_rate:
             raise InjectedFault("injected fault (PREDICTOR_FAULT_ERROR_RATE)")
         first = next(iter(feeds.values()))
-        self._rows.observe(first.shape[0] if first.ndim else 1)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, outputs, feeds)
+        rows = first.shape[0] if first.ndim else 1
+        self._rows.observe(rows)
+        return await self._batcher.run(outputs, feeds, rows)
 
     def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         assert self._session is not None

@@ -21,6 +21,10 @@ class PredictorSettings(BaseSettings):
     """onnxruntime graph optimisation level."""
     inference_threads: int = Field(1, ge=1, le=64)
     """Threads that run ``session.run`` off the event loop (requests beyond that queue)."""
+    max_batch_rows: int = Field(256, ge=0)
+    """Requests waiting together are merged into one run of at most this many rows (0: never merge)."""
+    gil_switch_interval_us: int = Field(200, ge=50, le=100_000)
+    """CPython's GIL switch interval; short, so results reach the event loop without waiting."""
     max_rows: int = Field(1024, ge=1)
     """Most rows (first dimension) one request may carry; more is a 400."""
     warmup_rows: int = Field(32, ge=0)
