@@ -194,18 +194,15 @@ class IstioRouter:
         base = ("spec", "http", routes.route_index)
         if weights is not None:
             ops.append({"op": "test", "path": _pointer(*base, "name"), "value": self.route_name})
-            for idx, host, old, new in (
+            sides = (
                 (routes.stable_index, routes.stable_host, routes.weights.stable, weights.stable),
                 (routes.canary_index, routes.canary_host, routes.weights.canary, weights.canary),
-            ):
-                ops.append(
-                    {
-                        "op": "test",
-                        "path": _pointer(*base, "route", idx, "destination", "host"),
-                        "value": host,
-                    }
-                )
-                ops.append({"op": "test", "path": _pointer(*base, "route", idx, "weight"), "value": old})
+            )
+            for idx, host, old, _ in sides:  # every test first, then the writes
+                dest = (*base, "route", idx)
+                ops.append({"op": "test", "path": _pointer(*dest, "destination", "host"), "value": host})
+                ops.append({"op": "test", "path": _pointer(*dest, "weight"), "value": old})
+            for idx, _, _, new in sides:
                 ops.append({"op": "replace", "path": _pointer(*base, "route", idx, "weight"), "value": new})
         if annotations:
             current = (routes.obj.get("metadata") or {}).get("annotations")
