@@ -13,11 +13,11 @@ import sys
 
 from kserve import ModelServer
 from kserve import model_server as kserve_model_server
+from serving_common import BundleError, IntegrityError
 
 from predictor.model import OnnxModel
 from predictor.rest import InferenceRoutes
 from predictor.settings import PredictorSettings
-from serving_common import BundleError, IntegrityError
 
 log = logging.getLogger("predictor")
 
@@ -29,8 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model_dir", default="/mnt/models", help="model bundle directory or .onnx file")
     parser.add_argument("--logger_url", default=None, help="send payload-logger CloudEvents to this URL")
     parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
-    parser.add_argument("--inference_service", default=None,
-                        help="InferenceService name in logged events (default: the model name)")
+    parser.add_argument(
+        "--inference_service",
+        default=None,
+        help="InferenceService name in logged events (default: the model name)",
+    )
     parser.add_argument("--namespace", default="default", help="namespace in logged events")
     parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
     args, _ = parser.parse_known_args(argv)

@@ -47,8 +47,14 @@ def _deliver(jobs: list[_Job]) -> None:
 class Batcher:
     """A queue in front of ``run`` served by ``threads`` daemon threads."""
 
-    def __init__(self, run: Run, *, max_batch_rows: int, threads: int = 1,
-                 on_batch: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        *,
+        max_batch_rows: int,
+        threads: int = 1,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         self._run = run
         self.max_batch_rows = max_batch_rows
         self._on_batch = on_batch

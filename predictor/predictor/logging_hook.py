@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from serving_common.payload_logger import PayloadLogger, request_id
 
 from predictor.settings import PredictorSettings
-from serving_common.payload_logger import PayloadLogger, request_id
 
 
 class LoggerCollector(Collector):
@@ -50,7 +50,11 @@ class PayloadHook:
         self.logger = logger
 
     def __call__(
-        self, headers: Mapping[str, str], request: bytes, request_type: str, response: bytes,
+        self,
+        headers: Mapping[str, str],
+        request: bytes,
+        request_type: str,
+        response: bytes,
         response_type: str,
     ) -> None:
         event_id = request_id(headers)
@@ -58,7 +62,9 @@ class PayloadHook:
         self.logger.log_response(event_id, response, response_type)
 
 
-def payload_hook(args: argparse.Namespace, settings: PredictorSettings, model: str, app: FastAPI) -> PayloadHook:
+def payload_hook(
+    args: argparse.Namespace, settings: PredictorSettings, model: str, app: FastAPI
+) -> PayloadHook:
     logger = PayloadLogger(
         args.logger_url,
         mode=args.logger_mode,

@@ -13,16 +13,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from kserve import Model
-from kserve.model import InferenceVerb
 from kserve.errors import InvalidInput
+from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from serving_common import Bundle
 
 from predictor import metrics
 from predictor.batcher import Batcher
 from predictor.errors import InjectedFault, grpc_code, invalid
 from predictor.settings import PredictorSettings
 from predictor.signature import Signature
-from serving_common import Bundle
 
 log = logging.getLogger("predictor")
 
@@ -70,7 +70,9 @@ class OnnxModel(Model):  # type: ignore[misc]
         self.bundle = bundle
         self.version = bundle.version
         self._warm_up()
-        batch_dim_dynamic = all(s.shape and s.shape[0] < 0 for s in (*self.signature.inputs, *self.signature.outputs))
+        batch_dim_dynamic = all(
+            s.shape and s.shape[0] < 0 for s in (*self.signature.inputs, *self.signature.outputs)
+        )
         batches = metrics.BATCH_REQUESTS.labels(self.name)
         self._batcher = Batcher(
             self._run,
@@ -93,9 +95,7 @@ class OnnxModel(Model):  # type: ignore[misc]
         if not self.settings.warmup_rows:
             return
         feeds = {
-            s.name: np.zeros(
-                tuple(self.settings.warmup_rows if d < 0 else d for d in s.shape), dtype=s.dtype
-            )
+            s.name: np.zeros(tuple(self.settings.warmup_rows if d < 0 else d for d in s.shape), dtype=s.dtype)
             for s in self.signature.inputs
         }
         self._session.run(self._all_outputs, feeds)
@@ -120,8 +120,9 @@ class OnnxModel(Model):  # type: ignore[misc]
         assert self.signature is not None
         inputs = request.inputs
         if not isinstance(inputs, list) or not inputs:
-            raise invalid(f"'inputs' must be a non-empty list; the model's inputs are "
-                          f"{self.signature.input_names()}")
+            raise invalid(
+                f"'inputs' must be a non-empty list; the model's inputs are {self.signature.input_names()}"
+            )
         feeds: dict[str, np.ndarray] = {}
         for inp in inputs:
             spec = self.signature.input(inp.name)
@@ -137,7 +138,9 @@ class OnnxModel(Model):  # type: ignore[misc]
                 feeds[spec.name] = spec.from_json(data, shape)
         missing = [n for n in self.signature.input_names() if n not in feeds]
         if missing:
-            raise invalid(f"missing input(s) {missing}; the model's inputs are {self.signature.input_names()}")
+            raise invalid(
+                f"missing input(s) {missing}; the model's inputs are {self.signature.input_names()}"
+            )
         rows = {a.shape[0] for a in feeds.values() if a.ndim}
         if len(rows) > 1:
             raise invalid(f"inputs disagree on the number of rows: {sorted(rows)}")
@@ -158,8 +161,9 @@ class OnnxModel(Model):  # type: ignore[misc]
         if key is None:
             raise invalid("the V1 request body must have 'instances': a list of rows")
         if len(self.signature.inputs) != 1:
-            raise invalid(f"V1 requests need a single-input model; use V2 for inputs "
-                          f"{self.signature.input_names()}")
+            raise invalid(
+                f"V1 requests need a single-input model; use V2 for inputs {self.signature.input_names()}"
+            )
         spec = self.signature.inputs[0]
         instances = body[key]
         if not isinstance(instances, list) or not instances:
@@ -168,8 +172,9 @@ class OnnxModel(Model):  # type: ignore[misc]
         if any(d < 0 for d in shape[1:]):
             raise invalid(f"input '{spec.name}' has dynamic inner dimensions; use V2")
         if len(instances) > self.settings.max_rows:
-            raise invalid(f"'{key}': {len(instances)} rows exceed the maximum of "
-                          f"{self.settings.max_rows} per request")
+            raise invalid(
+                f"'{key}': {len(instances)} rows exceed the maximum of {self.settings.max_rows} per request"
+            )
         try:
             return {spec.name: spec.from_json(instances, shape)}
         except InvalidInput as e:

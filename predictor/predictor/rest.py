@@ -109,7 +109,9 @@ class InferenceRoutes:
             if json_length is None:
                 response = Response(content, media_type=JSON)
             else:
-                response = Response(content, media_type=OCTET, headers={codec.HEADER_LENGTH: str(json_length)})
+                response = Response(
+                    content, media_type=OCTET, headers={codec.HEADER_LENGTH: str(json_length)}
+                )
             status = 200
         except Exception as exc:
             status = http_status(exc)
@@ -117,7 +119,10 @@ class InferenceRoutes:
         self.counters.done(name, "rest_v2", status, time.perf_counter() - start)
         if self.payload_hook is not None and status == 200:
             self.payload_hook(
-                request.headers, body, request.headers.get("content-type", JSON), response.body,
+                request.headers,
+                body,
+                request.headers.get("content-type", JSON),
+                bytes(response.body),
                 response.media_type or JSON,
             )
         return response
@@ -139,5 +144,5 @@ class InferenceRoutes:
             response = self._error(exc, status)
         self.counters.done(name, "rest_v1", status, time.perf_counter() - start)
         if self.payload_hook is not None and status == 200:
-            self.payload_hook(request.headers, body, JSON, response.body, JSON)
+            self.payload_hook(request.headers, body, JSON, bytes(response.body), JSON)
         return response

@@ -13,31 +13,31 @@ class PredictorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="ignore")
 
-    intra_op_threads: int = Field(1, ge=0)
+    intra_op_threads: int = Field(default=1, ge=0)
     """onnxruntime threads inside one operator (0: onnxruntime's default, one per core)."""
-    inter_op_threads: int = Field(1, ge=0)
+    inter_op_threads: int = Field(default=1, ge=0)
     """onnxruntime threads across operators (0: onnxruntime's default)."""
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
     """onnxruntime graph optimisation level."""
-    inference_threads: int = Field(1, ge=1, le=64)
+    inference_threads: int = Field(default=1, ge=1, le=64)
     """Threads that run ``session.run`` off the event loop (requests beyond that queue)."""
-    max_batch_rows: int = Field(256, ge=0)
+    max_batch_rows: int = Field(default=256, ge=0)
     """Requests waiting together are merged into one run of at most this many rows (0: never merge)."""
-    gil_switch_interval_us: int = Field(200, ge=50, le=100_000)
+    gil_switch_interval_us: int = Field(default=200, ge=50, le=100_000)
     """CPython's GIL switch interval; short, so results reach the event loop without waiting."""
-    max_rows: int = Field(1024, ge=1)
+    max_rows: int = Field(default=1024, ge=1)
     """Most rows (first dimension) one request may carry; more is a 400."""
-    warmup_rows: int = Field(32, ge=0)
+    warmup_rows: int = Field(default=32, ge=0)
     """Rows of a zero-filled warm-up inference run during load (0 disables warm-up)."""
     verify_sha256: bool = True
     """Refuse to become ready when model.onnx does not match the model card's sha256."""
     access_log: bool = False
     """Log a line per request (uvicorn access log and KServe's timing log); off keeps the hot path lean."""
-    fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Testing only: fraction of inference requests failed with an internal error."""
-    fault_delay_ms: float = Field(0.0, ge=0.0, le=60_000.0)
+    fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
     """Testing only: delay added to every inference request, in milliseconds."""
-    logger_queue_size: int = Field(1000, ge=1)
+    logger_queue_size: int = Field(default=1000, ge=1)
     """Payload logger: events buffered before new ones are dropped (and counted)."""
-    logger_timeout: float = Field(2.0, gt=0.0)
+    logger_timeout: float = Field(default=2.0, gt=0.0)
     """Payload logger: seconds one POST to the logger URL may take."""

@@ -122,7 +122,7 @@ class Bundle:
         if not file.is_file():
             raise BundleError(f"model bundle {str(self.root)!r} has no {name}")
         try:
-            return np.load(file, allow_pickle=False)
+            return np.asarray(np.load(file, allow_pickle=False))
         except (OSError, ValueError) as e:
             raise BundleError(f"cannot read {file}: {e}") from e
 

@@ -204,7 +204,7 @@ class FeatureSpec(BaseModel):
         for feature, value in zip(self.features, row, strict=True):
             if feature.type == "categorical":
                 assert feature.categories is not None
-                code = int(round(float(value)))
+                code = round(float(value))
                 record[feature.name] = (
                     feature.categories[code] if 0 <= code < len(feature.categories) else str(value)
                 )

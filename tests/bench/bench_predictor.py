@@ -53,12 +53,23 @@ def wrk(url: str, rows: int, concurrency: int, seconds: float, workdir: Path) ->
     body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows, 10], "data": x}]})
     script = workdir / f"post-{rows}.lua"
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [[{body}]]\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{body}]]\n'
     )
     out = subprocess.run(
-        [*pin(1), "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            *pin(1),
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
     def ms(label: str) -> float:
@@ -69,13 +80,29 @@ def wrk(url: str, rows: int, concurrency: int, seconds: float, workdir: Path) ->
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%"), "errors": int(non2xx.group(1)) if non2xx else 0}
+    return {
+        "rps": rps,
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def grpc_load(url: str, rows: int, concurrency: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
-        [*pin(1), sys.executable, str(HERE / "grpc_load.py"), url, MODEL, str(rows), str(concurrency), str(seconds)],
-        capture_output=True, text=True, check=True,
+        [
+            *pin(1),
+            sys.executable,
+            str(HERE / "grpc_load.py"),
+            url,
+            MODEL,
+            str(rows),
+            str(concurrency),
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -85,7 +112,13 @@ def serve(kind: str, bundle: Path, workdir: Path) -> tuple[ServerProcess, str, s
     if kind == "ours":
         args = ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle)]
     else:
-        args = [str(HERE / "naive_predictor.py"), "--model_name", MODEL, "--model_path", str(bundle / "model.onnx")]
+        args = [
+            str(HERE / "naive_predictor.py"),
+            "--model_name",
+            MODEL,
+            "--model_path",
+            str(bundle / "model.onnx"),
+        ]
     proc = ServerProcess(
         [*args, "--http_port", str(http), "--grpc_port", str(grpc)],
         ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
@@ -126,14 +159,19 @@ def main() -> int:
                             else:
                                 r = grpc_load(grpc_url, rows, conc, args.seconds)
                             results.setdefault(key, {})[kind] = r
-                            print(f"  {kind:5} {key:12} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-                                  f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}", flush=True)
+                            print(
+                                f"  {kind:5} {key:12} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+                                f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}",
+                                flush=True,
+                            )
             finally:
                 proc.stop()
 
     print()
-    print("protocol rows conc | naive req/s | ours req/s | ours/naive | ours rows/s | raw ort rows/s | "
-          "ours/raw | ours p50 ms | ours p99 ms | naive p99 ms")
+    print(
+        "protocol rows conc | naive req/s | ours req/s | ours/naive | ours rows/s | raw ort rows/s | "
+        "ours/raw | ours p50 ms | ours p99 ms | naive p99 ms"
+    )
     ratios = []
     for key, r in results.items():
         proto, rows, conc = key.split("/")
@@ -141,14 +179,17 @@ def main() -> int:
         ratio = ours["rps"] / naive["rps"] if naive["rps"] else float("nan")
         ratios.append(ratio)
         rows_s = ours["rps"] * int(rows)
-        print(f"{proto:8} {rows:>4} {conc:>4} | {naive['rps']:11.0f} | {ours['rps']:10.0f} | {ratio:9.2f}x | "
-              f"{rows_s:11.0f} | {raw[int(rows)]:14.0f} | {rows_s / raw[int(rows)]:7.1%} | "
-              f"{ours['p50_ms']:11.2f} | {ours['p99_ms']:11.2f} | {naive['p99_ms']:12.2f}")
+        print(
+            f"{proto:8} {rows:>4} {conc:>4} | {naive['rps']:11.0f} | {ours['rps']:10.0f} | {ratio:9.2f}x | "
+            f"{rows_s:11.0f} | {raw[int(rows)]:14.0f} | {rows_s / raw[int(rows)]:7.1%} | "
+            f"{ours['p50_ms']:11.2f} | {ours['p99_ms']:11.2f} | {naive['p99_ms']:12.2f}"
+        )
     geo = float(np.exp(np.mean(np.log(ratios))))
     print(f"\ngeometric mean of ours/naive throughput: {geo:.2f}x (target: >= 2x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"raw_onnxruntime_rows_per_s": raw, "results": results,
-                                    "geomean_ratio": geo}, indent=2))
+    args.out.write_text(
+        json.dumps({"raw_onnxruntime_rows_per_s": raw, "results": results, "geomean_ratio": geo}, indent=2)
+    )
     print(f"results written to {args.out}")
     return 0
 

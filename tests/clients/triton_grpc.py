@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -21,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 
 def main(url: str, model: str, request_path: str) -> int:
-    spec = json.loads(open(request_path).read())
+    spec = json.loads(Path(request_path).read_text())
     client = grpcclient.InferenceServerClient(url)
     result: dict[str, object] = {}
     try:

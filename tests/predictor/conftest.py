@@ -2,54 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-
+from predictor_stack import Predictor, start_predictor
 from serving_common import Bundle
-from support import REPO, ServerProcess, free_port
-
-MODEL = "diabetes-risk"
-
-
-@dataclass
-class Predictor:
-    http: str
-    grpc: str
-    process: ServerProcess
-
-    @property
-    def infer_url(self) -> str:
-        return f"{self.http}/v2/models/{MODEL}/infer"
-
-
-def start_predictor(bundle: Path, log: Path, env: dict[str, str] | None = None,
-                    extra: list[str] | None = None) -> Predictor:
-    http, grpc = free_port(), free_port()
-    proc = ServerProcess(
-        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle),
-         "--http_port", str(http), "--grpc_port", str(grpc), *(extra or [])],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-    )
-    proc.start()
-    return Predictor(f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}", proc)
 
 
 @pytest.fixture(scope="module")
 def predictor(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Predictor]:
     """The stable (gbm) model served by a real predictor process."""
-    p = start_predictor(gbm_bundle, tmp_path_factory.mktemp("predictor") / "predictor.log",
-                        env={"PREDICTOR_MAX_ROWS": "256"})
+    p = start_predictor(
+        gbm_bundle, tmp_path_factory.mktemp("predictor") / "predictor.log", env={"PREDICTOR_MAX_ROWS": "256"}
+    )
     yield p
     assert p.process.stop() is not None
 
@@ -68,49 +35,3 @@ def held_out(gbm_bundle: Path) -> np.ndarray:
 
     spec = Bundle.open(gbm_bundle).spec()
     return spec.vectorise(data.load(7).test_records)
-
-
-def ort_outputs(bundle: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """onnxruntime's own answer, in-process: what every client must get."""
-    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    label, proba = session.run(["label", "probabilities"], {"input": x})
-    return label, proba
-
-
-def assert_same_probabilities(got: np.ndarray, want: np.ndarray) -> None:
-    """Equal to onnxruntime's own float32 result up to summation order (batch size and thread
-    count change the order in which onnxruntime adds tree outputs: 1 ulp, ~1.2e-7)."""
-    assert got.dtype == np.float32 and got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=0, atol=5e-7)
-
-
-def triton_grpc(
-    server: Predictor,
-    workdir: Path,
-    x: np.ndarray,
-    *,
-    name: str = "input",
-    datatype: str = "FP32",
-    shape: list[int] | None = None,
-    outputs: list[str] | None = None,
-    request_id: str | None = None,
-    metadata: bool = False,
-    model: str = MODEL,
-) -> dict[str, Any]:
-    """Call the server with the real tritonclient.grpc in a child process (see tests/clients)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    np.save(workdir / "x.npy", x)
-    spec = {
-        "inputs": [{"name": name, "datatype": datatype, "shape": shape or list(x.shape),
-                    "npy": str(workdir / "x.npy")}],
-        "outputs": outputs,
-        "request_id": request_id,
-        "metadata": metadata,
-    }
-    (workdir / "request.json").write_text(json.dumps(spec))
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "clients" / "triton_grpc.py"), server.grpc, model,
-         str(workdir / "request.json")],
-        capture_output=True, text=True, timeout=60, check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

@@ -11,8 +11,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-
-from conftest import MODEL, Predictor, triton_grpc
+from predictor_stack import MODEL, Predictor, triton_grpc
 
 ROW = [59.0, 1.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 
@@ -29,44 +28,107 @@ V2_CASES: list[tuple[str, Any, int, str]] = [
     ("no inputs", {"id": "1"}, 400, "'inputs' must be a non-empty list"),
     ("empty inputs", {"inputs": []}, 400, "'inputs' must be a non-empty list"),
     ("input without name", {"inputs": [tensor(name=None)]}, 400, "inputs[0].name must be a non-empty string"),
-    ("unknown input", {"inputs": [tensor(name="features")]}, 400,
-     "unknown input 'features'; the model's inputs are ['input']"),
+    (
+        "unknown input",
+        {"inputs": [tensor(name="features")]},
+        400,
+        "unknown input 'features'; the model's inputs are ['input']",
+    ),
     ("input twice", {"inputs": [tensor(), tensor()]}, 400, "input 'input' is given more than once"),
-    ("wrong datatype", {"inputs": [tensor(datatype="FP64")]}, 400,
-     "input 'input': datatype 'FP64' does not match the model's FP32"),
-    ("missing datatype", {"inputs": [tensor(datatype=None)]}, 400, "input 'input': 'datatype' must be a string"),
-    ("wrong feature count", {"inputs": [tensor(shape=[1, 9], data=ROW[:9])]}, 400,
-     "input 'input': shape [1, 9] does not match the model's [-1, 10]: dimension 1 must be 10 "
-     "(the number of features), got 9"),
-    ("wrong rank", {"inputs": [tensor(shape=[10])]}, 400,
-     "input 'input': shape [10] has 1 dimensions; the model expects 2: [-1, 10]"),
-    ("negative dimension", {"inputs": [tensor(shape=[-1, 10])]}, 400,
-     "input 'input': dimension 0 of shape [-1, 10] is negative"),
-    ("shape not ints", {"inputs": [tensor(shape=["1", 10])]}, 400,
-     "input 'input': 'shape' must be a list of integers"),
-    ("too few values", {"inputs": [tensor(shape=[2, 10], data=ROW + ROW[:9])]}, 400,
-     "input 'input': shape [2, 10] needs 20 values but 19 values were sent"),
-    ("too many values", {"inputs": [tensor(data=ROW + [1.0])]}, 400,
-     "input 'input': shape [1, 10] needs 10 values but 11 values were sent"),
-    ("strings", {"inputs": [tensor(data=["59"] + ROW[1:])]}, 400,
-     "input 'input': 'data' must hold FP32 numbers, got string values"),
-    ("null value", {"inputs": [tensor(data=[None] + ROW[1:])]}, 400,
-     "input 'input': 'data' must hold FP32 numbers, got mixed or null values"),
-    ("ragged rows", {"inputs": [tensor(shape=[2, 10], data=[ROW, ROW[:9]])]}, 400,
-     "input 'input': 'data' is not a rectangular array of numbers"),
+    (
+        "wrong datatype",
+        {"inputs": [tensor(datatype="FP64")]},
+        400,
+        "input 'input': datatype 'FP64' does not match the model's FP32",
+    ),
+    (
+        "missing datatype",
+        {"inputs": [tensor(datatype=None)]},
+        400,
+        "input 'input': 'datatype' must be a string",
+    ),
+    (
+        "wrong feature count",
+        {"inputs": [tensor(shape=[1, 9], data=ROW[:9])]},
+        400,
+        "input 'input': shape [1, 9] does not match the model's [-1, 10]: dimension 1 must be 10 "
+        "(the number of features), got 9",
+    ),
+    (
+        "wrong rank",
+        {"inputs": [tensor(shape=[10])]},
+        400,
+        "input 'input': shape [10] has 1 dimensions; the model expects 2: [-1, 10]",
+    ),
+    (
+        "negative dimension",
+        {"inputs": [tensor(shape=[-1, 10])]},
+        400,
+        "input 'input': dimension 0 of shape [-1, 10] is negative",
+    ),
+    (
+        "shape not ints",
+        {"inputs": [tensor(shape=["1", 10])]},
+        400,
+        "input 'input': 'shape' must be a list of integers",
+    ),
+    (
+        "too few values",
+        {"inputs": [tensor(shape=[2, 10], data=ROW + ROW[:9])]},
+        400,
+        "input 'input': shape [2, 10] needs 20 values but 19 values were sent",
+    ),
+    (
+        "too many values",
+        {"inputs": [tensor(data=[*ROW, 1.0])]},
+        400,
+        "input 'input': shape [1, 10] needs 10 values but 11 values were sent",
+    ),
+    (
+        "strings",
+        {"inputs": [tensor(data=["59", *ROW[1:]])]},
+        400,
+        "input 'input': 'data' must hold FP32 numbers, got string values",
+    ),
+    (
+        "null value",
+        {"inputs": [tensor(data=[None, *ROW[1:]])]},
+        400,
+        "input 'input': 'data' must hold FP32 numbers, got mixed or null values",
+    ),
+    (
+        "ragged rows",
+        {"inputs": [tensor(shape=[2, 10], data=[ROW, ROW[:9]])]},
+        400,
+        "input 'input': 'data' is not a rectangular array of numbers",
+    ),
     ("data not a list", {"inputs": [tensor(data=5)]}, 400, "input 'input': 'data' must be a list, got int"),
     ("no data", {"inputs": [tensor(data=None)]}, 400, "input 'input': 'data' is missing"),
-    ("overflow to infinity", {"inputs": [tensor(data=[1e39] + ROW[1:])]}, 400,
-     "input 'input': value at index [0, 0] is inf; every value must be finite"),
-    ("too many rows", {"inputs": [tensor(shape=[300, 10], data=ROW * 300)]}, 400,
-     "input 'input': 300 rows exceed the maximum of 256 per request"),
-    ("unknown output", {"inputs": [tensor()], "outputs": [{"name": "score"}]}, 400,
-     "unknown output 'score'; the model's outputs are ['label', 'probabilities']"),
+    (
+        "overflow to infinity",
+        {"inputs": [tensor(data=[1e39, *ROW[1:]])]},
+        400,
+        "input 'input': value at index [0, 0] is inf; every value must be finite",
+    ),
+    (
+        "too many rows",
+        {"inputs": [tensor(shape=[300, 10], data=ROW * 300)]},
+        400,
+        "input 'input': 300 rows exceed the maximum of 256 per request",
+    ),
+    (
+        "unknown output",
+        {"inputs": [tensor()], "outputs": [{"name": "score"}]},
+        400,
+        "unknown output 'score'; the model's outputs are ['label', 'probabilities']",
+    ),
     ("id not a string", {"id": 5, "inputs": [tensor()]}, 400, "'id' must be a string"),
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [c[1:] for c in V2_CASES], ids=[c[0] for c in V2_CASES])
+@pytest.mark.parametrize(
+    ("body", "status", "message"), [c[1:] for c in V2_CASES], ids=[c[0] for c in V2_CASES]
+)
 def test_v2_rest_bad_input(predictor: Predictor, body: Any, status: int, message: str) -> None:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     r = httpx.post(predictor.infer_url, content=content, headers={"content-type": "application/json"})
@@ -79,8 +141,10 @@ def _binary(header: dict[str, Any], payload: bytes, declared: int | None = None)
     return httpx.post(
         _url,
         content=head + payload,
-        headers={"inference-header-content-length": str(declared if declared is not None else len(head)),
-                 "content-type": "application/octet-stream"},
+        headers={
+            "inference-header-content-length": str(declared if declared is not None else len(head)),
+            "content-type": "application/octet-stream",
+        },
     )
 
 
@@ -96,34 +160,100 @@ def binary_url(predictor: Predictor) -> None:
 @pytest.mark.usefixtures("binary_url")
 def test_binary_extension_bad_input() -> None:
     row = np.asarray(ROW, dtype=np.float32)
-    ok = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                              "parameters": {"binary_data_size": 40}}]}, row.tobytes())
+    ok = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "parameters": {"binary_data_size": 40},
+                }
+            ]
+        },
+        row.tobytes(),
+    )
     assert ok.status_code == 200, ok.text
 
     nan = row.copy()
     nan[3] = np.nan
-    r = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                             "parameters": {"binary_data_size": 40}}]}, nan.tobytes())
+    r = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "parameters": {"binary_data_size": 40},
+                }
+            ]
+        },
+        nan.tobytes(),
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "input 'input': value at index [0, 3] is nan; every value must be finite"
 
-    r = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                             "parameters": {"binary_data_size": 80}}]}, row.tobytes())
+    r = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "parameters": {"binary_data_size": 80},
+                }
+            ]
+        },
+        row.tobytes(),
+    )
     assert r.status_code == 400
     assert "binary_data_size 80 runs past the end of the body (40 binary bytes left)" in r.json()["error"]
 
-    r = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                             "parameters": {"binary_data_size": 38}}]}, row.tobytes()[:38])
+    r = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "parameters": {"binary_data_size": 38},
+                }
+            ]
+        },
+        row.tobytes()[:38],
+    )
     assert r.status_code == 400
     assert "binary_data_size 38 is not a whole number of FP32 values" in r.json()["error"]
 
-    r = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                             "parameters": {"binary_data_size": 36}}]}, row.tobytes())
+    r = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "parameters": {"binary_data_size": 36},
+                }
+            ]
+        },
+        row.tobytes(),
+    )
     assert r.status_code == 400
     assert "4 bytes of binary data that no input's binary_data_size accounts for" in r.json()["error"]
 
-    r = _binary({"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 10],
-                             "parameters": {"binary_data_size": 40}}]}, row.tobytes())
+    r = _binary(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [2, 10],
+                    "parameters": {"binary_data_size": 40},
+                }
+            ]
+        },
+        row.tobytes(),
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "input 'input': shape [2, 10] needs 20 values but 10 values were sent"
 
@@ -140,10 +270,17 @@ V1_CASES: list[tuple[str, Any, str]] = [
     ("no instances", {"rows": [ROW]}, "the V1 request body must have 'instances'"),
     ("instances not a list", {"instances": 3}, 'Expected "instances" to be a list'),
     ("instances empty", {"instances": []}, "'instances' must be a non-empty list of rows"),
-    ("wrong feature count", {"instances": [ROW[:9]]},
-     "'instances': shape [1, 10] needs 10 values but 9 values were sent"),
+    (
+        "wrong feature count",
+        {"instances": [ROW[:9]]},
+        "'instances': shape [1, 10] needs 10 values but 9 values were sent",
+    ),
     ("strings", {"instances": [["a"] * 10]}, "'instances': 'data' must hold FP32 numbers, got string values"),
-    ("too many rows", {"instances": [ROW] * 257}, "'instances': 257 rows exceed the maximum of 256 per request"),
+    (
+        "too many rows",
+        {"instances": [ROW] * 257},
+        "'instances': 257 rows exceed the maximum of 256 per request",
+    ),
 ]
 
 
@@ -165,22 +302,38 @@ def test_unknown_model_is_404_over_rest_and_grpc(predictor: Predictor, tmp_path:
 
 
 GRPC_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("wrong datatype", {"x": np.zeros((1, 10), np.float64), "datatype": "FP64"},
-     "input 'input': datatype 'FP64' does not match the model's FP32"),
-    ("wrong feature count", {"x": np.zeros((1, 9), np.float32)},
-     "input 'input': shape [1, 9] does not match the model's [-1, 10]: dimension 1 must be 10"),
-    ("unknown input", {"x": np.zeros((1, 10), np.float32), "name": "features"},
-     "unknown input 'features'; the model's inputs are ['input']"),
-    ("non-finite", {"x": np.full((2, 10), np.inf, np.float32)},
-     "input 'input': value at index [0, 0] is inf; every value must be finite"),
-    ("too many rows", {"x": np.zeros((300, 10), np.float32)},
-     "input 'input': 300 rows exceed the maximum of 256 per request"),
+    (
+        "wrong datatype",
+        {"x": np.zeros((1, 10), np.float64), "datatype": "FP64"},
+        "input 'input': datatype 'FP64' does not match the model's FP32",
+    ),
+    (
+        "wrong feature count",
+        {"x": np.zeros((1, 9), np.float32)},
+        "input 'input': shape [1, 9] does not match the model's [-1, 10]: dimension 1 must be 10",
+    ),
+    (
+        "unknown input",
+        {"x": np.zeros((1, 10), np.float32), "name": "features"},
+        "unknown input 'features'; the model's inputs are ['input']",
+    ),
+    (
+        "non-finite",
+        {"x": np.full((2, 10), np.inf, np.float32)},
+        "input 'input': value at index [0, 0] is inf; every value must be finite",
+    ),
+    (
+        "too many rows",
+        {"x": np.zeros((300, 10), np.float32)},
+        "input 'input': 300 rows exceed the maximum of 256 per request",
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", [c[1:] for c in GRPC_CASES], ids=[c[0] for c in GRPC_CASES])
-def test_grpc_bad_input_is_invalid_argument(predictor: Predictor, tmp_path: Path,
-                                            case: tuple[dict[str, Any], str]) -> None:
+def test_grpc_bad_input_is_invalid_argument(
+    predictor: Predictor, tmp_path: Path, case: tuple[dict[str, Any], str]
+) -> None:
     kwargs, message = case
     result = triton_grpc(predictor, tmp_path, **kwargs)
     assert result["error"]["status"] == "StatusCode.INVALID_ARGUMENT", result
@@ -203,9 +356,8 @@ def test_raw_grpc_contents_that_disagree_with_the_shape(predictor: Predictor) ->
     from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
     def call(request: pb.ModelInferRequest) -> grpc.RpcError:
-        with grpc.insecure_channel(predictor.grpc) as channel:
-            with pytest.raises(grpc.RpcError) as info:
-                GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+        with grpc.insecure_channel(predictor.grpc) as channel, pytest.raises(grpc.RpcError) as info:
+            GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
         return info.value
 
     raw = pb.ModelInferRequest(
@@ -215,13 +367,20 @@ def test_raw_grpc_contents_that_disagree_with_the_shape(predictor: Predictor) ->
     )
     err = call(raw)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details() == "input 'input': shape [3, 10] needs 30 values but 20 values in binary data were sent"
+    assert (
+        err.details() == "input 'input': shape [3, 10] needs 30 values but 20 values in binary data were sent"
+    )
 
     contents = pb.ModelInferRequest(
         model_name=MODEL,
-        inputs=[pb.ModelInferRequest.InferInputTensor(
-            name="input", datatype="FP32", shape=[1, 10],
-            contents=pb.InferTensorContents(fp32_contents=ROW[:7]))],
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(
+                name="input",
+                datatype="FP32",
+                shape=[1, 10],
+                contents=pb.InferTensorContents(fp32_contents=ROW[:7]),
+            )
+        ],
     )
     err = call(contents)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

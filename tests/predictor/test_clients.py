@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
-
-from conftest import MODEL, Predictor, assert_same_probabilities, ort_outputs, triton_grpc
+from predictor_stack import MODEL, Predictor, assert_same_probabilities, ort_outputs, triton_grpc
 
 BATCHES = [1, 7, 111]
 
@@ -37,7 +36,9 @@ def test_tritonclient_http_matches_onnxruntime(
         for x in _batches(held_out):
             inp = httpclient.InferInput("input", list(x.shape), "FP32")
             inp.set_data_from_numpy(x, binary_data=binary)
-            outs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("label", "probabilities")]
+            outs = [
+                httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("label", "probabilities")
+            ]
             result = client.infer(MODEL, [inp], outputs=outs)
             assert result.get_response()["id"], "every response carries an id"
             labels.append(result.as_numpy("label"))
@@ -73,7 +74,9 @@ def test_tritonclient_grpc_matches_onnxruntime(
         result = triton_grpc(predictor, tmp_path / f"b{i}", x, metadata=(i == 0))
         if i == 0:
             assert result["live"] and result["ready"] and result["model_ready"]
-            assert result["metadata"]["inputs"] == [{"name": "input", "datatype": "FP32", "shape": ["-1", "10"]}]
+            assert result["metadata"]["inputs"] == [
+                {"name": "input", "datatype": "FP32", "shape": ["-1", "10"]}
+            ]
         assert result["id"], "every response carries an id, also when tritonclient sends none"
         assert result["model_version"] == "gbm-1"
         labels.append(np.asarray(result["outputs"]["label"]))
@@ -81,7 +84,9 @@ def test_tritonclient_grpc_matches_onnxruntime(
     want_label, want_proba = ort_outputs(gbm_bundle, held_out)
     np.testing.assert_array_equal(np.concatenate(labels), want_label)
     assert_same_probabilities(np.concatenate(probas), want_proba)
-    only = triton_grpc(predictor, tmp_path / "only", held_out[:4], outputs=["probabilities"], request_id="r-7")
+    only = triton_grpc(
+        predictor, tmp_path / "only", held_out[:4], outputs=["probabilities"], request_id="r-7"
+    )
     assert only["id"] == "r-7"
     assert list(only["outputs"]) == ["probabilities"]
 
@@ -92,8 +97,9 @@ def _kserve_request(x: np.ndarray, request_id: str | None = None) -> InferReques
     return InferRequest(model_name=MODEL, infer_inputs=[inp], request_id=request_id)
 
 
-def test_kserve_rest_and_grpc_clients(predictor: Predictor, mlp_predictor: Predictor,
-                                      gbm_bundle: Path, mlp_bundle: Path, held_out: np.ndarray) -> None:
+def test_kserve_rest_and_grpc_clients(
+    predictor: Predictor, mlp_predictor: Predictor, gbm_bundle: Path, mlp_bundle: Path, held_out: np.ndarray
+) -> None:
     async def run() -> None:
         for server, bundle in ((predictor, gbm_bundle), (mlp_predictor, mlp_bundle)):
             want_label, want_proba = ort_outputs(bundle, held_out)

@@ -8,15 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-
-from conftest import MODEL, Predictor, start_predictor, triton_grpc
+from predictor_stack import MODEL, Predictor, start_predictor, triton_grpc
 from support import REPO, free_port
 
 
@@ -26,9 +25,23 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
     with (bundle / "model.onnx").open("ab") as fh:
         fh.write(b"\x00")
     done = subprocess.run(
-        [sys.executable, "-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle),
-         "--http_port", str(free_port()), "--grpc_port", str(free_port())],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "predictor",
+            "--model_name",
+            MODEL,
+            "--model_dir",
+            str(bundle),
+            "--http_port",
+            str(free_port()),
+            "--grpc_port",
+            str(free_port()),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 3
     assert "refusing to become ready: model.onnx has sha256" in done.stderr
@@ -38,9 +51,23 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
 
 def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "predictor", "--model_name", MODEL, "--model_dir", str(tmp_path / "nope"),
-         "--http_port", str(free_port()), "--grpc_port", str(free_port())],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "predictor",
+            "--model_name",
+            MODEL,
+            "--model_dir",
+            str(tmp_path / "nope"),
+            "--http_port",
+            str(free_port()),
+            "--grpc_port",
+            str(free_port()),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "is neither a directory nor an .onnx file" in done.stderr
@@ -55,16 +82,23 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_after_traffic(predictor: Predictor, tmp_path: Path) -> None:
     before = httpx.get(f"{predictor.http}/metrics").text
-    ok_before = _metric(before, "predictor_requests_total", model=MODEL, protocol="rest_v2", code="200") \
-        if 'protocol="rest_v2",code="200"' in before else 0.0
+    ok_before = (
+        _metric(before, "predictor_requests_total", model=MODEL, protocol="rest_v2", code="200")
+        if 'protocol="rest_v2",code="200"' in before
+        else 0.0
+    )
     row = [[59, 1, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]] * 4
     for _ in range(5):
-        r = httpx.post(predictor.infer_url, json={"inputs": [
-            {"name": "input", "datatype": "FP32", "shape": [4, 10], "data": row}]})
+        r = httpx.post(
+            predictor.infer_url,
+            json={"inputs": [{"name": "input", "datatype": "FP32", "shape": [4, 10], "data": row}]},
+        )
         assert r.status_code == 200
     for _ in range(2):
-        r = httpx.post(predictor.infer_url, json={"inputs": [
-            {"name": "input", "datatype": "FP64", "shape": [4, 10], "data": row}]})
+        r = httpx.post(
+            predictor.infer_url,
+            json={"inputs": [{"name": "input", "datatype": "FP64", "shape": [4, 10], "data": row}]},
+        )
         assert r.status_code == 400
     triton_grpc(predictor, tmp_path / "ok", np.zeros((2, 10), np.float32))
     triton_grpc(predictor, tmp_path / "bad", np.zeros((2, 9), np.float32))
@@ -83,7 +117,7 @@ def test_metrics_after_traffic(predictor: Predictor, tmp_path: Path) -> None:
 class _Sink(BaseHTTPRequestHandler):
     events: list[tuple[dict[str, str], bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         type(self).events.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(200)
@@ -107,11 +141,22 @@ def sink() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
 
 def test_payload_logger_sends_kserve_cloudevents(gbm_bundle: Path, tmp_path: Path, sink: tuple) -> None:
     url, events = sink
-    p = start_predictor(gbm_bundle, tmp_path / "p.log",
-                        extra=["--logger_url", url, "--inference_service", "risk-stable", "--namespace", "ml"])
+    p = start_predictor(
+        gbm_bundle,
+        tmp_path / "p.log",
+        extra=["--logger_url", url, "--inference_service", "risk-stable", "--namespace", "ml"],
+    )
     try:
-        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10],
-                            "data": [59, 1, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 10],
+                    "data": [59, 1, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87],
+                }
+            ]
+        }
         r = httpx.post(p.infer_url, json=body, headers={"ce-id": "evt-1"})
         assert r.status_code == 200
         deadline = time.monotonic() + 10
@@ -140,8 +185,12 @@ def test_slow_logger_never_slows_inference(gbm_bundle: Path, tmp_path: Path) -> 
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(0)
     url = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
-    p = start_predictor(gbm_bundle, tmp_path / "p.log", extra=["--logger_url", url],
-                        env={"PREDICTOR_LOGGER_QUEUE_SIZE": "4", "PREDICTOR_LOGGER_TIMEOUT": "30"})
+    p = start_predictor(
+        gbm_bundle,
+        tmp_path / "p.log",
+        extra=["--logger_url", url],
+        env={"PREDICTOR_LOGGER_QUEUE_SIZE": "4", "PREDICTOR_LOGGER_TIMEOUT": "30"},
+    )
     try:
         body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 10], "data": [50] * 10}]}
         with httpx.Client() as c:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
 from serving_common import (
     MODEL_FILE,
     REFERENCE_FILE,
@@ -15,6 +14,7 @@ from serving_common import (
     SPEC_FILE,
     sha256_file,
 )
+
 from training import card as model_card
 from training import data, spec
 from training.models import OUTPUT_PROBABILITIES, TRAINERS

@@ -64,9 +64,7 @@ def load(seed: int) -> Split:
     data = np.asarray(ds.data, dtype=np.float64)
     target = np.asarray(ds.target, dtype=np.float64)
     digest = hashlib.sha256(data.tobytes() + target.tobytes()).hexdigest()
-    x_train, x_test, t_train, t_test = train_test_split(
-        data, target, test_size=TEST_SIZE, random_state=seed
-    )
+    x_train, x_test, t_train, t_test = train_test_split(data, target, test_size=TEST_SIZE, random_state=seed)
     threshold = float(np.median(t_train))
     columns = list(ds.feature_names)
     return Split(

@@ -85,6 +85,9 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int, input_name: str) -> Train
     }
 
     class MLP(nn.Module):
+        mean: torch.Tensor
+        std: torch.Tensor
+
         def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
             super().__init__()
             self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
@@ -95,7 +98,8 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int, input_name: str) -> Train
             )
 
         def logits(self, inp: torch.Tensor) -> torch.Tensor:
-            return self.net((inp - self.mean) / self.std)
+            out: torch.Tensor = self.net((inp - self.mean) / self.std)
+            return out
 
         def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             probabilities = torch.softmax(self.logits(inp), dim=1)
@@ -135,7 +139,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int, input_name: str) -> Train
 
     def predict_proba(a: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.tensor(a, dtype=torch.float32))[1].numpy().astype(np.float64)
+            return np.asarray(model(torch.tensor(a, dtype=torch.float32))[1].numpy(), dtype=np.float64)
 
     return Trained(onnx_bytes=onnx_bytes, predict_proba=predict_proba, parameters={"model": "mlp", **params})
 

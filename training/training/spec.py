@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from serving_common import Feature, FeatureSpec, MissingPolicy
+
 from training.data import COLUMNS, REQUIRED, SEX_CODES, Split
 
 INPUT_NAME = "input"
