@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CANARY, NS, STABLE, VS, Cluster, Invoke, host
 from rollout.errors import (
     EXIT_CONFLICT,
     EXIT_FORBIDDEN,
@@ -16,6 +15,7 @@ from rollout.errors import (
     EXIT_USAGE,
 )
 from rollout.router import DECISION_ANNOTATION
+from rollout_cluster import CANARY, NS, STABLE, VS, Cluster, Invoke, host
 from support import free_port
 
 NO_PROM = ("--prometheus-url", "")

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import CANARY, STABLE, VS, Cluster, Invoke
 from rollout.analysis import Metrics, Thresholds
 from rollout.errors import (
     EXIT_PROMETHEUS_UNAVAILABLE,
@@ -20,6 +19,7 @@ from rollout.errors import (
 from rollout.kube import connect
 from rollout.progressive import STATE_ANNOTATION, Progressive, RunOptions, parse_steps
 from rollout.router import DECISION_ANNOTATION, Backend, IstioRouter
+from rollout_cluster import CANARY, STABLE, VS, Cluster, Invoke
 from support import free_port
 
 GOOD = Metrics(CANARY, requests=500, request_rate=8.3, error_rate=0.0, p50=0.002, p99=0.01, drift=0.0)

@@ -23,11 +23,11 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ISTIO, KSERVE, NS, inference_service
 from fake_kube_api import FakeKubeAPI
 from rollout.cli import cli
 from rollout.errors import EXIT_ANALYSIS_FAILED
 from rollout.progressive import STATE_ANNOTATION
+from rollout_cluster import ISTIO, KSERVE, NS, inference_service
 from support import REPO, ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
