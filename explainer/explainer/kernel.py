@@ -47,12 +47,10 @@ class KernelShap:
         import shap
 
         reference = np.asarray(reference, dtype=np.float64)
-        if background_size < len(reference):
-            self.background: Any = shap.kmeans(reference, background_size)
-        else:
-            self.background = shap.utils._legacy.DenseData(
-                reference, [str(i) for i in range(reference.shape[1])]
-            )
+        # k-means centres weighted by cluster size, or the whole (small) sample, equally weighted
+        self.background: Any = (
+            shap.kmeans(reference, background_size) if background_size < len(reference) else reference
+        )
         self.nsamples = nsamples
         self.seed = seed
         self._explainer: Any = None
@@ -61,7 +59,8 @@ class KernelShap:
 
     @property
     def background_rows(self) -> int:
-        return int(self.background.data.shape[0])
+        data = self.background if isinstance(self.background, np.ndarray) else self.background.data
+        return int(data.shape[0])
 
     def _f(self, rows: np.ndarray) -> np.ndarray:
         assert self._model is not None
