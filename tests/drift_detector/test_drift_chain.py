@@ -127,6 +127,47 @@ def test_predictor_with_logger_url_feeds_the_detector(
     )
 
 
+def test_stable_and_canary_predictors_are_judged_apart(
+    gbm: Bundle, gbm_bundle: Path, gbm_detector: str, logged_predictor: Server, tmp_path: Path
+) -> None:
+    """Two real loggers, one detector: the canary's shifted traffic drifts, the stable's does not."""
+    spec, reference = gbm.spec(), gbm.reference()
+    canary = start(
+        "predictor",
+        [
+            "--model_dir",
+            str(gbm_bundle),
+            "--logger_url",
+            gbm_detector,
+            "--inference_service",
+            "predictor-e2e-canary",
+            "--namespace",
+            "ml",
+        ],
+        tmp_path / "canary.log",
+    )
+    try:
+        with httpx.Client(timeout=30) as http:
+            for i in range(0, WINDOW, 10):
+                stable_rows = reference[200 + i : 210 + i]
+                canary_rows = shifted(reference[50 + i : 60 + i], spec, "age", 1.0, reference)
+                for server, rows in ((logged_predictor, stable_rows), (canary, canary_rows)):
+                    r = http.post(
+                        f"{server.url}/v1/models/{MODEL}:predict", json={"instances": rows.tolist()}
+                    )
+                    assert r.status_code == 200, r.text
+            stable = wait_windows(http, gbm_detector, "predictor-e2e", "features", 3)
+            canary_status = wait_windows(http, gbm_detector, "predictor-e2e-canary", "features", 1)
+            values = metrics(http, gbm_detector)
+    finally:
+        canary.process.stop()
+    assert stable["features"]["window"] == 3 and stable["features"]["drift"] is False, stable["features"]
+    assert canary_status["features"]["drift"] is True
+    assert "age" in canary_status["features"]["drifted_features"]
+    assert sample(values, "drift_detected", inferenceservice="predictor-e2e", kind="features") == 0
+    assert sample(values, "drift_detected", inferenceservice="predictor-e2e-canary", kind="features") == 1
+
+
 def test_transformer_with_logger_url_feeds_the_detector(
     gbm: Bundle, gbm_bundle: Path, gbm_detector: str, logged_predictor: Server, tmp_path: Path
 ) -> None:
