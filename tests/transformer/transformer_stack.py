@@ -45,7 +45,7 @@ class Server:
         return f"{self.url}/v2/models/{MODEL}/infer"
 
 
-def _server(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
+def component(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
     http, grpc = free_port(), free_port()
     process = ServerProcess(
         ["-m", module, "--model_name", MODEL, "--http_port", str(http), "--grpc_port", str(grpc), *args],
@@ -78,12 +78,12 @@ def running_stack(gbm_bundle: Path, logs: Path) -> Iterator[Stack]:
     fake = FakePredictor().start()
     sink = EventSink().start()
     bundle = ["--model_dir", str(gbm_bundle)]
-    predictor = _server(
+    predictor = component(
         "predictor", bundle, logs / "predictor.log", env={"PREDICTOR_MAX_ROWS": str(PREDICTOR_MAX_ROWS)}
     )
 
     def transformer(name: str, host: str, protocol: str, timeout: float = 10.0, *extra: str) -> Server:
-        return _server(
+        return component(
             "transformer",
             [*bundle, "--predictor_host", host, "--predictor_protocol", protocol, *extra],
             logs / f"transformer-{name}.log",
