@@ -116,10 +116,19 @@ class InferenceRoutes:
                 response = Response(orjson.dumps(result), media_type=JSON, headers=headers)
         except Exception as exc:
             status = http_status(exc)
+            rid = request.headers.get("x-request-id", "-")
             if status >= 500:
-                log.error("request failed (%d): %s", status, exc, exc_info=status == 500)
+                log.error(
+                    "%s %s request %s failed (%d): %s",
+                    name,
+                    protocol,
+                    rid,
+                    status,
+                    exc,
+                    exc_info=status == 500,
+                )
             else:
-                log.info("request rejected (%d): %s", status, exc)
+                log.info("%s %s request %s rejected (%d): %s", name, protocol, rid, status, exc)
             response = Response(orjson.dumps({"error": str(exc)}), status_code=status, media_type=JSON)
         if known:  # an unknown name in the URL must not mint a new label value
             metrics.REQUESTS.labels(name, protocol, str(response.status_code)).inc()
