@@ -15,10 +15,12 @@ __all__ = ["console", "echo_json", "metrics_table", "verdict_lines"]
 
 
 def console() -> Console:
-    """A console on the current stdout (so a CLI runner's capture works); wide when not a terminal."""
-    c = Console(file=sys.stdout, highlight=False)
+    """A console on the current stdout (so a CLI runner's capture works); wide when not a terminal.
+
+    Markup is off: hosts, messages and ``[ok]`` / ``[FAIL]`` are printed as they are."""
+    c = Console(file=sys.stdout, highlight=False, markup=False)
     if not c.is_terminal:
-        c = Console(file=sys.stdout, highlight=False, width=140, no_color=True)
+        c = Console(file=sys.stdout, highlight=False, markup=False, width=140, no_color=True)
     return c
 
 

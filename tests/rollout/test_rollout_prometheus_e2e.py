@@ -376,6 +376,7 @@ def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stac
     table = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert table.exit_code == 0
     assert "error rate (5xx, gRPC non-OK)" in table.stdout and "verdict: FAIL" in table.stdout
+    assert "[FAIL] canary error rate" in table.stdout and "[ok] canary served" in table.stdout
     assert STABLE in table.stdout and BAD in table.stdout
 
 
