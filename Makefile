@@ -64,12 +64,16 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install bundles ## throughput and latency against a naive KServe predictor and raw onnxruntime
+bench: install bundles ## predictor vs a naive KServe predictor and raw onnxruntime; explainer; drift ingest
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python tests/bench/bench_predictor.py --bundle $(BUNDLES)/gbm
+	$(if $(wildcard tests/bench/bench_explainer.py),$(BIN)/python tests/bench/bench_explainer.py)
+	$(if $(wildcard tests/bench/bench_drift.py),$(BIN)/python tests/bench/bench_drift.py)
 
 IMAGE_PREFIX ?= model-serving
 IMAGE_TAG    ?= 0.1.0
-DOCKER       ?= docker
+# Debian's client when there is one: it builds with the daemon's BuildKit without the buildx plugin
+DOCKER       ?= $(firstword $(wildcard /usr/bin/docker) docker)
 IMAGES       := predictor transformer explainer drift-detector
 
 images: ## build every component image (build context = repo root; IMAGE_PREFIX, IMAGE_TAG)
