@@ -5,7 +5,7 @@ set in the environment) on free loopback ports, explains held-out records one re
 record after one warm-up request (which also evaluates the SHAP background once), and prints
 the mean, median, p95 and max seconds per explanation, plus predictor requests per record.
 
-    .venv/bin/python tests/bench/bench_explainer.py --bundle .bundles/gbm [--records 20] [--json]
+    .venv/bin/python tests/bench/bench_explainer.py [--bundle .bundles/gbm] [--records 20] [--json]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from support import ServerProcess, free_port  # noqa: E402
+from support import REPO, ServerProcess, free_port  # noqa: E402
 
 MODEL = "bench"
 
@@ -42,7 +42,7 @@ def predictor_requests(url: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
-    parser.add_argument("--bundle", type=Path, required=True, help="model bundle directory")
+    parser.add_argument("--bundle", type=Path, default=REPO / ".bundles" / "gbm", help="model bundle")
     parser.add_argument("--records", type=int, default=20, help="records to explain, one request each")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = parser.parse_args(argv)
