@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,11 @@ def docker_binary() -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def find_tool(name: str) -> str | None:
+    local = REPO / ".tools" / "bin" / name
+    return str(local) if os.access(local, os.X_OK) else shutil.which(name)
 
 
 def host_network_only() -> bool:
@@ -83,6 +89,24 @@ class Docker:
         container = self.run(*cmd, image, *args).stdout.strip()
         self.containers.append(container)
         return container
+
+    def run_once(
+        self, image: str, entrypoint: str, *args: str, network: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        """A short-lived container (like a helm test pod), removed when it exits."""
+        cmd = [self.binary, "run", "--rm", "--user", "1000:1000", "--read-only", "--tmpfs", "/tmp"]
+        cmd += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--entrypoint", entrypoint]
+        if self.host_network:
+            cmd += ["--network", "host"]
+        elif network:
+            cmd += ["--network", network]
+        name = f"once-{uuid.uuid4().hex[:8]}"
+        try:
+            return subprocess.run(
+                [*cmd, "--name", name, image, *args], capture_output=True, text=True, timeout=180, check=False
+            )
+        finally:
+            self.run("rm", "-f", name, check=False)  # already gone unless the client timed out
 
     def logs(self, container: str) -> str:
         proc = self.run("logs", "--tail", "80", container, check=False)

@@ -8,6 +8,7 @@ detector container, as KServe's payload logger does in the cluster.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,9 +18,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as httpclient
+import yaml
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from docker_support import Docker, container_url, server_ports
+from docker_support import REPO, Docker, container_url, find_tool, server_ports
 from prometheus_client.parser import text_string_to_metric_families
 from serving_common.cloudevents import REQUEST_TYPE, SOURCE_PREFIX
 
@@ -51,7 +53,10 @@ def drift(docker: Docker, network: str | None, readable_bundle: Path) -> tuple[s
 
 
 @pytest.fixture(scope="module")
-def predictor(docker: Docker, network: str | None, readable_bundle: Path, drift: tuple[str, str]) -> str:
+def predictor_urls(
+    docker: Docker, network: str | None, readable_bundle: Path, drift: tuple[str, str]
+) -> tuple[str, str]:
+    """("127.0.0.1:PORT" from the host, "http://NAME:8080" from other containers) of a running predictor."""
     image = docker.build("predictor")
     port, http_port, grpc_port = server_ports(docker)
     name = f"predictor-{uuid.uuid4().hex[:6]}"
@@ -63,7 +68,12 @@ def predictor(docker: Docker, network: str | None, readable_bundle: Path, drift:
     )  # fmt: skip
     url = f"127.0.0.1:{port}"
     docker.wait_ready(container, f"http://{url}/v2/models/{MODEL}/ready")
-    return url
+    return url, container_url(docker, name, int(http_port))
+
+
+@pytest.fixture(scope="module")
+def predictor(predictor_urls: tuple[str, str]) -> str:
+    return predictor_urls[0]
 
 
 def test_predictor_image_answers_tritonclient(predictor: str, readable_bundle: Path) -> None:
@@ -156,3 +166,27 @@ def test_predictor_logs_payloads_to_the_drift_image(
         time.sleep(0.5)
         now = received()
     assert now == want, f"before the request {before}, after {now}"
+
+
+def test_chart_helm_test_pod_passes_against_the_image(
+    docker: Docker, network: str | None, predictor_urls: tuple[str, str]
+) -> None:
+    """The chart's `helm test` pod, run as rendered (same image, command, user) against the predictor."""
+    helm = find_tool("helm")
+    if helm is None:
+        pytest.skip("helm not found: run `make tools`")
+    out = subprocess.run(
+        [helm, "template", "t", str(REPO / "helm" / "model-serving"), "--namespace", "ns"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    (pod,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Pod"]
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "model-serving/predictor:0.1.0" and container["command"] == ["python", "-c"]
+    in_cluster = "http://t-model-serving-stable-predictor.ns.svc.cluster.local/"
+    script = container["args"][0]
+    assert in_cluster in script
+    script = script.replace(in_cluster, f"{predictor_urls[1]}/")
+    image = docker.build("predictor")
+    proc = docker.run_once(image, "python", "-c", script, network=network)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok: label" in proc.stdout
