@@ -129,6 +129,15 @@ class Explainer(Model):  # type: ignore[misc]
         self.client.close()
         super().stop()
 
+    def features(self, row: np.ndarray) -> dict[str, float | str]:
+        """The record as the model saw it (imputed values filled in), numbers at float32's
+        shortest precision (32.1, not 32.099998474121094)."""
+        assert self.spec is not None
+        return {
+            name: float(str(np.float32(value))) if isinstance(value, float) else value
+            for name, value in self.spec.decode_row(row.tolist()).items()
+        }
+
     # --- hooks ----------------------------------------------------------------------------
 
     def validate(self, payload: Any) -> Any:
@@ -190,7 +199,7 @@ class Explainer(Model):  # type: ignore[misc]
                         "output": a.output,
                         "base_value": a.base_value,
                         "attributions": dict(zip(names, a.values.tolist(), strict=True)),
-                        "features": self.spec.decode_row(row),
+                        "features": self.features(row),
                     }
                     for label, a, row in zip(result.labels, result.attributions, result.matrix, strict=True)
                 ],

@@ -9,6 +9,7 @@ response headers; these routes answer with their own headers only, count every r
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -40,18 +41,33 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
+def loads(body: bytes) -> Any:
+    """JSON, also with the ``NaN`` literals Python's json module and tritonclient write for
+    missing numbers (they become NaN: a missing value, handled by the feature's policy)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InvalidInput(f"the request body is not JSON: {e}") from e
+
+
 def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
     """A V2 request from REST bytes (JSON, or JSON plus binary tensors); malformed is a 400."""
     try:
         json_length = int(header_length) if header_length else len(body)
-        doc = orjson.loads(body[:json_length])
     except ValueError as e:
-        raise InvalidInput(f"the request body is not a V2 inference request: {e}") from e
+        raise InvalidInput(f"'{HEADER_LENGTH}' must be an integer, not {header_length!r}") from e
+    doc = loads(body[:json_length])
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
         raise InvalidInput('expected a V2 inference request {"inputs": [...]} of raw records')
     for i, inp in enumerate(doc["inputs"]):
         if not isinstance(inp, dict) or not {"name", "datatype", "shape"} <= inp.keys():
             raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
+    if b"NaN" in body[:json_length] or b"Infinity" in body[:json_length]:  # re-encoded: NaN -> null
+        header = orjson.dumps(doc)
+        body, json_length = header + body[json_length:], len(header)
     try:
         return InferRequest.from_bytes(body, json_length, model_name)
     except InvalidInput:
@@ -90,10 +106,7 @@ class ExplainRoutes:
             model = self._model(name)
             body = await request.body()
             if protocol == "rest_v1":
-                try:
-                    payload: Any = orjson.loads(body)
-                except orjson.JSONDecodeError as e:
-                    raise InvalidInput(f"the request body is not JSON: {e}") from e
+                payload: Any = loads(body)
             else:
                 payload = decode_v2(body, request.headers.get(HEADER_LENGTH), name)
             result, _ = await model(payload, headers=dict(request.headers), verb=InferenceVerb.EXPLAIN)

@@ -184,6 +184,15 @@ def test_missing_serum_value_is_imputed_with_the_training_median(stack: Stack, s
     assert r.status_code == 200, r.text
     p = r.json()["predictions"]
     assert p[0] == p[1] == p[2]
+    # NaN literals (Python's json.dumps, tritonclient) are missing values too, in V1 and V2
+    nan_v1 = json.dumps({"instances": [{**RECORD, "glu": float("nan")}]})
+    r = httpx.post(stack.rest.v1, content=nan_v1, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"][0] == p[0]
+    body = v2_json(columns([{**RECORD, "glu": None}], spec))
+    r = httpx.post(stack.rest.v2, content=json.dumps(body).replace("null", "NaN"), timeout=30)
+    assert r.status_code == 200, r.text
+    assert v2_output(r.json(), "probability") == [p[0]["probability"]]
 
 
 # --- validation: one 400 naming every problem ---------------------------------------------------

@@ -12,6 +12,7 @@ those whose body cannot even be read, in ``transformer_requests_total``. Everyth
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -42,15 +43,15 @@ def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferR
         raise InvalidInput(f"'{HEADER_LENGTH}' must be an integer, not {header_length!r}") from e
     if not 0 < json_length <= len(body):
         raise InvalidInput(f"'{HEADER_LENGTH}' is {json_length} but the body has {len(body)} bytes")
-    try:
-        doc = orjson.loads(body[:json_length])
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"the request body is not JSON: {e}") from e
+    doc = loads(body[:json_length])
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
         raise InvalidInput('expected a V2 inference request {"inputs": [...]}')
     for i, inp in enumerate(doc["inputs"]):
         if not isinstance(inp, dict) or not {"name", "datatype", "shape"} <= inp.keys():
             raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
+    if b"NaN" in body[:json_length] or b"Infinity" in body[:json_length]:  # re-encoded: NaN -> null
+        header = orjson.dumps(doc)
+        body, json_length = header + body[json_length:], len(header)
     try:
         return InferRequest.from_bytes(body, json_length, model_name)
     except InvalidInput:
@@ -59,11 +60,20 @@ def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferR
         raise InvalidInput(f"malformed V2 inference request: {e!r}") from e
 
 
-def decode_v1(body: bytes) -> Any:
+def loads(body: bytes) -> Any:
+    """JSON, also with the ``NaN`` literals Python's json module and tritonclient write for
+    missing numbers (they become NaN: a missing value, handled by the feature's policy)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"the request body is not JSON: {e}") from e
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InvalidInput(f"the request body is not JSON: {e}") from e
+
+
+def decode_v1(body: bytes) -> Any:
+    return loads(body)
 
 
 class InferenceRoutes:
