@@ -129,6 +129,11 @@ class Docker:
             time.sleep(0.5)
         raise AssertionError(f"{url} not ready after {timeout}s ({last}):\n{self.logs(container)}")
 
+    def remove(self, container: str) -> None:
+        self.run("rm", "-f", container, check=False)
+        if container in self.containers:
+            self.containers.remove(container)
+
     def remove_all(self) -> None:
         for container in reversed(self.containers):
             self.run("rm", "-f", container, check=False)

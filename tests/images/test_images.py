@@ -23,6 +23,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from docker_support import REPO, Docker, container_url, find_tool, server_ports
 from prometheus_client.parser import text_string_to_metric_families
+from serving_common import Bundle
 from serving_common.cloudevents import REQUEST_TYPE, SOURCE_PREFIX
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -190,3 +191,40 @@ def test_chart_helm_test_pod_passes_against_the_image(
     proc = docker.run_once(image, "python", "-c", script, network=network)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok: label" in proc.stdout
+
+
+@pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
+def test_transformer_image_in_front_of_the_predictor_image(
+    docker: Docker, network: str | None, readable_bundle: Path, predictor_urls: tuple[str, str], protocol: str
+) -> None:
+    """The entry hop the VirtualService routes to: raw records -> transformer image -> predictor image,
+    with the flags the chart passes (``--predictor_protocol`` v2 over HTTP, grpc-v2 over gRPC)."""
+    if docker.host_network and protocol == "grpc-v2":
+        pytest.skip("the predictor's gRPC port is not reachable by name on a host-network daemon")
+    spec = Bundle.open(readable_bundle).spec()
+    rows = np.load(readable_bundle / "reference.npy")[:6].astype(np.float32)
+    records = [spec.decode_row(r) for r in rows]
+    session = ort.InferenceSession(str(readable_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    want_label, want_proba = session.run(["label", "probabilities"], {"input": rows})
+
+    predictor_host = predictor_urls[1].removeprefix("http://")
+    if protocol == "grpc-v2":
+        predictor_host = predictor_host.rsplit(":", 1)[0] + ":8081"
+    image = docker.build("transformer")
+    port, http_port, grpc_port = server_ports(docker)
+    name = f"transformer-{uuid.uuid4().hex[:6]}"
+    container = docker.start(
+        image, "--model_name", MODEL, "--predictor_host", predictor_host, "--predictor_protocol", protocol,
+        "--model_dir", "/mnt/models", "--http_port", http_port, "--grpc_port", grpc_port,
+        port=port, mounts={readable_bundle: "/mnt/models"}, network=network, name=name,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    docker.wait_ready(container, f"{url}/v2/models/{MODEL}/ready")
+    r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": records}, timeout=30)
+    assert r.status_code == 200, r.text
+    predictions = r.json()["predictions"]
+    assert [p["label"] for p in predictions] == [spec.classes[i] for i in want_label]
+    np.testing.assert_allclose(
+        [p["probability"] for p in predictions], want_proba[np.arange(len(rows)), want_label], rtol=1e-5
+    )
+    docker.remove(container)
