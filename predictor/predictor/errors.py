@@ -5,7 +5,8 @@ interceptor already give them the standard codes)::
 
     kserve.errors.InvalidInput          400 / INVALID_ARGUMENT   bad request (see signature.py)
     kserve.errors.ModelNotFound         404 / NOT_FOUND          unknown model name
-    kserve.errors.ModelNotReady         503 / UNAVAILABLE        not loaded (or refused: integrity)
+    kserve.errors.ModelNotReady         503 / UNAVAILABLE        not loaded
+    NotImplementedError                 501 / UNIMPLEMENTED      e.g. model versions
     PredictorError                      500 / INTERNAL           our own failure
       InjectedFault                                              PREDICTOR_FAULT_ERROR_RATE (tests)
 """
@@ -39,6 +40,8 @@ def http_status(exc: BaseException) -> int:
         return HTTPStatus.NOT_FOUND
     if isinstance(exc, (ModelNotReady, ServerNotReady)):
         return HTTPStatus.SERVICE_UNAVAILABLE
+    if isinstance(exc, NotImplementedError):
+        return HTTPStatus.NOT_IMPLEMENTED
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
@@ -46,6 +49,7 @@ GRPC_CODES = {
     HTTPStatus.BAD_REQUEST: "INVALID_ARGUMENT",
     HTTPStatus.NOT_FOUND: "NOT_FOUND",
     HTTPStatus.SERVICE_UNAVAILABLE: "UNAVAILABLE",
+    HTTPStatus.NOT_IMPLEMENTED: "UNIMPLEMENTED",
     HTTPStatus.INTERNAL_SERVER_ERROR: "INTERNAL",
 }
 

@@ -7,20 +7,19 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 from kserve import Model
 from kserve.errors import InvalidInput
-from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from serving_common import Bundle
 
 from predictor import metrics
 from predictor.batcher import Batcher
-from predictor.errors import InjectedFault, grpc_code, invalid
+from predictor.errors import InjectedFault, invalid
 from predictor.settings import PredictorSettings
 from predictor.signature import Signature
 
@@ -32,6 +31,15 @@ _OPT_LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+class Tensor(NamedTuple):
+    """One input tensor as it came off the wire, before validation."""
+
+    name: Any
+    datatype: Any
+    shape: Any
+    data: Any
 
 
 class OnnxModel(Model):  # type: ignore[misc]
@@ -47,6 +55,7 @@ class OnnxModel(Model):  # type: ignore[misc]
         self._session: ort.InferenceSession | None = None
         self._batcher: Batcher | None = None
         self._all_outputs: list[str] = []
+        self.output_datatypes: dict[str, str] = {}
         self._infer_seconds = metrics.INFERENCE_SECONDS.labels(name)
         self._rows = metrics.ROWS.labels(name)
 
@@ -66,6 +75,7 @@ class OnnxModel(Model):  # type: ignore[misc]
         )
         self.signature = Signature.from_session(session)
         self._all_outputs = self.signature.output_names()
+        self.output_datatypes = {s.name: s.datatype for s in self.signature.outputs}
         self._session = session
         self.bundle = bundle
         self.version = bundle.version
@@ -116,26 +126,37 @@ class OnnxModel(Model):  # type: ignore[misc]
     # --- inference ---------------------------------------------------------------------
 
     def feeds_from_request(self, request: InferRequest) -> dict[str, np.ndarray]:
-        """Validate a V2 request (from REST or gRPC) and return onnxruntime's feeds."""
-        assert self.signature is not None
+        """Validate a V2 request's inputs (REST, or gRPC through KServe's path) into feeds."""
         inputs = request.inputs
-        if not isinstance(inputs, list) or not inputs:
+        if not isinstance(inputs, list):
+            raise invalid("'inputs' must be a non-empty list of tensors")
+        return self.feeds_from_tensors(
+            Tensor(i.name, i.datatype, i.shape, i._raw_data if i._raw_data is not None else i.data)
+            for i in inputs
+        )
+
+    def feeds_from_tensors(self, tensors: Iterable[Tensor]) -> dict[str, np.ndarray]:
+        """Validate input tensors against the graph and return onnxruntime's feeds.
+
+        ``data`` is a JSON list, a numpy array (binary REST), or bytes (gRPC raw contents).
+        """
+        assert self.signature is not None
+        feeds: dict[str, np.ndarray] = {}
+        for t in tensors:
+            spec = self.signature.input(t.name)
+            if spec.name in feeds:
+                raise invalid(f"input '{spec.name}' is given more than once")
+            shape = spec.check_header(t.datatype, t.shape, self.settings.max_rows)
+            if isinstance(t.data, (bytes, memoryview)):
+                feeds[spec.name] = spec.from_bytes(t.data, shape)
+            elif isinstance(t.data, np.ndarray):
+                feeds[spec.name] = spec._shaped(t.data.astype(spec.dtype, copy=False), shape, "values")
+            else:
+                feeds[spec.name] = spec.from_json(t.data, shape)
+        if not feeds:
             raise invalid(
                 f"'inputs' must be a non-empty list; the model's inputs are {self.signature.input_names()}"
             )
-        feeds: dict[str, np.ndarray] = {}
-        for inp in inputs:
-            spec = self.signature.input(inp.name)
-            if spec.name in feeds:
-                raise invalid(f"input '{spec.name}' is given more than once")
-            shape = spec.check_header(inp.datatype, list(inp.shape), self.settings.max_rows)
-            data = inp.data
-            if inp._raw_data is not None:  # gRPC raw_input_contents / REST binary extension
-                feeds[spec.name] = spec.from_bytes(inp._raw_data, shape)
-            elif isinstance(data, np.ndarray):
-                feeds[spec.name] = spec._shaped(data.astype(spec.dtype, copy=False), shape, "values")
-            else:
-                feeds[spec.name] = spec.from_json(data, shape)
         missing = [n for n in self.signature.input_names() if n not in feeds]
         if missing:
             raise invalid(
@@ -146,11 +167,13 @@ class OnnxModel(Model):  # type: ignore[misc]
             raise invalid(f"inputs disagree on the number of rows: {sorted(rows)}")
         return feeds
 
-    def requested_outputs(self, request: InferRequest) -> list[str]:
+    def check_outputs(self, names: list[str]) -> list[str]:
+        """The outputs to compute: the requested ones (validated), or all of them."""
         assert self.signature is not None
-        if not request.request_outputs:
-            return self._all_outputs
-        return self.signature.check_outputs([o.name for o in request.request_outputs])
+        return self.signature.check_outputs(names) if names else self._all_outputs
+
+    def requested_outputs(self, request: InferRequest) -> list[str]:
+        return self.check_outputs([o.name for o in request.request_outputs or ()])
 
     def feeds_from_v1(self, body: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """V1 ``{"instances": [[...], ...]}`` (or ``"inputs"``) for a single-input model."""
@@ -211,23 +234,6 @@ class OnnxModel(Model):  # type: ignore[misc]
                 for n, a in zip(outputs, arrays, strict=True)
             ],
         )
-
-    async def __call__(
-        self, body: Any, headers: dict[str, str] | None = None, verb: InferenceVerb = InferenceVerb.PREDICT
-    ) -> Any:
-        """KServe's hook chain; gRPC requests are also counted here (REST counts in rest.py)."""
-        if not (isinstance(body, InferRequest) and body.from_grpc):
-            return await super().__call__(body, headers, verb)
-        start = time.perf_counter()
-        code = "OK"
-        try:
-            return await super().__call__(body, headers, verb)
-        except Exception as exc:
-            code = grpc_code(exc)
-            raise
-        finally:
-            metrics.REQUESTS.labels(self.name, "grpc_v2", code).inc()
-            metrics.REQUEST_SECONDS.labels(self.name, "grpc_v2").observe(time.perf_counter() - start)
 
     async def predict(
         self,
