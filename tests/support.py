@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,11 +23,34 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_DRIFT_PYTHON = REPO / ".venv-drift" / "bin" / "python"
 
 
+_HANDED_OUT: set[int] = set()
+_PORTS = random.Random(os.getpid())
+
+
+def _bindable(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with contextlib.closing(socket.socket(family, socket.SOCK_STREAM)) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free right now on every address, below the kernel's ephemeral range.
+
+    Ports from the ephemeral range (what binding to port 0 returns) are also what every
+    outgoing connection on the machine is given, so one can be taken between this call and
+    the server's bind; gRPC, binding ``[::]``, then fails to start. Ports below the range are
+    only taken by listeners. A port is never handed out twice in one test process.
+    """
+    for _ in range(1000):
+        port = _PORTS.randrange(20000, 32000)
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free TCP port found in 20000-32000")
 
 
 class ServerProcess:
