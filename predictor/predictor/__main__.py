@@ -11,13 +11,11 @@ import argparse
 import logging
 import sys
 
-from kserve import ModelServer
 from kserve import model_server as kserve_model_server
 from serving_common import BundleError, IntegrityError
 
-from predictor.grpc_service import FastGRPCServer
 from predictor.model import OnnxModel
-from predictor.rest import InferenceRoutes
+from predictor.server import PredictorServer
 from predictor.settings import PredictorSettings
 
 log = logging.getLogger("predictor")
@@ -61,24 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as e:
         log.error("cannot load the model: %s", e)
         return 2
-    server = ModelServer(
-        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers, enable_grpc=False
-    )
-    if not settings.access_log:  # after ModelServer, which configures logging
-        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-        logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
     hook = None
     if args.logger_url:
         from predictor.logging_hook import payload_hook
 
         hook = payload_hook(args, settings, model.name, kserve_model_server.app)
-    InferenceRoutes(server.registered_models, hook).install(kserve_model_server.app)
-    if args.enable_grpc:  # ours, not KServe's: same servicer, lean ModelInfer (grpc_service.py)
-        server._grpc_server = FastGRPCServer(
-            args.grpc_port, server.dataplane, server.model_repository_extension, kwargs=vars(args)
-        )
-        server.servers.append(server._grpc_server.start(args.max_threads))
+    server = PredictorServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        enable_grpc=args.enable_grpc,
+        payload_hook=hook,
+        uvloop=args.event_loop != "asyncio",
+    )
+    if not settings.access_log:  # after ModelServer, which configures logging
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+        logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
     server.start([model])
     return 0
 

@@ -268,7 +268,7 @@ def test_binary_extension_bad_input() -> None:
 
 V1_CASES: list[tuple[str, Any, str]] = [
     ("no instances", {"rows": [ROW]}, "the V1 request body must have 'instances'"),
-    ("instances not a list", {"instances": 3}, 'Expected "instances" to be a list'),
+    ("instances not a list", {"instances": 3}, "'instances' must be a non-empty list of rows"),
     ("instances empty", {"instances": []}, "'instances' must be a non-empty list of rows"),
     (
         "wrong feature count",
