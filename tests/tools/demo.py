@@ -27,15 +27,35 @@ import numpy as np
 import tritonclient.http as httpclient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from serving_common import Bundle  # noqa: E402
-from support import REPO, ServerProcess, free_port  # noqa: E402
+from serving_common import Bundle
+from support import REPO, ServerProcess, free_port
 
 MODEL = "diabetes-risk"
 RECORDS = [
-    {"age": 59, "sex": "male", "bmi": 32.1, "bp": 101, "tc": 157, "ldl": 93.2, "hdl": 38, "tch": 4,
-     "ltg": 4.8598, "glu": 87},
-    {"age": 48, "sex": "female", "bmi": 21.6, "bp": 87, "tc": 183, "ldl": 103.2, "hdl": 70, "tch": 3,
-     "ltg": 3.8918, "glu": 69},
+    {
+        "age": 59,
+        "sex": "male",
+        "bmi": 32.1,
+        "bp": 101,
+        "tc": 157,
+        "ldl": 93.2,
+        "hdl": 38,
+        "tch": 4,
+        "ltg": 4.8598,
+        "glu": 87,
+    },
+    {
+        "age": 48,
+        "sex": "female",
+        "bmi": 21.6,
+        "bp": 87,
+        "tc": 183,
+        "ldl": 103.2,
+        "hdl": 70,
+        "tch": 3,
+        "ltg": 3.8918,
+        "glu": 69,
+    },
     {"age": 36, "sex": "female", "bmi": 22.9, "bp": 74},
 ]
 
@@ -48,8 +68,18 @@ def heading(text: str) -> None:
 def predictor(bundle: Path, logs: Path, name: str) -> Iterator[tuple[str, str]]:
     http, grpc = free_port(), free_port()
     proc = ServerProcess(
-        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(bundle), "--http_port", str(http),
-         "--grpc_port", str(grpc)],
+        [
+            "-m",
+            "predictor",
+            "--model_name",
+            MODEL,
+            "--model_dir",
+            str(bundle),
+            "--http_port",
+            str(http),
+            "--grpc_port",
+            str(grpc),
+        ],
         ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
         log_path=logs / f"{name}.log",
     )
@@ -92,23 +122,34 @@ def main() -> int:
     stable, canary = args.bundles / "gbm", args.bundles / "mlp"
     with tempfile.TemporaryDirectory(prefix="demo-") as tmp:
         logs = Path(tmp)
-        with predictor(stable, logs, "stable") as (s_http, _), predictor(canary, logs, "canary") as (c_http, _):
+        with (
+            predictor(stable, logs, "stable") as (s_http, _),
+            predictor(canary, logs, "canary") as (c_http, _),
+        ):
             show_predictor("stable", stable, s_http)
             show_predictor("canary", canary, c_http)
-            r = httpx.post(f"http://{s_http}/v2/models/{MODEL}/infer", json={"inputs": [
-                {"name": "input", "datatype": "FP32", "shape": [1, 9], "data": [1] * 9}]})
+            r = httpx.post(
+                f"http://{s_http}/v2/models/{MODEL}/infer",
+                json={"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 9], "data": [1] * 9}]},
+            )
             heading("a bad request gets a 400 that says why")
             print(r.status_code, r.json()["error"])
     demos = REPO / "tests" / "tools"
     if (demos / "transformer_demo.py").exists():
-        run_step("transformer and explainer: raw records in, labels and explanations out",
-                 [sys.executable, str(demos / "transformer_demo.py"), "--bundles", str(args.bundles)])
+        run_step(
+            "transformer and explainer: raw records in, labels and explanations out",
+            [sys.executable, str(demos / "transformer_demo.py"), "--bundles", str(args.bundles)],
+        )
     if (demos / "drift_demo.py").exists():
-        run_step("drift detector: normal, then shifted traffic",
-                 [sys.executable, str(demos / "drift_demo.py"), "--bundles", str(args.bundles)])
+        run_step(
+            "drift detector: normal, then shifted traffic",
+            [sys.executable, str(demos / "drift_demo.py"), "--bundles", str(args.bundles)],
+        )
     if (demos / "rollout_demo.py").exists() and shutil.which("prometheus"):
-        run_step("rollout analysis: stable vs canary from a real Prometheus",
-                 [sys.executable, str(demos / "rollout_demo.py"), "--bundles", str(args.bundles)])
+        run_step(
+            "rollout analysis: stable vs canary from a real Prometheus",
+            [sys.executable, str(demos / "rollout_demo.py"), "--bundles", str(args.bundles)],
+        )
     heading("done: every process the demo started has been stopped")
     return 0
 
