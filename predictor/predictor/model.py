@@ -215,6 +215,16 @@ class OnnxModel(Model):  # type: ignore[misc]
         self._rows.observe(rows)
         return await self._batcher.run(outputs, feeds, rows)
 
+    def infer_blocking(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+        """:meth:`infer` for callers already off the event loop (the gRPC server's threads)."""
+        if self.settings.fault_delay_ms:
+            time.sleep(self.settings.fault_delay_ms / 1000.0)
+        if self.settings.fault_error_rate and random.random() < self.settings.fault_error_rate:
+            raise InjectedFault("injected fault (PREDICTOR_FAULT_ERROR_RATE)")
+        first = next(iter(feeds.values()))
+        self._rows.observe(first.shape[0] if first.ndim else 1)
+        return self._run(outputs, feeds)
+
     def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         assert self._session is not None
         start = time.perf_counter()

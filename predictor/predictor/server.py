@@ -1,5 +1,5 @@
-"""The predictor's ModelServer: KServe's, with our inference paths in front of its REST app and
-our ``ModelInfer`` in its gRPC servicer, on uvloop.
+"""The predictor's ModelServer: KServe's, with our inference paths in front of its REST app, our
+threaded gRPC server (``grpc_service.py``) instead of its grpc.aio one, and the loop on uvloop.
 
 ``ModelServer.start`` builds KServe's REST and gRPC servers itself, so this subclass repeats
 its few steps with our two server classes; everything else (model registration and readiness,
@@ -18,7 +18,7 @@ from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
-from predictor.grpc_service import FastGRPCServer
+from predictor.grpc_service import InferenceService, ThreadedGRPCServer
 from predictor.rest import FastPath, PayloadHook
 
 log = logging.getLogger("predictor")
@@ -63,17 +63,6 @@ class PredictorServer(ModelServer):  # type: ignore[misc]
         rest.payload_hook = self.payload_hook
         self._rest_server = rest
         self.servers.append(rest.start())
-        if self.enable_grpc:
-            from kserve.model_server import args as kserve_args
-
-            self._grpc_server = FastGRPCServer(
-                self.grpc_port,
-                self.dataplane,
-                self.model_repository_extension,
-                kwargs=vars(kserve_args),
-                grace_period=self.grace_period,
-            )
-            self.servers.append(self._grpc_server.start(self.max_threads))
         if self.use_uvloop:
             import uvloop
 
@@ -83,6 +72,21 @@ class PredictorServer(ModelServer):  # type: ignore[misc]
         # KServe's own start() configures one loop and then runs another (asyncio.run); here the
         # loop it configures (exception handler, executor) is the loop that runs.
         asyncio.set_event_loop(loop)
+        if self.enable_grpc:
+            from kserve.model_server import args as kserve_args
+
+            grpc_server = ThreadedGRPCServer(
+                self.grpc_port,
+                InferenceService(self.dataplane, self.model_repository_extension, loop),
+                threads=self.max_threads,
+                options=[
+                    ("grpc.max_send_message_length", kserve_args.grpc_max_send_message_length),
+                    ("grpc.max_receive_message_length", kserve_args.grpc_max_receive_message_length),
+                ],
+                grace_period=self.grace_period,
+            )
+            grpc_server.start()
+            self._grpc_server = grpc_server
         self.setup_event_loop()
         self.register_signal_handler()
         try:
