@@ -13,8 +13,8 @@ fail another.
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,8 +58,7 @@ class Batcher:
         self._run = run
         self.max_batch_rows = max_batch_rows
         self._on_batch = on_batch
-        self._pending: deque[_Job] = deque()
-        self._cv = threading.Condition()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._stopped = False
         self._threads = [
             threading.Thread(target=self._loop, name=f"onnxruntime-{i}", daemon=True) for i in range(threads)
@@ -70,40 +69,39 @@ class Batcher:
     async def run(self, outputs: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         loop = asyncio.get_running_loop()
         job = _Job(outputs, feeds, rows, loop.create_future(), loop)
-        with self._cv:
-            if self._stopped:
-                raise RuntimeError("the inference queue is stopped")
-            self._pending.append(job)
-            self._cv.notify()
+        if self._stopped:
+            raise RuntimeError("the inference queue is stopped")
+        self._queue.put(job)
         return await job.future
 
     def stop(self) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify_all()
+        self._stopped = True
+        for _ in self._threads:
+            self._queue.put(None)
         for t in self._threads:
             t.join(timeout=5)
 
-    def _take(self) -> list[_Job] | None:
-        with self._cv:
-            while not self._pending and not self._stopped:
-                self._cv.wait()
-            if self._stopped:
-                return None
-            first = self._pending.popleft()
+    def _loop(self) -> None:
+        carry: _Job | None = None  # taken from the queue but not mergeable with the last batch
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if first is None:
+                return
             batch, rows = [first], first.rows
-            while (
-                self._pending
-                and self._pending[0].outputs == first.outputs
-                and rows + self._pending[0].rows <= self.max_batch_rows
-            ):
-                job = self._pending.popleft()
+            while rows < self.max_batch_rows:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._queue.put(None)  # let this thread finish the batch, then stop
+                    break
+                if job.outputs != first.outputs or rows + job.rows > self.max_batch_rows:
+                    carry = job
+                    break
                 batch.append(job)
                 rows += job.rows
-            return batch
-
-    def _loop(self) -> None:
-        while (batch := self._take()) is not None:
             self._execute(batch)
             by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
             for job in batch:

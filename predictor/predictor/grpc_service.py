@@ -21,7 +21,6 @@ import asyncio
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -42,6 +41,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from predictor import metrics
 from predictor.errors import grpc_code
+from predictor.ids import new_id
 from predictor.model import OnnxModel, Tensor
 
 log = logging.getLogger("predictor.grpc")
@@ -169,7 +169,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             feeds = model.feeds_from_tensors(_tensors(request))
             outputs = model.check_outputs([o.name for o in request.outputs])
             arrays = model.infer_blocking(feeds, outputs)
-            return model_infer_response(model, request.id or str(uuid.uuid4()), outputs, arrays)
+            return model_infer_response(model, request.id or new_id(), outputs, arrays)
         except Exception as exc:
             code = grpc_code(exc)
             if isinstance(exc, ModelNotFound):

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -20,6 +19,7 @@ from serving_common import Bundle
 from predictor import metrics
 from predictor.batcher import Batcher
 from predictor.errors import InjectedFault, invalid
+from predictor.ids import new_id
 from predictor.settings import PredictorSettings
 from predictor.signature import Signature
 
@@ -236,7 +236,7 @@ class OnnxModel(Model):  # type: ignore[misc]
         assert self.signature is not None
         by_name = {s.name: s for s in self.signature.outputs}
         return InferResponse(
-            response_id=request_id or str(uuid.uuid4()),
+            response_id=request_id or new_id(),
             model_name=self.name,
             model_version=self.version,
             infer_outputs=[

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -23,6 +22,7 @@ from kserve.protocol.infer_type import InferResponse
 
 from predictor import codec, metrics
 from predictor.errors import http_status
+from predictor.ids import new_id
 from predictor.model import OnnxModel
 
 log = logging.getLogger("predictor.rest")
@@ -121,7 +121,7 @@ class FastPath:
                 if json_length is not None:
                     extra.append((codec.HEADER_LENGTH.encode(), str(json_length).encode()))
             else:
-                request_id = headers.get("x-request-id") or str(uuid.uuid4())
+                request_id = headers.get("x-request-id") or new_id()
                 result = await model.predict(codec.loads(body), headers)
                 content, content_type = codec.dumps(result), JSON
                 extra.append((b"x-request-id", request_id.encode()))
@@ -157,7 +157,7 @@ class FastPath:
     ) -> tuple[bytes, bytes, int | None]:
         request, binary_all = codec.decode_v2(body, headers.get(codec.HEADER_LENGTH), name)
         if not request.id:
-            request.id = headers.get("x-request-id") or str(uuid.uuid4())
+            request.id = headers.get("x-request-id") or new_id()
         result = await model.predict(request, headers)
         assert isinstance(result, InferResponse)
         content, json_length = codec.encode_v2(result, codec.binary_outputs(request, binary_all), binary_all)
