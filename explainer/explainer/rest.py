@@ -9,17 +9,16 @@ response headers; these routes answer with their own headers only, count every r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model import InferenceVerb
 from kserve.model_repository import ModelRepository
-from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.infer_type import InferResponse
+from serving_common.rest import HEADER_LENGTH, decode_v2, install_first, loads, ready_model
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,7 +28,8 @@ from explainer.errors import http_status
 __all__ = ["ExplainRoutes", "decode_v2"]
 
 log = logging.getLogger("explainer.rest")
-HEADER_LENGTH = "inference-header-content-length"
+RECORDS = " of raw records"
+"""Appended to the 400 for a body that is not a V2 request."""
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -41,63 +41,21 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-def loads(body: bytes) -> Any:
-    """JSON, also with the ``NaN`` literals Python's json module and tritonclient write for
-    missing numbers (they become NaN: a missing value, handled by the feature's policy)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise InvalidInput(f"the request body is not JSON: {e}") from e
-
-
-def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
-    """A V2 request from REST bytes (JSON, or JSON plus binary tensors); malformed is a 400."""
-    try:
-        json_length = int(header_length) if header_length else len(body)
-    except ValueError as e:
-        raise InvalidInput(f"'{HEADER_LENGTH}' must be an integer, not {header_length!r}") from e
-    doc = loads(body[:json_length])
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
-        raise InvalidInput('expected a V2 inference request {"inputs": [...]} of raw records')
-    for i, inp in enumerate(doc["inputs"]):
-        if not isinstance(inp, dict) or not {"name", "datatype", "shape"} <= inp.keys():
-            raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
-    if b"NaN" in body[:json_length] or b"Infinity" in body[:json_length]:  # re-encoded: NaN -> null
-        header = orjson.dumps(doc)
-        body, json_length = header + body[json_length:], len(header)
-    try:
-        return InferRequest.from_bytes(body, json_length, model_name)
-    except InvalidInput:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise InvalidInput(f"malformed V2 inference request: {e!r}") from e
-
-
 class ExplainRoutes:
     def __init__(self, registry: ModelRepository) -> None:
         self.registry = registry
 
     def install(self, app: FastAPI) -> None:
-        routes = [
-            ("/v1/models/{model_name}:explain", self.explain_v1),
-            ("/v2/models/{model_name}/explain", self.explain_v2),
-        ]
-        for path, endpoint in routes:
-            app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
-        added = app.router.routes[-len(routes) :]
-        del app.router.routes[-len(routes) :]
-        app.router.routes[0:0] = added
+        install_first(
+            app,
+            [
+                ("/v1/models/{model_name}:explain", self.explain_v1),
+                ("/v2/models/{model_name}/explain", self.explain_v2),
+            ],
+        )
 
     def _model(self, name: str) -> Any:
-        model = self.registry.get_model(name)
-        if model is None:
-            raise ModelNotFound(name)
-        if not model.ready:
-            raise ModelNotReady(name)
-        return model
+        return ready_model(self.registry, name)
 
     async def _serve(self, request: Request, protocol: str) -> Response:
         start = time.perf_counter()
@@ -108,7 +66,9 @@ class ExplainRoutes:
             if protocol == "rest_v1":
                 payload: Any = loads(body)
             else:
-                payload = decode_v2(body, request.headers.get(HEADER_LENGTH), name)
+                payload = decode_v2(
+                    body, request.headers.get(HEADER_LENGTH), name, check_length=False, expected=RECORDS
+                )
             result, _ = await model(payload, headers=dict(request.headers), verb=InferenceVerb.EXPLAIN)
             if isinstance(result, InferResponse):
                 result, _ = result.to_rest()

@@ -12,16 +12,15 @@ those whose body cannot even be read, in ``transformer_requests_total``. Everyth
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
-from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.infer_type import InferResponse
+from serving_common.rest import HEADER_LENGTH, decode_v2, install_first, loads, ready_model
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,45 +30,7 @@ from transformer.errors import http_status
 __all__ = ["HEADER_LENGTH", "InferenceRoutes", "decode_v2"]
 
 log = logging.getLogger("transformer.rest")
-HEADER_LENGTH = "inference-header-content-length"
 JSON = "application/json"
-
-
-def decode_v2(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
-    """A V2 request from REST bytes; every malformed body is an :class:`InvalidInput`."""
-    try:
-        json_length = int(header_length) if header_length else len(body)
-    except ValueError as e:
-        raise InvalidInput(f"'{HEADER_LENGTH}' must be an integer, not {header_length!r}") from e
-    if not 0 < json_length <= len(body):
-        raise InvalidInput(f"'{HEADER_LENGTH}' is {json_length} but the body has {len(body)} bytes")
-    doc = loads(body[:json_length])
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
-        raise InvalidInput('expected a V2 inference request {"inputs": [...]}')
-    for i, inp in enumerate(doc["inputs"]):
-        if not isinstance(inp, dict) or not {"name", "datatype", "shape"} <= inp.keys():
-            raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
-    if b"NaN" in body[:json_length] or b"Infinity" in body[:json_length]:  # re-encoded: NaN -> null
-        header = orjson.dumps(doc)
-        body, json_length = header + body[json_length:], len(header)
-    try:
-        return InferRequest.from_bytes(body, json_length, model_name)
-    except InvalidInput:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise InvalidInput(f"malformed V2 inference request: {e!r}") from e
-
-
-def loads(body: bytes) -> Any:
-    """JSON, also with the ``NaN`` literals Python's json module and tritonclient write for
-    missing numbers (they become NaN: a missing value, handled by the feature's policy)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise InvalidInput(f"the request body is not JSON: {e}") from e
 
 
 def decode_v1(body: bytes) -> Any:
@@ -81,25 +42,18 @@ class InferenceRoutes:
         self.registry = registry
 
     def install(self, app: FastAPI) -> None:
-        """Put the routes in front of KServe's (Starlette matches in registration order)."""
-        routes = [
-            ("/v1/models/{model_name}:predict", self.predict_v1),
-            ("/v2/models/{model_name}/infer", self.infer_v2),
-            ("/v2/models/{model_name}/versions/{model_version}/infer", self.infer_v2),
-        ]
-        for path, endpoint in routes:
-            app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
-        added = app.router.routes[-len(routes) :]
-        del app.router.routes[-len(routes) :]
-        app.router.routes[0:0] = added
+        """Put the routes in front of KServe's."""
+        install_first(
+            app,
+            [
+                ("/v1/models/{model_name}:predict", self.predict_v1),
+                ("/v2/models/{model_name}/infer", self.infer_v2),
+                ("/v2/models/{model_name}/versions/{model_version}/infer", self.infer_v2),
+            ],
+        )
 
     def _model(self, name: str) -> Any:
-        model = self.registry.get_model(name)
-        if model is None:
-            raise ModelNotFound(name)
-        if not model.ready:
-            raise ModelNotReady(name)
-        return model
+        return ready_model(self.registry, name)
 
     async def _serve(self, request: Request, protocol: str) -> Response:
         start = time.perf_counter()

@@ -1,0 +1,91 @@
+"""REST plumbing that transformer and explainer share: reading request bodies (JSON with
+``NaN`` literals, V2 JSON plus binary tensors) and putting their own routes in front of KServe's.
+
+Imports KServe and FastAPI, so only the KServe-based components import it (``serving_common``'s
+``__init__`` does not: the drift detector's virtualenv has neither).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
+from kserve.model_repository import ModelRepository
+from kserve.protocol.infer_type import InferRequest
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["HEADER_LENGTH", "decode_v2", "install_first", "loads", "ready_model"]
+
+HEADER_LENGTH = "inference-header-content-length"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def loads(body: bytes) -> Any:
+    """JSON, also with the ``NaN`` literals Python's json module and tritonclient write for
+    missing numbers (they become NaN: a missing value, handled by the feature's policy)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InvalidInput(f"the request body is not JSON: {e}") from e
+
+
+def decode_v2(
+    body: bytes,
+    header_length: str | None,
+    model_name: str,
+    *,
+    check_length: bool = True,
+    expected: str = "",
+) -> InferRequest:
+    """A V2 request from REST bytes (JSON, or JSON plus binary tensors); every malformed body is
+    an :class:`InvalidInput`. ``check_length``: reject a JSON length outside the body;
+    ``expected``: appended to the message for a body that is not a V2 request."""
+    try:
+        json_length = int(header_length) if header_length else len(body)
+    except ValueError as e:
+        raise InvalidInput(f"'{HEADER_LENGTH}' must be an integer, not {header_length!r}") from e
+    if check_length and not 0 < json_length <= len(body):
+        raise InvalidInput(f"'{HEADER_LENGTH}' is {json_length} but the body has {len(body)} bytes")
+    doc = loads(body[:json_length])
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise InvalidInput('expected a V2 inference request {"inputs": [...]}' + expected)
+    for i, inp in enumerate(doc["inputs"]):
+        if not isinstance(inp, dict) or not {"name", "datatype", "shape"} <= inp.keys():
+            raise InvalidInput(f"input {i} must be an object with 'name', 'datatype', 'shape' and 'data'")
+    if b"NaN" in body[:json_length] or b"Infinity" in body[:json_length]:  # re-encoded: NaN -> null
+        header = orjson.dumps(doc)
+        body, json_length = header + body[json_length:], len(header)
+    try:
+        return InferRequest.from_bytes(body, json_length, model_name)
+    except InvalidInput:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInput(f"malformed V2 inference request: {e!r}") from e
+
+
+def install_first(app: FastAPI, routes: Sequence[tuple[str, Endpoint]]) -> None:
+    """POST ``routes`` in front of KServe's (Starlette matches in registration order)."""
+    for path, endpoint in routes:
+        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+    added = app.router.routes[-len(routes) :]
+    del app.router.routes[-len(routes) :]
+    app.router.routes[0:0] = added
+
+
+def ready_model(registry: ModelRepository, name: str) -> Any:
+    """The registered model ``name``; unknown is :class:`ModelNotFound`, not ready :class:`ModelNotReady`."""
+    model = registry.get_model(name)
+    if model is None:
+        raise ModelNotFound(name)
+    if not model.ready:
+        raise ModelNotReady(name)
+    return model
