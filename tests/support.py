@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -138,3 +139,51 @@ def running(*servers: ServerProcess) -> Iterator[tuple[ServerProcess, ...]]:
     finally:
         for s in reversed(started):
             s.stop()
+
+
+MODEL = "diabetes-risk"
+
+
+@dataclass
+class PredictorProcess:
+    """A ``python -m predictor`` process (not started until ``process.start()``)."""
+
+    http: str
+    """Base URL, ``http://127.0.0.1:PORT``."""
+    grpc: str
+    """``127.0.0.1:PORT``."""
+    process: ServerProcess
+    model: str = MODEL
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.http}/v2/models/{self.model}/infer"
+
+
+def predictor_process(
+    bundle: Path,
+    log: Path | None,
+    *,
+    env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+    model: str = MODEL,
+) -> PredictorProcess:
+    """The predictor serving ``bundle`` on free loopback ports, ready when its model is ready."""
+    http, grpc = free_port(), free_port()
+    args = [
+        "-m",
+        "predictor",
+        "--model_name",
+        model,
+        "--model_dir",
+        str(bundle),
+        "--http_port",
+        str(http),
+        "--grpc_port",
+        str(grpc),
+        *extra,
+    ]
+    proc = ServerProcess(
+        args, ready_url=f"http://127.0.0.1:{http}/v2/models/{model}/ready", env=env, log_path=log
+    )
+    return PredictorProcess(f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}", proc, model)

@@ -7,52 +7,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from support import REPO, ServerProcess, free_port
+from support import MODEL, REPO, PredictorProcess, predictor_process
 
-MODEL = "diabetes-risk"
-
-
-@dataclass
-class Predictor:
-    http: str
-    grpc: str
-    process: ServerProcess
-
-    @property
-    def infer_url(self) -> str:
-        return f"{self.http}/v2/models/{MODEL}/infer"
+Predictor = PredictorProcess
 
 
 def start_predictor(
     bundle: Path, log: Path, env: dict[str, str] | None = None, extra: list[str] | None = None
 ) -> Predictor:
-    http, grpc = free_port(), free_port()
-    proc = ServerProcess(
-        [
-            "-m",
-            "predictor",
-            "--model_name",
-            MODEL,
-            "--model_dir",
-            str(bundle),
-            "--http_port",
-            str(http),
-            "--grpc_port",
-            str(grpc),
-            *(extra or []),
-        ],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-    )
-    proc.start()
-    return Predictor(f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}", proc)
+    p = predictor_process(bundle, log, env=env, extra=extra or ())
+    p.process.start()
+    return p
 
 
 def ort_outputs(bundle: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

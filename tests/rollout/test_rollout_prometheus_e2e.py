@@ -28,11 +28,10 @@ from rollout.cli import cli
 from rollout.errors import EXIT_ANALYSIS_FAILED
 from rollout.progressive import STATE_ANNOTATION
 from rollout_cluster import ISTIO, KSERVE, NS, inference_service
-from support import REPO, ServerProcess, free_port
+from support import MODEL, REPO, ServerProcess, free_port, predictor_process
 
 pytestmark = pytest.mark.slow
 
-MODEL = "diabetes-risk"
 STABLE, GOOD, BAD = "stable-isvc", "canary-good", "canary-bad"
 VS = "diabetes-risk"
 BAD_ERROR_RATE = "0.5"
@@ -55,28 +54,6 @@ class Stack:
     rows: np.ndarray
 
 
-def _predictor(bundle: Path, log: Path, env: dict[str, str] | None = None) -> tuple[ServerProcess, str]:
-    http, grpc = free_port(), free_port()
-    proc = ServerProcess(
-        [
-            "-m",
-            "predictor",
-            "--model_name",
-            MODEL,
-            "--model_dir",
-            str(bundle),
-            "--http_port",
-            str(http),
-            "--grpc_port",
-            str(grpc),
-        ],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-    )
-    return proc, f"http://127.0.0.1:{http}"
-
-
 @pytest.fixture(scope="module")
 def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Stable (gbm), a good canary (mlp) and a bad canary (mlp answering 50% of requests with 500),
@@ -92,9 +69,9 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
             (GOOD, mlp_bundle, None),
             (BAD, mlp_bundle, {"PREDICTOR_FAULT_ERROR_RATE": BAD_ERROR_RATE}),
         ):
-            proc, url = _predictor(bundle, tmp / f"{name}.log", env)
-            procs.append(proc.start(wait=False))
-            urls[name] = url
+            predictor = predictor_process(bundle, tmp / f"{name}.log", env=env)
+            procs.append(predictor.process.start(wait=False))
+            urls[name] = predictor.http
         for proc in procs:
             proc.wait_ready()
         rows = np.load(gbm_bundle / "reference.npy")[:4].astype(np.float32)

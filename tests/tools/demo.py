@@ -28,9 +28,8 @@ import tritonclient.http as httpclient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from serving_common import Bundle
-from support import REPO, ServerProcess, free_port
+from support import MODEL, REPO, predictor_process
 
-MODEL = "diabetes-risk"
 RECORDS = [
     {
         "age": 59,
@@ -66,25 +65,9 @@ def heading(text: str) -> None:
 
 @contextlib.contextmanager
 def predictor(bundle: Path, logs: Path, name: str) -> Iterator[tuple[str, str]]:
-    http, grpc = free_port(), free_port()
-    proc = ServerProcess(
-        [
-            "-m",
-            "predictor",
-            "--model_name",
-            MODEL,
-            "--model_dir",
-            str(bundle),
-            "--http_port",
-            str(http),
-            "--grpc_port",
-            str(grpc),
-        ],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        log_path=logs / f"{name}.log",
-    )
-    with proc:
-        yield f"127.0.0.1:{http}", f"127.0.0.1:{grpc}"
+    p = predictor_process(bundle, logs / f"{name}.log")
+    with p.process:
+        yield p.http.removeprefix("http://"), p.grpc
 
 
 def show_predictor(name: str, bundle: Path, http: str) -> None:

@@ -26,9 +26,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from support import REPO, ServerProcess, free_port
-
-MODEL = "diabetes-risk"
+from support import MODEL, REPO, ServerProcess, free_port, predictor_process
 
 
 def prometheus_binary() -> str:
@@ -50,23 +48,9 @@ def stack(bundles: Path, logs: Path, canary_error_rate: float) -> Iterator[tuple
             ("stable", bundles / "gbm", None),
             ("canary", bundles / "mlp", {"PREDICTOR_FAULT_ERROR_RATE": str(canary_error_rate)}),
         ):
-            http, grpc = free_port(), free_port()
-            args = [
-                "-m",
-                "predictor",
-                "--model_name",
-                MODEL,
-                "--model_dir",
-                str(bundle),
-                "--http_port",
-                str(http),
-                "--grpc_port",
-                str(grpc),
-            ]
-            ready = f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready"
-            proc = ServerProcess(args, ready, env=env, log_path=logs / f"{name}.log")
-            procs.append(proc.start(wait=False))
-            urls[name] = f"http://127.0.0.1:{http}"
+            predictor = predictor_process(bundle, logs / f"{name}.log", env=env)
+            procs.append(predictor.process.start(wait=False))
+            urls[name] = predictor.http
         for proc in procs:
             proc.wait_ready()
         config = logs / "prometheus.yml"
