@@ -21,19 +21,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from explainer.errors import ExplainerError, PredictorTimeout, PredictorUnavailable
 
-__all__ = ["FORWARDED", "PredictorClient", "Scores", "forwarded"]
-
-FORWARDED = frozenset({"x-request-id", "traceparent", "tracestate", "authorization", "b3"})
-"""Forwarded to the predictor as they are, with every ``x-b3-*`` header."""
-
-
-def forwarded(headers: Mapping[str, str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in (headers or {}).items():
-        key = name.lower()
-        if key in FORWARDED or key.startswith("x-b3-"):
-            out[key] = value
-    return out
+__all__ = ["PredictorClient", "Scores"]
 
 
 @dataclass(frozen=True)

@@ -9,45 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from kserve import Model
-from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common import Bundle, FeatureSpec, Problem, records
+from serving_common import Bundle, FeatureSpec
+from serving_common.headers import forwarded
+from serving_common.raw_request import vectorise_request
 
 from explainer import metrics
-from explainer.client import PredictorClient, forwarded
+from explainer.client import PredictorClient
 from explainer.kernel import Attribution, KernelShap
 from explainer.settings import ExplainerSettings
 
-__all__ = ["METHOD", "Batch", "Explainer", "describe_problems"]
+__all__ = ["METHOD", "Batch", "Explainer"]
 
 log = logging.getLogger("explainer")
 
 METHOD = "kernel_shap"
-MAX_LISTED_PROBLEMS = 200
-
-
-def describe_problems(problems: list[Problem], n_records: int) -> str:
-    """One message naming every problem with its record index and field."""
-    listed = "; ".join(str(p) for p in problems[:MAX_LISTED_PROBLEMS])
-    more = len(problems) - MAX_LISTED_PROBLEMS
-    bad = len({p.index for p in problems})
-    head = f"{len(problems)} problem(s) in {bad} of {n_records} record(s): "
-    return head + listed + (f"; and {more} more" if more > 0 else "")
-
-
-def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> str:
-    for name, value in (headers or {}).items():
-        if name.lower() == "x-request-id" and value:
-            return value
-    return v2_id or str(uuid.uuid4())
 
 
 @dataclass
@@ -145,22 +127,11 @@ class Explainer(Model):  # type: ignore[misc]
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         assert self.spec is not None
-        try:
-            if isinstance(payload, InferRequest):
-                raw = records.from_v2(payload.inputs, self.settings.max_records)
-                rid = request_id(headers, payload.id)
-            else:
-                raw = records.from_v1(payload, self.settings.max_records)
-                rid = request_id(headers)
-        except records.RequestInvalid as e:
-            raise InvalidInput(str(e)) from e
-        matrix, problems = self.spec.check(raw)
-        if problems:
-            raise InvalidInput(describe_problems(problems, len(raw)))
+        rid, matrix = vectorise_request(payload, headers, self.spec, self.settings.max_records)
         return Batch(rid, matrix, payload if isinstance(payload, InferRequest) else None)
 
     async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:
-        sent = {**forwarded(headers), "x-request-id": payload.request_id}
+        sent = forwarded(headers, payload.request_id)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._explain, payload, sent)
         return payload

@@ -8,13 +8,14 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from explainer.client import PredictorClient, forwarded
+from explainer.client import PredictorClient
 from explainer.errors import ExplainerError, PredictorTimeout, PredictorUnavailable, http_status
 from explainer.kernel import KernelShap, ModelFunction
 from explainer.model import Explainer
 from explainer.settings import ExplainerSettings
 from kserve.errors import InvalidInput
 from serving_common import Bundle
+from serving_common.headers import forwarded
 
 
 @pytest.fixture(scope="module")

@@ -18,35 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from kserve import Model
-from kserve.errors import InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common import Bundle, FeatureSpec, Problem, records
+from serving_common import Bundle, FeatureSpec
+from serving_common.headers import forwarded
+from serving_common.raw_request import vectorise_request
 
 from transformer import bodies, metrics
 from transformer.client import PredictorClient, Scores
 from transformer.errors import grpc_code
-from transformer.headers import forwarded, request_id
 from transformer.settings import TransformerSettings
 
 if TYPE_CHECKING:
     from serving_common.payload_logger import PayloadLogger
 
-__all__ = ["Batch", "Transformer", "describe_problems"]
+__all__ = ["Batch", "Transformer"]
 
 log = logging.getLogger("transformer")
-
-MAX_LISTED_PROBLEMS = 200
-"""A 400 lists at most this many problems (and says how many more there are)."""
-
-
-def describe_problems(problems: list[Problem], n_records: int) -> str:
-    """One message naming every problem with its record index and field."""
-    listed = "; ".join(str(p) for p in problems[:MAX_LISTED_PROBLEMS])
-    more = len(problems) - MAX_LISTED_PROBLEMS
-    bad = len({p.index for p in problems})
-    head = f"{len(problems)} problem(s) in {bad} of {n_records} record(s): "
-    return head + listed + (f"; and {more} more" if more > 0 else "")
 
 
 @dataclass
@@ -172,18 +160,7 @@ class Transformer(Model):  # type: ignore[misc]
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         assert self.spec is not None
         eid = await self._log_request(payload, headers)
-        try:
-            if isinstance(payload, InferRequest):
-                raw = records.from_v2(payload.inputs, self.settings.max_records)
-                rid = request_id(headers, payload.id)
-            else:
-                raw = records.from_v1(payload, self.settings.max_records)
-                rid = request_id(headers)
-        except records.RequestInvalid as e:
-            raise InvalidInput(str(e)) from e
-        matrix, problems = self.spec.check(raw)
-        if problems:
-            raise InvalidInput(describe_problems(problems, len(raw)))
+        rid, matrix = vectorise_request(payload, headers, self.spec, self.settings.max_records)
         request = payload if isinstance(payload, InferRequest) else None
         return Batch(
             request_id=rid, protocol=caller_protocol(payload), matrix=matrix, request=request, event_id=eid

@@ -11,14 +11,16 @@ FORWARDED = frozenset({"x-request-id", "traceparent", "tracestate", "authorizati
 """Forwarded as they are; so is every ``x-b3-*`` header (Zipkin B3 multi-header propagation)."""
 
 
-def forwarded(headers: Mapping[str, str] | None, request_id: str) -> dict[str, str]:
-    """The headers to send to the predictor (lower-case names), with ``x-request-id`` set."""
+def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) -> dict[str, str]:
+    """The headers to send to the predictor (lower-case names), with ``x-request-id`` set to
+    ``request_id`` when one is given."""
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         key = name.lower()
         if key in FORWARDED or key.startswith("x-b3-"):
             out[key] = value
-    out["x-request-id"] = request_id
+    if request_id is not None:
+        out["x-request-id"] = request_id
     return out
 
 
