@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from kserve.model import InferenceVerb
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
+from serving_common.predictor_errors import http_status
 from serving_common.rest import HEADER_LENGTH, decode_v2, install_first, loads, ready_model
 from starlette.requests import Request
 from starlette.responses import Response
 
 from explainer import metrics
-from explainer.errors import http_status
 
 __all__ = ["ExplainRoutes", "decode_v2"]
 

@@ -9,13 +9,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from explainer.client import PredictorClient
-from explainer.errors import ExplainerError, PredictorTimeout, PredictorUnavailable, http_status
 from explainer.kernel import KernelShap, ModelFunction
 from explainer.model import Explainer
 from explainer.settings import ExplainerSettings
 from kserve.errors import InvalidInput
 from serving_common import Bundle
 from serving_common.headers import forwarded
+from serving_common.predictor_errors import (
+    PredictorFailed,
+    PredictorTimeout,
+    PredictorUnavailable,
+    http_status,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +85,9 @@ def test_predictor_errors_keep_their_meaning() -> None:
         (400, InvalidInput, 400),
         (503, PredictorUnavailable, 503),
         (504, PredictorTimeout, 504),
-        (500, ExplainerError, 502),
+        (500, PredictorFailed, 502),
     ]:
-        mapped = client._http_error(httpx.Response(status, json={"error": f"said {status}"}))
+        mapped = client._from_http(httpx.Response(status, json={"error": f"said {status}"}))
         assert isinstance(mapped, kind) and http_status(mapped) == http
     assert forwarded({"Traceparent": "t", "X-B3-Sampled": "1", "Cookie": "c"}) == {
         "traceparent": "t",

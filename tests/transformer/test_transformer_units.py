@@ -13,10 +13,16 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput
 from serving_common import Bundle, Problem, records
 from serving_common.headers import forwarded, request_id
+from serving_common.predictor_errors import (
+    PredictorFailed,
+    PredictorTimeout,
+    PredictorUnavailable,
+    grpc_code,
+    http_status,
+)
 from serving_common.raw_request import MAX_LISTED_PROBLEMS, describe_problems
 from transformer.__main__ import build_parser, explicit_protocol
 from transformer.client import PredictorClient
-from transformer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable, grpc_code, http_status
 
 RECORD = {"age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0}
 

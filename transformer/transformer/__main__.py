@@ -18,8 +18,8 @@ from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
+from serving_common.predictor_errors import PredictorError, error_handler
 
-from transformer.errors import TransformerError, error_handler
 from transformer.model import Transformer
 from transformer.rest import InferenceRoutes
 from transformer.settings import TransformerSettings
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as e:
         log.error("cannot load the bundle: %s", e)
         return 1
-    app.add_exception_handler(TransformerError, error_handler)
+    app.add_exception_handler(PredictorError, error_handler)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

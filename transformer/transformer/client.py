@@ -2,7 +2,7 @@
 
 One client (one gRPC channel, or one pooled HTTP client) per process, made on first use inside
 the server's event loop and reused. Every call is bounded by the timeout as a whole, and every
-failure is translated at this boundary into the transformer's errors (see ``errors.py``), so a
+failure is translated at this boundary into the errors of ``serving_common.predictor_errors``, so a
 predictor 400 stays a 400 with the predictor's message, and an unreachable or slow predictor
 is a 503 or a 504 instead of a hang or a bare 500.
 """
@@ -18,12 +18,12 @@ import grpc
 import httpx
 import numpy as np
 import orjson
-from kserve.errors import InvalidInput
 from kserve.inference_client import InferenceGRPCClient, InferenceRESTClient, RESTConfig
-from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferResponse
+from serving_common.predictor_client import PredictorClientBase
+from serving_common.predictor_errors import PredictorFailed, PredictorUnavailable
 
 from transformer import metrics
-from transformer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
 
 __all__ = ["OUTPUT_LABEL", "OUTPUT_PROBABILITIES", "PredictorClient", "Scores"]
 
@@ -42,7 +42,7 @@ class Scores:
     model_version: str | None
 
 
-class PredictorClient:
+class PredictorClient(PredictorClientBase):
     """Calls the predictor for one model with one FP32 matrix per request."""
 
     def __init__(
@@ -56,23 +56,18 @@ class PredictorClient:
         retries: int = 0,
         use_ssl: bool = False,
     ) -> None:
-        if protocol not in ("grpc-v2", "v2", "v1"):
-            raise ValueError(f"unknown predictor protocol {protocol!r}")
-        self.host = host
-        self.protocol = protocol
-        self.model_name = model_name
-        self.input_name = input_name
-        self.timeout = timeout
+        super().__init__(
+            host=host,
+            protocol=protocol,
+            model_name=model_name,
+            input_name=input_name,
+            timeout=timeout,
+            use_ssl=use_ssl,
+        )
         self.retries = retries
-        self.use_ssl = use_ssl
-        scheme = "https" if use_ssl else "http"
-        self.base_url = host if host.startswith(("http://", "https://")) else f"{scheme}://{host}"
         self._grpc: InferenceGRPCClient | None = None
         self._rest: InferenceRESTClient | None = None
         self._seconds = metrics.PREDICTOR_SECONDS.labels(model_name, protocol)
-
-    def describe(self) -> str:
-        return f"{self.protocol} predictor at {self.host}"
 
     async def infer(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
         """Scores for the rows of ``matrix`` (float32 ``[n, n_features]``)."""
@@ -103,45 +98,7 @@ class PredictorClient:
             await self._rest.close()
             self._rest = None
 
-    # --- errors ---------------------------------------------------------------------------
-
-    def _timeout_error(self) -> PredictorTimeout:
-        return PredictorTimeout(f"the {self.describe()} did not answer within {self.timeout:g} s")
-
-    def _from_grpc(self, e: grpc.RpcError) -> Exception:
-        code = e.code() if hasattr(e, "code") else None
-        details = (e.details() if hasattr(e, "details") else None) or str(e)
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            rejected: Exception = InvalidInput(f"the predictor rejected the request: {details}")
-            return rejected
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return PredictorUnavailable(f"the {self.describe()} is unavailable: {details}")
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return self._timeout_error()
-        name = code.name if code is not None else "UNKNOWN"
-        return PredictorFailed(f"the {self.describe()} failed with {name}: {details}")
-
-    def _from_http(self, response: httpx.Response) -> Exception:
-        try:
-            body = response.json()
-            message = str(body.get("error", body)) if isinstance(body, dict) else str(body)
-        except ValueError:
-            message = response.text[:500] or response.reason_phrase
-        status = response.status_code
-        if status == 400:
-            rejected: Exception = InvalidInput(f"the predictor rejected the request: {message}")
-            return rejected
-        if status == 503:
-            return PredictorUnavailable(f"the {self.describe()} is unavailable: {message}")
-        if status == 504:
-            return self._timeout_error()
-        return PredictorFailed(f"the {self.describe()} failed with HTTP {status}: {message}")
-
     # --- gRPC -----------------------------------------------------------------------------
-
-    def _request(self, matrix: np.ndarray, request_id: str) -> InferRequest:
-        inp = InferInput(name=self.input_name, shape=list(matrix.shape), datatype="FP32", data=matrix)
-        return InferRequest(model_name=self.model_name, infer_inputs=[inp], request_id=request_id)
 
     async def _infer_grpc(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
         if self._grpc is None:

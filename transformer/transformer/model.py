@@ -22,11 +22,11 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from serving_common import Bundle, FeatureSpec
 from serving_common.headers import forwarded
+from serving_common.predictor_errors import grpc_code
 from serving_common.raw_request import vectorise_request
 
 from transformer import bodies, metrics
 from transformer.client import PredictorClient, Scores
-from transformer.errors import grpc_code
 from transformer.settings import TransformerSettings
 
 if TYPE_CHECKING:

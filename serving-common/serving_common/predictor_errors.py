@@ -1,15 +1,18 @@
-"""Errors of the transformer and the one place they map to protocol codes.
+"""Errors of the predictor hop (transformer and explainer) and the one place they map to codes.
 
-Exception tree. Client mistakes use KServe's own type, so KServe's REST handler and gRPC
-interceptor give them the standard codes; failures of the predictor hop carry their status
-on the type and are ``GrpcException`` subclasses, so KServe's gRPC interceptor aborts with
-their code, and :func:`error_handler` (the one REST handler) answers with their HTTP status::
+Client mistakes use KServe's own type, so KServe's REST handler and gRPC interceptor give them
+the standard codes; failures of the predictor hop carry their status on the type and are
+``GrpcException`` subclasses, so KServe's gRPC interceptor aborts with their code, and
+:func:`error_handler` (the one REST handler) answers with their HTTP status::
 
     kserve.errors.InvalidInput       400 / INVALID_ARGUMENT    bad records, bad request, the predictor's 400
-    TransformerError                 (GrpcException)
+    PredictorError                   (GrpcException)
       PredictorUnavailable           503 / UNAVAILABLE         predictor unreachable or not ready
-      PredictorTimeout               504 / DEADLINE_EXCEEDED   no answer within TRANSFORMER_PREDICTOR_TIMEOUT
+      PredictorTimeout               504 / DEADLINE_EXCEEDED   no answer within *_PREDICTOR_TIMEOUT
       PredictorFailed                502 / INTERNAL            any other predictor failure (its message kept)
+
+Imports KServe and gRPC, so only the KServe-based components import it (``serving_common``'s
+``__init__`` does not: the drift detector's virtualenv has neither).
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ from grpc_interceptor.exceptions import GrpcException
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotReady
 
 __all__ = [
+    "PredictorError",
     "PredictorFailed",
     "PredictorTimeout",
     "PredictorUnavailable",
-    "TransformerError",
     "error_handler",
     "grpc_code",
     "http_status",
 ]
 
 
-class TransformerError(GrpcException):
+class PredictorError(GrpcException):
     """A failure of the predictor hop; ``http_status`` and ``status_code`` (gRPC) on the type."""
 
     http_status: ClassVar[int] = HTTPStatus.BAD_GATEWAY
@@ -47,33 +50,33 @@ class TransformerError(GrpcException):
         return self.details
 
 
-class PredictorUnavailable(TransformerError):
+class PredictorUnavailable(PredictorError):
     """The predictor cannot be reached, or says it is not ready."""
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
     status_code = StatusCode.UNAVAILABLE
 
 
-class PredictorTimeout(TransformerError):
+class PredictorTimeout(PredictorError):
     """The predictor did not answer within the timeout."""
 
     http_status = HTTPStatus.GATEWAY_TIMEOUT
     status_code = StatusCode.DEADLINE_EXCEEDED
 
 
-class PredictorFailed(TransformerError):
+class PredictorFailed(PredictorError):
     """The predictor answered with an error other than a client error or unavailability."""
 
 
 async def error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """The REST handler for :class:`TransformerError` (KServe's handlers do the rest)."""
-    assert isinstance(exc, TransformerError)
+    """The REST handler for :class:`PredictorError` (KServe's handlers do the rest)."""
+    assert isinstance(exc, PredictorError)
     return JSONResponse(status_code=exc.http_status, content={"error": exc.details})
 
 
 def http_status(exc: BaseException) -> int:
     """The HTTP status a REST client sees for ``exc``."""
-    if isinstance(exc, TransformerError):
+    if isinstance(exc, PredictorError):
         return exc.http_status
     if isinstance(exc, InvalidInput):
         return HTTPStatus.BAD_REQUEST
