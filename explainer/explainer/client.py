@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Unpack
 
 import grpc
 import httpx
 import numpy as np
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from kserve.protocol.infer_type import InferResponse
-from serving_common.predictor_client import PredictorClientBase
+from serving_common.predictor_client import PredictorClientBase, Target
 from serving_common.predictor_errors import PredictorFailed, PredictorUnavailable
 
 __all__ = ["PredictorClient", "Scores"]
@@ -31,25 +32,8 @@ class Scores:
 
 
 class PredictorClient(PredictorClientBase):
-    def __init__(
-        self,
-        *,
-        host: str,
-        protocol: str,
-        model_name: str,
-        input_name: str,
-        timeout: float,
-        max_rows: int,
-        use_ssl: bool = False,
-    ) -> None:
-        super().__init__(
-            host=host,
-            protocol=protocol,
-            model_name=model_name,
-            input_name=input_name,
-            timeout=timeout,
-            use_ssl=use_ssl,
-        )
+    def __init__(self, *, max_rows: int, **target: Unpack[Target]) -> None:
+        super().__init__(**target)
         self.max_rows = max_rows
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None

@@ -9,6 +9,8 @@ Imports KServe, gRPC and httpx, so only the KServe-based components import it (`
 
 from __future__ import annotations
 
+from typing import NotRequired, TypedDict
+
 import grpc
 import httpx
 import numpy as np
@@ -17,10 +19,21 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 
 from serving_common.predictor_errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
 
-__all__ = ["PROTOCOLS", "PredictorClientBase"]
+__all__ = ["PROTOCOLS", "PredictorClientBase", "Target"]
 
 PROTOCOLS = ("grpc-v2", "v2", "v1")
 """How a component may call the predictor (``--predictor_protocol``)."""
+
+
+class Target(TypedDict):
+    """The keyword arguments of :class:`PredictorClientBase`, for subclasses to pass on."""
+
+    host: str
+    protocol: str
+    model_name: str
+    input_name: str
+    timeout: float
+    use_ssl: NotRequired[bool]
 
 
 class PredictorClientBase:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 import httpx
@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from kserve.inference_client import InferenceGRPCClient, InferenceRESTClient, RESTConfig
 from kserve.protocol.infer_type import InferResponse
-from serving_common.predictor_client import PredictorClientBase
+from serving_common.predictor_client import PredictorClientBase, Target
 from serving_common.predictor_errors import PredictorFailed, PredictorUnavailable
 
 from transformer import metrics
@@ -45,29 +45,12 @@ class Scores:
 class PredictorClient(PredictorClientBase):
     """Calls the predictor for one model with one FP32 matrix per request."""
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        protocol: str,
-        model_name: str,
-        input_name: str,
-        timeout: float,
-        retries: int = 0,
-        use_ssl: bool = False,
-    ) -> None:
-        super().__init__(
-            host=host,
-            protocol=protocol,
-            model_name=model_name,
-            input_name=input_name,
-            timeout=timeout,
-            use_ssl=use_ssl,
-        )
+    def __init__(self, *, retries: int = 0, **target: Unpack[Target]) -> None:
+        super().__init__(**target)
         self.retries = retries
         self._grpc: InferenceGRPCClient | None = None
         self._rest: InferenceRESTClient | None = None
-        self._seconds = metrics.PREDICTOR_SECONDS.labels(model_name, protocol)
+        self._seconds = metrics.PREDICTOR_SECONDS.labels(self.model_name, self.protocol)
 
     async def infer(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
         """Scores for the rows of ``matrix`` (float32 ``[n, n_features]``)."""
