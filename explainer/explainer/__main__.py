@@ -12,10 +12,10 @@ import logging
 import sys
 
 from kserve import ModelServer
-from kserve import logging as kserve_logging
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from serving_common import BundleError
+from serving_common.startup import check_flags, configure_logging, explicit_protocol
 
 from explainer.model import Explainer
 from explainer.rest import ExplainRoutes
@@ -33,26 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def explicit_protocol(argv: list[str]) -> str | None:
-    """``--predictor_protocol`` (or the deprecated ``--protocol``) when given on the command line."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--predictor_protocol", default=None)
-    pre.add_argument("--protocol", default=None)
-    given, _ = pre.parse_known_args(argv)
-    value: str | None = given.predictor_protocol or given.protocol
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    kserve_logging.configure_logging(args.log_config_file)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args)
     settings = ExplainerSettings()
-    if args.workers != 1:
-        log.warning("--workers %d ignored: one worker per process (scale with replicas)", args.workers)
-    if not args.predictor_host:
-        log.error("--predictor_host HOST:PORT is required")
+    if not check_flags(args, log):
         return 2
     model = Explainer(
         args.model_name,

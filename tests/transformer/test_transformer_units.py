@@ -21,7 +21,8 @@ from serving_common.predictor_errors import (
     http_status,
 )
 from serving_common.raw_request import MAX_LISTED_PROBLEMS, describe_problems
-from transformer.__main__ import build_parser, explicit_protocol
+from serving_common.startup import explicit_protocol
+from transformer.__main__ import build_parser
 from transformer.client import PredictorClient
 
 RECORD = {"age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0}

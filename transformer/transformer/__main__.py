@@ -13,12 +13,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from kserve import ModelServer
-from kserve import logging as kserve_logging
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
 from serving_common.predictor_errors import PredictorError, error_handler
+from serving_common.startup import check_flags, configure_logging, explicit_protocol
 
 from transformer.model import Transformer
 from transformer.rest import InferenceRoutes
@@ -49,16 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def explicit_protocol(argv: list[str]) -> str | None:
-    """``--predictor_protocol`` (or the deprecated ``--protocol``) when given on the command line."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--predictor_protocol", default=None)
-    pre.add_argument("--protocol", default=None)
-    given, _ = pre.parse_known_args(argv)
-    value: str | None = given.predictor_protocol or given.protocol
-    return value
-
-
 def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> PayloadLogger | None:
     if not args.logger_url:
         return None
@@ -79,14 +69,10 @@ def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> P
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    kserve_logging.configure_logging(args.log_config_file)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args)
     settings = TransformerSettings()
-    if args.workers != 1:
-        log.warning("--workers %d ignored: one worker per process (scale with replicas)", args.workers)
     protocol = explicit_protocol(argv) or settings.predictor_protocol
-    if not args.predictor_host:
-        log.error("--predictor_host HOST:PORT is required")
+    if not check_flags(args, log):
         return 2
     model = Transformer(
         args.model_name,
