@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fake_predictor import FakePredictor
-from support import ServerProcess, free_port
+from model_stack import MODEL, Server, component, started_together
 
-MODEL = "diabetes-risk"
+__all__ = ["BIG_BATCH", "FAKE_TIMEOUT", "MODEL", "Explainer", "Stack", "running_stack"]
+
 BIG_BATCH = 16384
 """PREDICTOR_MAX_ROWS and EXPLAINER_PREDICTOR_MAX_ROWS of the gRPC pair: one request per record."""
 FAKE_TIMEOUT = 1.0
@@ -23,35 +24,15 @@ SAMPLED = 300
 """EXPLAINER_NSAMPLES of the REST explainer: fewer coalitions than the 1022 there are, so sampled."""
 
 
-@dataclass
-class Server:
-    http_port: int
-    grpc_port: int
-    process: ServerProcess
+class Explainer(Server):
+    """An explainer (or the predictor behind it); ``v1`` and ``v2`` are its explain URLs."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def v1(self) -> str:
-        return f"{self.url}/v1/models/{MODEL}:explain"
-
-    @property
-    def v2(self) -> str:
-        return f"{self.url}/v2/models/{MODEL}/explain"
+    V1_VERB = ":explain"
+    V2_VERB = "/explain"
 
 
 def _server(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
-    http, grpc = free_port(), free_port()
-    process = ServerProcess(
-        ["-m", module, "--model_name", MODEL, "--http_port", str(http), "--grpc_port", str(grpc), *args],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-        ready_timeout=120.0,
-    )
-    return Server(http, grpc, process)
+    return component(module, args, log, env, kind=Explainer, ready_timeout=120.0)
 
 
 @dataclass
@@ -92,12 +73,7 @@ def running_stack(gbm_bundle: Path, logs: Path) -> Iterator[Stack]:
     )
     servers = [stack.predictor, stack.grpc, stack.rest, stack.fake]
     try:
-        for s in servers:
-            s.process.start(wait=False)
-        for s in servers:
-            s.process.wait_ready()
-        yield stack
+        with started_together(servers):
+            yield stack
     finally:
-        for s in reversed(servers):
-            s.process.stop()
         fake.stop()

@@ -13,47 +13,15 @@ from pathlib import Path
 
 from event_sink import EventSink
 from fake_predictor import FakePredictor
-from support import ServerProcess, free_port
+from model_stack import MODEL, Server, component, started_together
+from support import free_port
 
-MODEL = "diabetes-risk"
+__all__ = ["FAKE_TIMEOUT", "MODEL", "PREDICTOR_MAX_ROWS", "Server", "Stack", "component", "running_stack"]
+
 PREDICTOR_MAX_ROWS = 200
 """The real predictor refuses more rows than this: how the tests get a genuine predictor 400."""
 FAKE_TIMEOUT = 1.0
 """TRANSFORMER_PREDICTOR_TIMEOUT of the transformers in front of the fake and the missing predictor."""
-
-
-@dataclass
-class Server:
-    http_port: int
-    grpc_port: int
-    process: ServerProcess
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def v1(self) -> str:
-        return f"{self.url}/v1/models/{MODEL}:predict"
-
-    @property
-    def v2(self) -> str:
-        return f"{self.url}/v2/models/{MODEL}/infer"
-
-
-def component(module: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
-    http, grpc = free_port(), free_port()
-    process = ServerProcess(
-        ["-m", module, "--model_name", MODEL, "--http_port", str(http), "--grpc_port", str(grpc), *args],
-        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
-        env=env,
-        log_path=log,
-    )
-    return Server(http, grpc, process)
 
 
 @dataclass
@@ -112,13 +80,8 @@ def running_stack(gbm_bundle: Path, logs: Path) -> Iterator[Stack]:
         stack.down,
     ]
     try:
-        for s in servers:
-            s.process.start(wait=False)
-        for s in servers:
-            s.process.wait_ready()
-        yield stack
+        with started_together(servers):
+            yield stack
     finally:
-        for s in reversed(servers):
-            s.process.stop()
         fake.stop()
         sink.stop()
