@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common import Bundle, FeatureSpec
 from serving_common.headers import forwarded
-from serving_common.raw_request import vectorise_request
+from serving_common.predictor_client import target
+from serving_common.records_model import RecordsModel
 
 from explainer import metrics
 from explainer.client import PredictorClient
@@ -41,7 +40,7 @@ class Batch:
     attributions: list[Attribution] = field(default_factory=list)
 
 
-class Explainer(Model):  # type: ignore[misc]
+class Explainer(RecordsModel[PredictorClient]):
     """Explains ``name`` by calling the predictor of the same name."""
 
     def __init__(
@@ -54,22 +53,14 @@ class Explainer(Model):  # type: ignore[misc]
         settings: ExplainerSettings,
         predictor_use_ssl: bool = False,
     ) -> None:
-        super().__init__(name)
-        self.model_dir = model_dir
+        client = PredictorClient(
+            max_rows=settings.predictor_max_rows,
+            **target(name, predictor_host, predictor_protocol, settings.predictor_timeout, predictor_use_ssl),
+        )
+        super().__init__(name, model_dir=model_dir, client=client, max_records=settings.max_records)
         self.settings = settings
-        self.spec: FeatureSpec | None = None
-        self.version: str | None = None
         self.kernel: KernelShap | None = None
         self.class_index = -1
-        self.client = PredictorClient(
-            host=predictor_host,
-            protocol=predictor_protocol,
-            model_name=name,
-            input_name="input",
-            timeout=settings.predictor_timeout,
-            max_rows=settings.predictor_max_rows,
-            use_ssl=predictor_use_ssl,
-        )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shap")
         self._rows = metrics.PREDICTOR_ROWS.labels(name)
 
@@ -81,10 +72,8 @@ class Explainer(Model):  # type: ignore[misc]
     # --- lifecycle ------------------------------------------------------------------------
 
     def load(self) -> bool:
-        bundle = Bundle.open(self.model_dir)
-        self.spec = bundle.spec()
-        self.version = bundle.version
-        self.client.input_name = self.spec.input_name
+        bundle = self.open_bundle()
+        assert self.spec is not None
         wanted = self.settings.explained_class or self.spec.classes[-1]
         if wanted not in self.spec.classes:
             raise ValueError(f"EXPLAINER_EXPLAINED_CLASS {wanted!r} is not one of {list(self.spec.classes)}")
@@ -122,12 +111,8 @@ class Explainer(Model):  # type: ignore[misc]
 
     # --- hooks ----------------------------------------------------------------------------
 
-    def validate(self, payload: Any) -> Any:
-        return payload
-
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
-        assert self.spec is not None
-        rid, matrix = vectorise_request(payload, headers, self.spec, self.settings.max_records)
+        rid, matrix = self.vectorise(payload, headers)
         return Batch(rid, matrix, payload if isinstance(payload, InferRequest) else None)
 
     async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:

@@ -19,7 +19,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 
 from serving_common.predictor_errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
 
-__all__ = ["PROTOCOLS", "PredictorClientBase", "Target"]
+__all__ = ["PROTOCOLS", "PredictorClientBase", "Target", "target"]
 
 PROTOCOLS = ("grpc-v2", "v2", "v1")
 """How a component may call the predictor (``--predictor_protocol``)."""
@@ -34,6 +34,18 @@ class Target(TypedDict):
     input_name: str
     timeout: float
     use_ssl: NotRequired[bool]
+
+
+def target(model_name: str, host: str, protocol: str, timeout: float, use_ssl: bool) -> Target:
+    """The predictor serving ``model_name`` (its input name is read from the bundle on load)."""
+    return Target(
+        host=host,
+        protocol=protocol,
+        model_name=model_name,
+        input_name="input",
+        timeout=timeout,
+        use_ssl=use_ssl,
+    )
 
 
 class PredictorClientBase:

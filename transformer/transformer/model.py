@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from kserve import Model
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common import Bundle, FeatureSpec
 from serving_common.headers import forwarded
+from serving_common.predictor_client import target
 from serving_common.predictor_errors import grpc_code
-from serving_common.raw_request import vectorise_request
+from serving_common.records_model import RecordsModel
 
 from transformer import bodies, metrics
 from transformer.client import PredictorClient, Scores
@@ -57,7 +56,7 @@ def caller_protocol(body: Any) -> str:
     return "rest_v1"
 
 
-class Transformer(Model):  # type: ignore[misc]
+class Transformer(RecordsModel[PredictorClient]):
     """Serves ``name`` by calling the predictor of the same name."""
 
     def __init__(
@@ -71,30 +70,26 @@ class Transformer(Model):  # type: ignore[misc]
         predictor_use_ssl: bool = False,
         payload_logger: PayloadLogger | None = None,
     ) -> None:
-        super().__init__(name, return_response_headers=True)
-        self.model_dir = model_dir
-        self.settings = settings
-        self.spec: FeatureSpec | None = None
-        self.version: str | None = None
-        self.client = PredictorClient(
-            host=predictor_host,
-            protocol=predictor_protocol,
-            model_name=name,
-            input_name="input",
-            timeout=settings.predictor_timeout,
+        client = PredictorClient(
             retries=settings.predictor_retries,
-            use_ssl=predictor_use_ssl,
+            **target(name, predictor_host, predictor_protocol, settings.predictor_timeout, predictor_use_ssl),
         )
+        super().__init__(
+            name,
+            model_dir=model_dir,
+            client=client,
+            max_records=settings.max_records,
+            return_response_headers=True,
+        )
+        self.settings = settings
         self.payload_logger = payload_logger
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def load(self) -> bool:
         """Read the feature spec and version from the bundle (the model itself stays with the predictor)."""
-        bundle = Bundle.open(self.model_dir)
-        self.spec = bundle.spec()
-        self.version = bundle.version
-        self.client.input_name = self.spec.input_name
+        self.open_bundle()
+        assert self.spec is not None
         self.ready = True
         log.info(
             "transformer for %s (version %s): %d features %s, classes %s; predictor: %s",
@@ -154,13 +149,10 @@ class Transformer(Model):  # type: ignore[misc]
 
     # --- hooks ----------------------------------------------------------------------------
 
-    def validate(self, payload: Any) -> Any:
-        return payload  # preprocess has validated everything already
-
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         assert self.spec is not None
         eid = await self._log_request(payload, headers)
-        rid, matrix = vectorise_request(payload, headers, self.spec, self.settings.max_records)
+        rid, matrix = self.vectorise(payload, headers)
         request = payload if isinstance(payload, InferRequest) else None
         return Batch(
             request_id=rid, protocol=caller_protocol(payload), matrix=matrix, request=request, event_id=eid
