@@ -16,10 +16,9 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from kserve.model import InferenceVerb
-from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
 from serving_common.predictor_errors import http_status
-from serving_common.rest import HEADER_LENGTH, decode_v2, install_first, loads, ready_model
+from serving_common.rest import HEADER_LENGTH, ModelRoutes, decode_v2, install_first, loads
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -41,10 +40,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-class ExplainRoutes:
-    def __init__(self, registry: ModelRepository) -> None:
-        self.registry = registry
-
+class ExplainRoutes(ModelRoutes):
     def install(self, app: FastAPI) -> None:
         install_first(
             app,
@@ -53,9 +49,6 @@ class ExplainRoutes:
                 ("/v2/models/{model_name}/explain", self.explain_v2),
             ],
         )
-
-    def _model(self, name: str) -> Any:
-        return ready_model(self.registry, name)
 
     async def _serve(self, request: Request, protocol: str) -> Response:
         start = time.perf_counter()

@@ -19,7 +19,7 @@ from kserve.protocol.infer_type import InferRequest
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["HEADER_LENGTH", "decode_v2", "install_first", "loads", "ready_model"]
+__all__ = ["HEADER_LENGTH", "ModelRoutes", "decode_v2", "install_first", "loads"]
 
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -81,11 +81,17 @@ def install_first(app: FastAPI, routes: Sequence[tuple[str, Endpoint]]) -> None:
     app.router.routes[0:0] = added
 
 
-def ready_model(registry: ModelRepository, name: str) -> Any:
-    """The registered model ``name``; unknown is :class:`ModelNotFound`, not ready :class:`ModelNotReady`."""
-    model = registry.get_model(name)
-    if model is None:
-        raise ModelNotFound(name)
-    if not model.ready:
-        raise ModelNotReady(name)
-    return model
+class ModelRoutes:
+    """Routes that serve the models of KServe's registry (subclasses add them with ``install``)."""
+
+    def __init__(self, registry: ModelRepository) -> None:
+        self.registry = registry
+
+    def _model(self, name: str) -> Any:
+        """The registered model ``name``: unknown is ``ModelNotFound``, not ready ``ModelNotReady``."""
+        model = self.registry.get_model(name)
+        if model is None:
+            raise ModelNotFound(name)
+        if not model.ready:
+            raise ModelNotReady(name)
+        return model

@@ -18,10 +18,9 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
 from serving_common.predictor_errors import http_status
-from serving_common.rest import HEADER_LENGTH, decode_v2, install_first, loads, ready_model
+from serving_common.rest import HEADER_LENGTH, ModelRoutes, decode_v2, install_first, loads
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,10 +36,7 @@ def decode_v1(body: bytes) -> Any:
     return loads(body)
 
 
-class InferenceRoutes:
-    def __init__(self, registry: ModelRepository) -> None:
-        self.registry = registry
-
+class InferenceRoutes(ModelRoutes):
     def install(self, app: FastAPI) -> None:
         """Put the routes in front of KServe's."""
         install_first(
@@ -51,9 +47,6 @@ class InferenceRoutes:
                 ("/v2/models/{model_name}/versions/{model_version}/infer", self.infer_v2),
             ],
         )
-
-    def _model(self, name: str) -> Any:
-        return ready_model(self.registry, name)
 
     async def _serve(self, request: Request, protocol: str) -> Response:
         start = time.perf_counter()
