@@ -136,132 +136,89 @@ def test_v2_rest_bad_input(predictor: Predictor, body: Any, status: int, message
     assert message in r.json()["error"]
 
 
-def _binary(header: dict[str, Any], payload: bytes, declared: int | None = None) -> httpx.Response:
+def _post_binary(
+    url: str, header: dict[str, Any], payload: bytes, declared: int | None = None
+) -> httpx.Response:
     head = orjson.dumps(header)
     return httpx.post(
-        _url,
+        url,
         content=head + payload,
         headers={
-            "inference-header-content-length": str(declared if declared is not None else len(head)),
+            "inference-header-content-length": str(len(head) if declared is None else declared),
             "content-type": "application/octet-stream",
         },
     )
 
 
-_url = ""
+def _binary_input(shape: list[int], size: int) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": shape, "parameters": {"binary_data_size": size}}
+        ]
+    }
 
 
-@pytest.fixture
-def binary_url(predictor: Predictor) -> None:
-    global _url
-    _url = predictor.infer_url
+_ROW = np.asarray(ROW, dtype=np.float32)
+_NAN = _ROW.copy()
+_NAN[3] = np.nan
+
+BINARY_CASES: list[tuple[str, dict[str, Any], bytes, str]] = [
+    (
+        "non-finite value",
+        _binary_input([1, 10], 40),
+        _NAN.tobytes(),
+        "input 'input': value at index [0, 3] is nan; every value must be finite",
+    ),
+    (
+        "size past the end",
+        _binary_input([1, 10], 80),
+        _ROW.tobytes(),
+        "binary_data_size 80 runs past the end of the body (40 binary bytes left)",
+    ),
+    (
+        "size not whole values",
+        _binary_input([1, 10], 38),
+        _ROW.tobytes()[:38],
+        "binary_data_size 38 is not a whole number of FP32 values",
+    ),
+    (
+        "bytes left over",
+        _binary_input([1, 10], 36),
+        _ROW.tobytes(),
+        "4 bytes of binary data that no input's binary_data_size accounts for",
+    ),
+    (
+        "shape disagrees with size",
+        _binary_input([2, 10], 40),
+        _ROW.tobytes(),
+        "input 'input': shape [2, 10] needs 20 values but 10 values were sent",
+    ),
+]
 
 
-@pytest.mark.usefixtures("binary_url")
-def test_binary_extension_bad_input() -> None:
-    row = np.asarray(ROW, dtype=np.float32)
-    ok = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [1, 10],
-                    "parameters": {"binary_data_size": 40},
-                }
-            ]
-        },
-        row.tobytes(),
-    )
-    assert ok.status_code == 200, ok.text
+def test_binary_extension_accepts_a_good_request(predictor: Predictor) -> None:
+    r = _post_binary(predictor.infer_url, _binary_input([1, 10], 40), _ROW.tobytes())
+    assert r.status_code == 200, r.text
 
-    nan = row.copy()
-    nan[3] = np.nan
-    r = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [1, 10],
-                    "parameters": {"binary_data_size": 40},
-                }
-            ]
-        },
-        nan.tobytes(),
-    )
+
+@pytest.mark.parametrize(
+    ("header", "payload", "message"), [c[1:] for c in BINARY_CASES], ids=[c[0] for c in BINARY_CASES]
+)
+def test_binary_extension_bad_input(
+    predictor: Predictor, header: dict[str, Any], payload: bytes, message: str
+) -> None:
+    r = _post_binary(predictor.infer_url, header, payload)
     assert r.status_code == 400
-    assert r.json()["error"] == "input 'input': value at index [0, 3] is nan; every value must be finite"
+    assert message in r.json()["error"]
 
-    r = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [1, 10],
-                    "parameters": {"binary_data_size": 80},
-                }
-            ]
-        },
-        row.tobytes(),
-    )
-    assert r.status_code == 400
-    assert "binary_data_size 80 runs past the end of the body (40 binary bytes left)" in r.json()["error"]
 
-    r = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [1, 10],
-                    "parameters": {"binary_data_size": 38},
-                }
-            ]
-        },
-        row.tobytes()[:38],
-    )
-    assert r.status_code == 400
-    assert "binary_data_size 38 is not a whole number of FP32 values" in r.json()["error"]
-
-    r = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [1, 10],
-                    "parameters": {"binary_data_size": 36},
-                }
-            ]
-        },
-        row.tobytes(),
-    )
-    assert r.status_code == 400
-    assert "4 bytes of binary data that no input's binary_data_size accounts for" in r.json()["error"]
-
-    r = _binary(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": [2, 10],
-                    "parameters": {"binary_data_size": 40},
-                }
-            ]
-        },
-        row.tobytes(),
-    )
-    assert r.status_code == 400
-    assert r.json()["error"] == "input 'input': shape [2, 10] needs 20 values but 10 values were sent"
-
-    r = _binary({"inputs": []}, b"", declared=10_000)
+def test_binary_header_length_is_checked(predictor: Predictor) -> None:
+    r = _post_binary(predictor.infer_url, {"inputs": []}, b"", declared=10_000)
     assert r.status_code == 400
     assert "header inference-header-content-length is 10000 but the body has" in r.json()["error"]
-
-    r = httpx.post(_url, content=struct.pack("<f", 1.0), headers={"inference-header-content-length": "x"})
+    r = httpx.post(
+        predictor.infer_url, content=struct.pack("<f", 1.0), headers={"inference-header-content-length": "x"}
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "header inference-header-content-length must be an integer, got 'x'"
 

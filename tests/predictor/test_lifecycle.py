@@ -19,12 +19,9 @@ from predictor_stack import MODEL, Predictor, start_predictor, triton_grpc
 from support import REPO, free_port
 
 
-def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(gbm_bundle, bundle)
-    with (bundle / "model.onnx").open("ab") as fh:
-        fh.write(b"\x00")
-    done = subprocess.run(
+def _run_predictor(model_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m predictor`` to its exit (for bundles it must refuse)."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -32,7 +29,7 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
             "--model_name",
             MODEL,
             "--model_dir",
-            str(bundle),
+            str(model_dir),
             "--http_port",
             str(free_port()),
             "--grpc_port",
@@ -43,6 +40,14 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
+
+
+def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(gbm_bundle, bundle)
+    with (bundle / "model.onnx").open("ab") as fh:
+        fh.write(b"\x00")
+    done = _run_predictor(bundle)
     assert done.returncode == 3
     assert "refusing to become ready: model.onnx has sha256" in done.stderr
     card = json.loads((bundle / "model_card.json").read_text())
@@ -50,25 +55,7 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "predictor",
-            "--model_name",
-            MODEL,
-            "--model_dir",
-            str(tmp_path / "nope"),
-            "--http_port",
-            str(free_port()),
-            "--grpc_port",
-            str(free_port()),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _run_predictor(tmp_path / "nope")
     assert done.returncode == 2
     assert "is neither a directory nor an .onnx file" in done.stderr
 
