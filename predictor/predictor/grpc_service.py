@@ -28,7 +28,6 @@ from typing import Any
 import grpc
 import numpy as np
 from kserve.errors import ModelNotFound, ModelNotReady
-from kserve.metrics import PREDICT_HIST_TIME, get_labels
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
@@ -179,10 +178,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         finally:
             if code != "unknown":
                 elapsed = time.perf_counter() - start
-                metrics.REQUESTS.labels(name, "grpc_v2", code).inc()
-                metrics.REQUEST_SECONDS.labels(name, "grpc_v2").observe(elapsed)
-                if code == "OK":
-                    PREDICT_HIST_TIME.labels(**get_labels(name)).observe(elapsed)
+                metrics.REQUEST_METRICS.done(name, "grpc_v2", code, code == "OK", elapsed)
 
 
 def model_infer_response(

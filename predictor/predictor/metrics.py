@@ -7,6 +7,10 @@ Buckets are fixed so histograms aggregate across replicas::
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+from kserve.metrics import PREDICT_HIST_TIME, get_labels
 from prometheus_client import Counter, Histogram
 
 LATENCY_BUCKETS = (
@@ -58,3 +62,34 @@ BATCH_REQUESTS = Histogram(
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+
+
+class RequestMetrics:
+    """Counts and times one served request; metric children are looked up once per label set.
+
+    Thread-safe: REST calls it on the event loop, gRPC on its worker threads. A successful
+    request is also observed in KServe's own ``request_predict_seconds``.
+    """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def done(self, model: str, protocol: str, code: str, ok: bool, seconds: float) -> None:
+        key = (model, protocol, code)
+        children = self._children.get(key)
+        if children is None:
+            with self._lock:
+                children = self._children[key] = (
+                    REQUESTS.labels(model, protocol, code),
+                    REQUEST_SECONDS.labels(model, protocol),
+                    PREDICT_HIST_TIME.labels(**get_labels(model)),
+                )
+        requests, request_seconds, kserve_predict = children
+        requests.inc()
+        request_seconds.observe(seconds)
+        if ok:
+            kserve_predict.observe(seconds)
+
+
+REQUEST_METRICS = RequestMetrics()

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from kserve.errors import ModelNotFound, ModelNotReady
-from kserve.metrics import PREDICT_HIST_TIME, get_labels
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
 
@@ -57,28 +56,6 @@ def route(path: str) -> tuple[str, str] | None:
     return None
 
 
-class _Counters:
-    """Cached metric children: ``labels()`` once per (model, protocol, code)."""
-
-    def __init__(self) -> None:
-        self._requests: dict[tuple[str, str, int], Any] = {}
-        self._seconds: dict[tuple[str, str], Any] = {}
-
-    def done(self, model: str, protocol: str, code: int, seconds: float) -> None:
-        counter = self._requests.get((model, protocol, code))
-        if counter is None:
-            counter = self._requests[(model, protocol, code)] = metrics.REQUESTS.labels(
-                model, protocol, str(code)
-            )
-        counter.inc()
-        hist = self._seconds.get((model, protocol))
-        if hist is None:
-            hist = self._seconds[(model, protocol)] = metrics.REQUEST_SECONDS.labels(model, protocol)
-        hist.observe(seconds)
-        if code == 200:
-            PREDICT_HIST_TIME.labels(**get_labels(model)).observe(seconds)
-
-
 class FastPath:
     """An ASGI app: our inference paths, everything else passed on to ``app`` (KServe's)."""
 
@@ -88,7 +65,6 @@ class FastPath:
         self.app = app
         self.registry = registry
         self.payload_hook = payload_hook
-        self.counters = _Counters()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -145,7 +121,10 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": content})
-        self.counters.done(name, protocol, status, time.perf_counter() - start)
+        if status != 404:  # an unknown model's name is whatever a client sends: not a label
+            metrics.REQUEST_METRICS.done(
+                name, protocol, str(status), status == 200, time.perf_counter() - start
+            )
         if self.payload_hook is not None and status == 200:
             self.payload_hook(
                 headers, body, headers.get("content-type", "application/json"), content, content_type.decode()
