@@ -204,26 +204,28 @@ class OnnxModel(Model):  # type: ignore[misc]
             raise invalid(str(e).replace(f"input '{spec.name}'", f"'{key}'")) from e
 
     async def infer(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
-        """Run the session on the inference threads (the event loop stays free)."""
+        """Run the session on the inference thread (the event loop stays free)."""
         assert self._batcher is not None
         if self.settings.fault_delay_ms:
             await asyncio.sleep(self.settings.fault_delay_ms / 1000.0)
-        if self.settings.fault_error_rate and random.random() < self.settings.fault_error_rate:
-            raise InjectedFault("injected fault (PREDICTOR_FAULT_ERROR_RATE)")
-        first = next(iter(feeds.values()))
-        rows = first.shape[0] if first.ndim else 1
-        self._rows.observe(rows)
+        rows = self._admit(feeds)
         return await self._batcher.run(outputs, feeds, rows)
 
     def infer_blocking(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         """:meth:`infer` for callers already off the event loop (the gRPC server's threads)."""
         if self.settings.fault_delay_ms:
             time.sleep(self.settings.fault_delay_ms / 1000.0)
+        self._admit(feeds)
+        return self._run(outputs, feeds)
+
+    def _admit(self, feeds: dict[str, np.ndarray]) -> int:
+        """Injected faults (tests) and the rows metric; returns the request's rows."""
         if self.settings.fault_error_rate and random.random() < self.settings.fault_error_rate:
             raise InjectedFault("injected fault (PREDICTOR_FAULT_ERROR_RATE)")
         first = next(iter(feeds.values()))
-        self._rows.observe(first.shape[0] if first.ndim else 1)
-        return self._run(outputs, feeds)
+        rows = first.shape[0] if first.ndim else 1
+        self._rows.observe(rows)
+        return rows
 
     def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         assert self._session is not None
@@ -233,14 +235,12 @@ class OnnxModel(Model):  # type: ignore[misc]
         return result  # type: ignore[no-any-return]
 
     def response(self, request_id: str | None, outputs: list[str], arrays: list[np.ndarray]) -> InferResponse:
-        assert self.signature is not None
-        by_name = {s.name: s for s in self.signature.outputs}
         return InferResponse(
             response_id=request_id or new_id(),
             model_name=self.name,
             model_version=self.version,
             infer_outputs=[
-                InferOutput(name=n, shape=list(a.shape), datatype=by_name[n].datatype, data=a)
+                InferOutput(name=n, shape=list(a.shape), datatype=self.output_datatypes[n], data=a)
                 for n, a in zip(outputs, arrays, strict=True)
             ],
         )
