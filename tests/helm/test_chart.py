@@ -149,32 +149,183 @@ def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> 
     )
 
 
-def test_logger_points_at_drift_detector(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+def _route_for(vs: dict[str, Any], path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The first http route whose match list matches, as Envoy picks it (uri regex: RE2 full
+    match; headers: exact; no match list: everything)."""
+    import re
+
+    def matches(m: dict[str, Any]) -> bool:
+        uri = m.get("uri", {})
+        if "regex" in uri and not re.fullmatch(uri["regex"], path):
+            return False
+        return all(headers.get(h) == cond["exact"] for h, cond in m.get("headers", {}).items())
+
+    for route in vs["spec"]["http"]:
+        if "match" not in route or any(matches(m) for m in route["match"]):
+            return route
+    raise AssertionError(f"no route for {path} {headers}")
+
+
+def test_explanations_routed_per_track_pin_first(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    """`:explain` (V1) and `/explain` (V2) go to the pinned track's explainer, canary pin first,
+    unpinned ones to stable; inference requests never reach an explainer."""
     path, docs = scenario
+    values = _values(path)
+    (vs,) = by_kind(docs, "VirtualService")
+    explainer = values.get("explainer", {}).get("enabled", True)
+    canary = values.get("canary", {}).get("enabled", True)
+    entry = "predictor" if values.get("transformer", {}).get("enabled") is False else "transformer"
+    names = [r["name"] for r in vs["spec"]["http"]]
+    expected_names = (
+        (["explain-canary-pin"] if explainer and canary else [])
+        + (["explain"] if explainer else [])
+        + (["canary-pin"] if canary else [])
+        + ["stable-pin", "primary"]
+    )
+    assert names == expected_names
+
+    def host(path: str, **headers: str) -> str:
+        route = _route_for(vs, path, headers)
+        return str(route["route"][0]["destination"]["host"]).split(".")[0]
+
+    pins = [("stable", "stable")] + ([("canary", "canary")] if canary else [])
+    for explain in ("/v1/models/diabetes-risk:explain", "/v2/models/diabetes-risk/explain"):
+        if explainer:
+            assert host(explain) == "model-serving-stable-explainer"
+            for pin, track in pins:
+                assert host(explain, **{"x-model-version": pin}) == f"model-serving-{track}-explainer"
+        else:
+            assert "explainer" not in host(explain)
+    for infer in ("/v1/models/diabetes-risk:predict", "/v2/models/diabetes-risk/infer"):
+        assert _route_for(vs, infer, {})["name"] == "primary"
+        for pin, track in pins:
+            assert host(infer, **{"x-model-version": pin}) == f"model-serving-{track}-{entry}"
+
+
+# Which component payload-logs each InferenceService's client traffic, per ci/ scenario: KServe's
+# agent (REST hop into the predictor: CloudEvents binary mode) or the predictor's own logger
+# (transformer over grpc-v2, which the agent cannot see: logger.format, `batch` by default).
+LOGGING = {
+    "default": ("agent", "binary"),
+    "no-canary": ("agent", "binary"),
+    "canary-10-90": ("agent", "binary"),
+    "canary-100": ("agent", "binary"),
+    "shadow": ("agent", "binary"),
+    "auth": ("agent", "binary"),
+    "explainer-off": ("agent", "binary"),
+    "no-transformer": ("agent", "binary"),
+    "grpc": ("predictor", "batch"),
+}
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def _hop_into_predictor(isvc: dict[str, Any], vs: dict[str, Any]) -> tuple[str, str]:
+    """(protocol, port) of the client traffic's hop into the predictor's Service."""
+    if "transformer" in isvc["spec"]:
+        args = isvc["spec"]["transformer"]["containers"][0]["args"]
+        port = args[args.index("--predictor_host") + 1].rsplit(":", 1)[1]
+        return args[args.index("--predictor_protocol") + 1], port
+    predictor = service_fqdn(f"{isvc['metadata']['name']}-predictor")
+    ports = {
+        d["destination"]["port"]["number"]
+        for r in vs["spec"]["http"]
+        for d in r["route"]
+        if d["destination"]["host"] == predictor
+    }
+    assert ports == {80}, ports
+    return "v2", "80"
+
+
+def _logging_path(isvc: dict[str, Any]) -> dict[str, Any]:
+    """Who logs the predictor's traffic, where to, in which format, with which metadata headers."""
+    predictor = isvc["spec"]["predictor"]
+    container = predictor["containers"][0]
+    args, env = container["args"], _env(container)
+    if "logger" in predictor:
+        assert "--logger_url" not in args, "agent and predictor would both log"
+        assert "PREDICTOR_LOGGER_FORMAT" not in env
+        return {
+            "by": "agent",
+            "url": predictor["logger"]["url"],
+            "mode": predictor["logger"]["mode"],
+            "format": "binary",  # KServe's agent: one POST per event, CloudEvents binary mode
+            "metadataHeaders": predictor["logger"].get("metadataHeaders"),
+        }
+    if "--logger_url" in args:
+        assert args[args.index("--inference_service") + 1] == isvc["metadata"]["name"]
+        assert args[args.index("--namespace") + 1] == NAMESPACE
+        return {
+            "by": "predictor",
+            "url": args[args.index("--logger_url") + 1],
+            "mode": args[args.index("--logger_mode") + 1],
+            "format": env.get("PREDICTOR_LOGGER_FORMAT"),
+            "metadataHeaders": None,
+        }
+    return {"by": None}
+
+
+def test_every_scenario_has_a_working_logging_path(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Each InferenceService's client traffic reaches the drift detector exactly once: through
+    KServe's agent when the hop into the predictor is REST (port 80), through the predictor's own
+    logger when it is gRPC (8081, invisible to the agent); explainer calls (gRPC, marked) never."""
+    path, docs = scenario
+    by, fmt = LOGGING[path.name.removesuffix("-values.yaml")]
     (svc,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("drift-detector")]
     (deploy,) = by_kind(docs, "Deployment")
+    (vs,) = by_kind(docs, "VirtualService")
     assert svc["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
     container_ports = {
         p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]
     }
     (port,) = svc["spec"]["ports"]
     assert port["port"] == 80 and container_ports[port["targetPort"]] == 8080
-    for isvc in by_kind(docs, "InferenceService"):
-        predictor = isvc["spec"]["predictor"]
-        args = predictor["containers"][0]["args"]
-        if "logger" in predictor:
-            assert predictor["logger"]["mode"] == "all"
-            url = predictor["logger"]["url"]
-            assert "--logger_url" not in args
-        else:  # transformer -> predictor over gRPC bypasses KServe's agent: the predictor logs itself
-            assert _values(path)["transformer"]["predictorProtocol"] == "grpc-v2"
-            url = args[args.index("--logger_url") + 1]
-            assert args[args.index("--logger_mode") + 1] == "all"
-            assert args[args.index("--inference_service") + 1] == isvc["metadata"]["name"]
-            assert args[args.index("--namespace") + 1] == NAMESPACE
-        parsed = urlparse(url)
+    isvcs = by_kind(docs, "InferenceService")
+    assert isvcs
+    for isvc in isvcs:
+        logging = _logging_path(isvc)
+        protocol, hop_port = _hop_into_predictor(isvc, vs)
+        assert (logging["by"], logging["format"]) == (by, fmt), isvc["metadata"]["name"]
+        # the logger that logs is the one that sees the hop
+        assert (protocol, hop_port) == (("grpc-v2", "8081") if by == "predictor" else ("v2", "80"))
+        assert logging["mode"] == "all"  # the detector admits rows only with their 200 response
+        if by == "agent":
+            assert logging["metadataHeaders"] == ["X-Model-Serving-Caller"]
+        parsed = urlparse(logging["url"])
         assert parsed.scheme == "http" and parsed.hostname == service_fqdn(svc["metadata"]["name"])
-        assert (parsed.port or 80) == port["port"]
+        assert (parsed.port or 80) == port["port"] and parsed.path == "/"
+        if "explainer" in isvc["spec"]:
+            args = isvc["spec"]["explainer"]["containers"][0]["args"]
+            assert args[args.index("--predictor_protocol") + 1] == "grpc-v2"
+            assert args[args.index("--predictor_host") + 1].endswith(":8081")  # never the agent's port
+
+
+@pytest.mark.parametrize(
+    ("set_values", "expected"),
+    [
+        pytest.param(
+            {"transformer.predictorProtocol": "grpc-v2", "logger.format": "binary"},
+            ("predictor", "binary", None),
+            id="grpc-binary",
+        ),
+        pytest.param(
+            {"logger.metadataHeaders": "{x-model-serving-caller,x-b3-traceid}"},
+            ("agent", "binary", ["X-Model-Serving-Caller", "X-B3-Traceid"]),
+            id="agent-headers-canonical",
+        ),
+        pytest.param({"logger.enabled": "false"}, (None, None, None), id="logger-off"),
+    ],
+)
+def test_logging_values(helm: Helm, set_values: dict[str, str], expected: tuple[Any, ...]) -> None:
+    """logger.format reaches the predictor's own logger; metadata headers are written in Go's
+    canonical form (the agent matches them case-sensitively against Go's canonical keys)."""
+    for isvc in by_kind(helm.template(set_values=set_values), "InferenceService"):
+        logging = _logging_path(isvc)
+        assert (logging["by"], logging.get("format"), logging.get("metadataHeaders")) == expected
+        env = _env(isvc["spec"]["predictor"]["containers"][0])
+        assert ("PREDICTOR_LOGGER_FORMAT" in env) == (expected[0] == "predictor")
 
 
 def test_every_container_bounded_probed_restricted(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -313,6 +464,21 @@ BAD_VALUES = [
     ),
     pytest.param(
         {"transformer.predictorProtocol": "v1"}, "at '/transformer/predictorProtocol'", id="bad-protocol"
+    ),
+    pytest.param(
+        {"logger.format": "json"},
+        "at '/logger/format': value must be one of 'batch', 'binary'",
+        id="bad-logger-format",
+    ),
+    pytest.param(
+        {"logger.metadataHeaders": "{traceparent}"},
+        "logger.metadataHeaders is [traceparent]; it must include X-Model-Serving-Caller",
+        id="metadata-headers-without-caller",
+    ),
+    pytest.param(
+        {"logger.metadataHeaders": "{x model}"},
+        "at '/logger/metadataHeaders/0': 'x model' does not match pattern",
+        id="metadata-header-not-a-token",
     ),
 ]
 

@@ -62,6 +62,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "http://%s.%s.svc.cluster.local%s" (include "model-serving.driftName" .) .Release.Namespace .Values.driftDetector.path }}
 {{- end }}
 
+{{/*
+Who payload-logs the predictor's traffic: "agent" (KServe's agent in front of the predictor sees
+REST calls), "predictor" (the transformer calls over gRPC, which the agent cannot see: the
+predictor's own --logger_url) or "" (logging off).
+*/}}
+{{- define "model-serving.payloadLogger" -}}
+{{- $v := .Values }}
+{{- if $v.logger.enabled }}
+{{- ternary "predictor" "agent" (and $v.transformer.enabled (eq $v.transformer.predictorProtocol "grpc-v2")) }}
+{{- end }}
+{{- end }}
+
+{{/*
+logger.metadataHeaders in Go's canonical form (`x-model-serving-caller` -> `X-Model-Serving-Caller`):
+KServe's agent matches them with slices.Contains against Go's canonicalised request header keys.
+One name per line.
+*/}}
+{{- define "model-serving.metadataHeaders" -}}
+{{- range .Values.logger.metadataHeaders }}
+{{ lower . | title }}
+{{- end }}
+{{- end }}
+
 {{- define "model-serving.rolloutName" -}}
 {{- printf "%s-rollout" (include "model-serving.fullname" .) }}
 {{- end }}

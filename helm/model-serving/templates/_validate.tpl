@@ -31,6 +31,10 @@ Each failure names the value and what would be accepted.
 {{- if and $v.logger.enabled (not $v.driftDetector.enabled) }}
 {{- fail "logger.enabled sends payloads to the drift detector: set driftDetector.enabled=true or logger.enabled=false" }}
 {{- end }}
+{{- $headers := splitList "\n" (include "model-serving.metadataHeaders" . | trim) }}
+{{- if and $v.logger.enabled (not (has "X-Model-Serving-Caller" $headers)) }}
+{{- fail (printf "logger.metadataHeaders is %v; it must include X-Model-Serving-Caller, the header by which the drift detector ignores the explainer's calls" $v.logger.metadataHeaders) }}
+{{- end }}
 {{- if and $v.security.jwt.enabled (or (not $v.security.jwt.issuer) (not $v.security.jwt.jwksUri)) }}
 {{- fail "security.jwt.enabled needs security.jwt.issuer and security.jwt.jwksUri" }}
 {{- end }}
