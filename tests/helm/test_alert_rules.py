@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -63,3 +65,42 @@ def test_prometheus_rule_is_the_rule_files(
     wrapped.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     proc = _promtool(promtool, "check", "rules", str(wrapped))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+PREDICTOR_REQUEST_SERIES = re.compile(
+    r"predictor_request(?:s_total|_duration_seconds(?:_bucket|_sum|_count)?)\b(\{[^}]*\})?"
+)
+
+
+def _request_selectors(expr: str) -> list[str]:
+    return [m.group(1) or "" for m in PREDICTOR_REQUEST_SERIES.finditer(expr)]
+
+
+def _serving_exprs() -> dict[str, str]:
+    rules = yaml.safe_load((CHART / "files" / "alerts" / "serving.rules.yaml").read_text())
+    return {r.get("record") or r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
+
+
+def _dashboard_exprs() -> dict[str, str]:
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    return {f"{p['title']} {t['refId']}": t["expr"] for p in dashboard["panels"] for t in p["targets"]}
+
+
+@pytest.mark.parametrize("source", ["rules", "dashboard"])
+def test_client_traffic_selects_caller_not_explainer(source: str) -> None:
+    """Every serving rule and dashboard query on the predictor's request metrics leaves the
+    explainer's calls out (`caller!="explainer"`, which also matches series without the label);
+    only the explainer's own recording rule selects them."""
+    exprs = _serving_exprs() if source == "rules" else _dashboard_exprs()
+    explainer_only = {"model_serving:predictor_explainer_requests:rate5m"}
+    seen = 0
+    for name, expr in exprs.items():
+        for selector in _request_selectors(expr):
+            seen += 1
+            wanted = 'caller="explainer"' if name in explainer_only else 'caller!="explainer"'
+            assert wanted in selector, f"{name}: {expr}"
+    assert seen >= (5 if source == "rules" else 0)
+    if source == "dashboard":  # client panels read the recording rules, the explainer's load its own
+        used = " ".join(exprs.values())
+        assert "model_serving:predictor_requests:rate5m" in used
+        assert "model_serving:predictor_explainer_requests:rate5m" in used
