@@ -1,7 +1,10 @@
 """Canary analysis: stable and canary metrics from Prometheus, compared with thresholds.
 
 Series of one side are selected by ``{label}="{InferenceService name}"`` (default label ``isvc``,
-which the chart's PodMonitor relabels the pod label ``serving.kserve.io/inferenceservice`` to).
+which the chart's PodMonitor relabels the pod label ``serving.kserve.io/inferenceservice`` to),
+plus a filter, by default ``caller!="explainer"``: the explainer's perturbation batches (which the
+predictor labels ``caller="explainer"``) are neither client traffic nor client errors and must not
+move the verdict; ``!=`` also matches series without the label (transformer metrics, older predictors).
 Metrics use the contract names (docs/contracts.md) with a configurable prefix (``predictor``):
 
 * request rate   ``sum(rate(<p>_requests_total{sel}[w]))``
@@ -20,10 +23,21 @@ from typing import Any
 
 from .prometheus import Prometheus
 
-__all__ = ["Check", "Metrics", "QuerySet", "Thresholds", "Verdict", "collect", "judge"]
+__all__ = [
+    "DEFAULT_DRIFT_QUERY",
+    "DEFAULT_METRIC_FILTER",
+    "Check",
+    "Metrics",
+    "QuerySet",
+    "Thresholds",
+    "Verdict",
+    "collect",
+    "judge",
+]
 
 SERVER_ERROR_CODES = 'code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"'
 DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{isvc}"})'
+DEFAULT_METRIC_FILTER = 'caller!="explainer"'
 
 
 @dataclass(frozen=True)
@@ -34,9 +48,12 @@ class QuerySet:
     metric_prefix: str = "predictor"
     window: str = "1m"
     drift_query: str = DEFAULT_DRIFT_QUERY
+    metric_filter: str = DEFAULT_METRIC_FILTER
 
     def selector(self, isvc: str) -> str:
-        return f'{self.label}="{isvc}"'
+        """The label matchers of one side's request series (also ``{selector}`` in the drift query)."""
+        side = f'{self.label}="{isvc}"'
+        return f"{side},{self.metric_filter}" if self.metric_filter else side
 
     def queries(self, isvc: str) -> dict[str, str]:
         sel, p, w = self.selector(isvc), self.metric_prefix, self.window

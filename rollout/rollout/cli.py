@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 import click
 
 from . import render
-from .analysis import DEFAULT_DRIFT_QUERY, Metrics, QuerySet, Thresholds, Verdict, collect, judge
+from .analysis import (
+    DEFAULT_DRIFT_QUERY,
+    DEFAULT_METRIC_FILTER,
+    Metrics,
+    QuerySet,
+    Thresholds,
+    Verdict,
+    collect,
+    judge,
+)
 from .errors import PrometheusUnavailableError, RolloutError
 from .kube import ISTIO, connect
 from .progressive import STATE_ANNOTATION, Progressive, RunOptions, RunState, now_iso, parse_steps
@@ -61,6 +70,17 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not re.fullmatch(r"\d+(ms|s|m|h)", value):
         raise click.BadParameter(f"{value!r} is not a PromQL range (e.g. 30s, 1m, 5m)")
     return value
+
+
+_MATCHER = r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+
+
+def _matchers(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value and not re.fullmatch(f"{_MATCHER}(?:,{_MATCHER})*", value):
+        raise click.BadParameter(
+            f'{value!r} is not a list of PromQL label matchers (e.g. caller!="explainer")'
+        )
+    return value.strip()
 
 
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -146,6 +166,15 @@ prometheus_options = _compose(
         default="isvc",
         show_default=True,
         help="Label whose value is the InferenceService name on the metrics (the chart's PodMonitor: isvc).",
+    ),
+    _opt(
+        "--metric-filter",
+        env="METRIC_FILTER",
+        default=DEFAULT_METRIC_FILTER,
+        show_default=True,
+        callback=_matchers,
+        help="Label matchers added to both sides' request series; the default leaves the explainer's "
+        "calls out of traffic, errors and latency ('' for every caller).",
     ),
     _opt(
         "--metric-prefix",
@@ -257,6 +286,7 @@ def _queries(kw: dict[str, Any]) -> QuerySet:
     return QuerySet(
         label=kw.pop("metric_label"),
         metric_prefix=kw.pop("metric_prefix"),
+        metric_filter=kw.pop("metric_filter"),
         window=kw.pop("window"),
         drift_query=kw.pop("drift_query"),
     )
@@ -591,7 +621,8 @@ def analyze(output: str, **kw: Any) -> None:
         )
         return
     con = render.console()
-    con.print(f"analysis over the last {queries.window} from {url} (label {queries.label})")
+    selector = queries.selector("<name>")
+    con.print(f"analysis over the last {queries.window} from {url} (series {{{selector}}})")
     con.print(render.metrics_table(stable, canary, [("InferenceService", kw["stable"], kw["canary"])]))
     for line in render.verdict_lines(verdict):
         con.print(line)

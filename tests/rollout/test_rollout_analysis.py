@@ -82,13 +82,33 @@ def test_queries_use_the_selector_label_prefix_and_window() -> None:
         drift_query='max(drift_detected{inferenceservice="{isvc}", kind="features"})',
     )
     qs = q.queries("m-canary")
-    assert qs["requests"] == 'sum(increase(transformer_requests_total{isvc="m-canary"}[30s]))'
+    sel = 'isvc="m-canary",caller!="explainer"'
+    assert qs["requests"] == f"sum(increase(transformer_requests_total{{{sel}}}[30s]))"
     assert qs["errors"] == (
-        'sum(increase(transformer_requests_total{isvc="m-canary",code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"}[30s]))'
+        f'sum(increase(transformer_requests_total{{{sel},code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"}}[30s]))'
     )
     assert qs["p99"] == (
         "histogram_quantile(0.99, sum by (le) "
-        '(rate(transformer_request_duration_seconds_bucket{isvc="m-canary"}[30s])))'
+        f"(rate(transformer_request_duration_seconds_bucket{{{sel}}}[30s])))"
     )
     assert qs["drift"] == 'max(drift_detected{inferenceservice="m-canary", kind="features"})'
     assert "drift" not in QuerySet(drift_query="").queries("x")
+
+
+@pytest.mark.parametrize(
+    ("metric_filter", "selector"),
+    [
+        (None, 'isvc="x",caller!="explainer"'),  # the default: the explainer's calls left out
+        ("", 'isvc="x"'),  # every caller
+        ('caller="explainer"', 'isvc="x",caller="explainer"'),  # the explainer's load alone
+    ],
+)
+def test_metric_filter_joins_every_request_query(metric_filter: str | None, selector: str) -> None:
+    q = QuerySet() if metric_filter is None else QuerySet(metric_filter=metric_filter)
+    qs = q.queries("x")
+    assert q.selector("x") == selector
+    for name in ("requests", "errors", "request_rate", "p50", "p99"):
+        assert "{" + selector + ("}" if name != "errors" else ",code!~") in qs[name], qs[name]
+    # {selector} in a custom drift query is the same selector
+    custom = replace(q, drift_query="max(up{{selector}})")
+    assert custom.queries("x")["drift"] == "max(up{" + selector + "})"

@@ -170,6 +170,10 @@ def test_stale_resource_version_is_a_conflict_for_promote_and_rollback(
         (("run", "--interval", "0s"), "must be positive"),
         (("run", "--interval", "soon"), "is not a duration"),
         (("run", "--window", "5x"), "is not a PromQL range"),
+        (
+            ("analyze", "--metric-filter", "caller!=explainer"),
+            "'caller!=explainer' is not a list of PromQL label matchers (e.g. caller!=\"explainer\")",
+        ),
         (("run", "--max-failed-checks", "0"), "0 is not in the range x>=1"),
         (("run", "--prometheus-url", ""), "run needs Prometheus"),
         (("run", "--max-error-rate", "2"), "2.0 is not in the range 0<=x<=1"),
