@@ -33,6 +33,9 @@ from support import MODEL, REPO, ServerProcess, free_port, predictor_process
 pytestmark = pytest.mark.slow
 
 STABLE, GOOD, BAD = "stable-isvc", "canary-good", "canary-bad"
+# a stable-track predictor that only the explainer calls, and that fails half of all calls
+EXPLAINED = "stable-explained"
+EXPLAINER_HEADERS = {"x-model-serving-caller": "explainer", "content-type": "application/json"}
 VS = "diabetes-risk"
 BAD_ERROR_RATE = "0.5"
 
@@ -56,9 +59,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Stable (gbm), a good canary (mlp) and a bad canary (mlp answering 50% of requests with 500),
-    and one Prometheus scraping the three with the static labels isvc=<name> (what the chart's PodMonitor
-    sets) and inference_service=<name> (to exercise --metric-label)."""
+    """Stable (gbm), a good canary (mlp), a bad canary (mlp answering 50% of requests with 500), a
+    stable predictor that only the explainer calls (gbm, 50% 500s), and one Prometheus scraping them
+    with the static labels isvc=<name> (what the chart's PodMonitor sets) and inference_service=<name>
+    (to exercise --metric-label)."""
     prom_bin = _prometheus_binary()
     tmp = tmp_path_factory.mktemp("rollout-e2e")
     procs: list[ServerProcess] = []
@@ -68,6 +72,7 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
             (STABLE, gbm_bundle, None),
             (GOOD, mlp_bundle, None),
             (BAD, mlp_bundle, {"PREDICTOR_FAULT_ERROR_RATE": BAD_ERROR_RATE}),
+            (EXPLAINED, gbm_bundle, {"PREDICTOR_FAULT_ERROR_RATE": BAD_ERROR_RATE}),
         ):
             predictor = predictor_process(bundle, tmp / f"{name}.log", env=env)
             procs.append(predictor.process.start(wait=False))
@@ -79,9 +84,10 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
         # code's counter series exists before the analysis: increase() needs two samples of a
         # series, and a 500 series born inside the window would be missed by the first check
         with httpx.Client(timeout=10) as client:
-            for url in urls.values():
+            for name, url in urls.items():
+                headers = EXPLAINER_HEADERS if name == EXPLAINED else None
                 for _ in range(20):
-                    client.post(f"{url}/v2/models/{MODEL}/infer", json=_infer_body(rows))
+                    client.post(f"{url}/v2/models/{MODEL}/infer", json=_infer_body(rows), headers=headers)
         targets = "\n".join(
             f"      - targets: ['{url.removeprefix('http://')}']\n"
             f"        labels: {{isvc: {name}, inference_service: {name}}}"
@@ -113,10 +119,10 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
             r = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=5).json()
             result = r["data"]["result"]
             up = float(result[0]["value"][1]) if result else 0.0
-            if up == 3:
+            if up == len(urls):
                 break
             time.sleep(0.3)
-        assert up == 3, f"Prometheus did not see the 3 predictors up:\n{prom.output()}"
+        assert up == len(urls), f"Prometheus did not see the {len(urls)} predictors up:\n{prom.output()}"
         yield Stack(urls, url, rows)
     finally:
         for proc in reversed(procs):
@@ -382,4 +388,64 @@ def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
     r = CliRunner().invoke(cli, [*base, "--drift-query", "max(up{"])
     assert r.exit_code == 8 and "bad_data" in r.stderr
     r = CliRunner().invoke(cli, [*base, "--drift-query", "up"])
-    assert r.exit_code == 8 and "returned 3 series; aggregate it to one" in r.stderr
+    assert r.exit_code == 8 and "returned 4 series; aggregate it to one" in r.stderr
+
+
+def _explainer_load(stack: Stack, seconds: float) -> dict[int, int]:
+    """The explainer's calls to EXPLAINED for ``seconds``: 64-row perturbation batches marked with
+    x-model-serving-caller: explainer (half of them answered 500 by the fault injection)."""
+    rows = np.repeat(stack.rows, 16, axis=0)
+    body = json.dumps(_infer_body(rows)).encode()
+    codes: dict[int, int] = {}
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            r = client.post(
+                f"{stack.urls[EXPLAINED]}/v2/models/{MODEL}/infer", content=body, headers=EXPLAINER_HEADERS
+            )
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            time.sleep(0.02)
+    return codes
+
+
+def _require_caller_label(stack: Stack) -> None:
+    metrics = httpx.get(f"{stack.urls[EXPLAINED]}/metrics", timeout=5).text
+    if 'caller="explainer"' not in metrics:
+        message = (
+            'the predictor does not label explainer calls (caller="explainer", contract C1); '
+            "this test needs the predictor of the telemetry-logger branch"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_explainer_calls_on_the_stable_track_do_not_move_the_analysis(stack: Stack) -> None:
+    """A stable predictor that answers half of the explainer's calls with 500 has, for the analysis,
+    no client traffic at all (no error rate, no latency); as a canary it has served 0 requests. With
+    --metric-filter '' the same analysis sees the failing calls: they were there and were counted."""
+    _require_caller_label(stack)
+    codes = _explainer_load(stack, seconds=5)
+    assert codes.get(200, 0) > 10 and codes.get(500, 0) > 10, codes
+    time.sleep(2)  # two more scrapes
+    base = ["analyze", "--prometheus-url", stack.prometheus, "--window", "15s", "-o", "json"]
+
+    def analyze(stable: str, canary: str, *extra: str) -> dict[str, Any]:
+        r = CliRunner().invoke(cli, [*base, "--stable", stable, "--canary", canary, *extra])
+        assert r.exit_code == 0, r.output
+        return dict(json.loads(r.stdout))
+
+    out = analyze(EXPLAINED, GOOD)
+    stable = out["metrics"]["stable"]
+    assert (stable["requests"] or 0) == 0 and stable["error_rate"] is None and stable["p99"] is None
+    assert "error_rate_vs_stable" not in {c["name"] for c in out["verdict"]["checks"]}
+    as_canary = analyze(STABLE, EXPLAINED)
+    assert (as_canary["metrics"]["canary"]["requests"] or 0) == 0
+    assert [c["name"] for c in as_canary["verdict"]["checks"] if not c["ok"]] == ["traffic"]
+    assert "canary served 0 requests in the window" in as_canary["verdict"]["reasons"][0]
+    # every caller: the explainer's failing calls would fail the canary and inflate stable's errors
+    unfiltered = analyze(STABLE, EXPLAINED, "--metric-filter", "")
+    canary = unfiltered["metrics"]["canary"]
+    assert canary["requests"] > 10 and 0.3 < canary["error_rate"] < 0.7
+    assert unfiltered["verdict"]["ok"] is False
+    assert any("canary error rate" in reason for reason in unfiltered["verdict"]["reasons"])
