@@ -466,6 +466,11 @@ BAD_VALUES = [
         {"transformer.predictorProtocol": "v1"}, "at '/transformer/predictorProtocol'", id="bad-protocol"
     ),
     pytest.param(
+        {"logger.mode": "request"},
+        "logger.mode is request; the drift detector admits a request's rows only once its 200 response",
+        id="logger-mode-request",
+    ),
+    pytest.param(
         {"logger.format": "json"},
         "at '/logger/format': value must be one of 'batch', 'binary'",
         id="bad-logger-format",
@@ -547,3 +552,16 @@ def test_notes_print_the_exact_commands(helm: Helm) -> None:
     index = [r["name"] for r in vs["spec"]["http"]].index("primary")
     assert f'"path": "/spec/http/{index}/name", "value": "primary"' in notes
     assert "helm test model-serving -n model-serving" in notes
+
+
+@pytest.mark.parametrize("values", CI_SCENARIOS, ids=SCENARIO_IDS)
+def test_notes_patch_targets_primary_in_every_scenario(helm: Helm, values: Path) -> None:
+    """The hand-written JSON patch's index follows the routes the scenario renders."""
+    from chart_support import RELEASE
+
+    out = helm.run(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", "-f", str(values)
+    ).stdout
+    (vs,) = by_kind(helm.template(values), "VirtualService")
+    index = [r["name"] for r in vs["spec"]["http"]].index("primary")
+    assert f'"path": "/spec/http/{index}/name", "value": "primary"' in out[out.index("NOTES:") :]

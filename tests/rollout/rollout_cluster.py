@@ -22,9 +22,18 @@ def host(isvc: str) -> str:
     return f"{isvc}-transformer.{NS}.svc.cluster.local"
 
 
+def primary(vs: dict[str, Any]) -> dict[str, Any]:
+    """The weighted route, found by name as the CLI finds it (explain and pin routes come first)."""
+    return next(r for r in vs["spec"]["http"] if r["name"] == "primary")
+
+
+def explainer(isvc: str) -> str:
+    return f"{isvc}-explainer.{NS}.svc.cluster.local"
+
+
 def virtual_service(stable_weight: int = 100, canary_weight: int = 0) -> dict[str, Any]:
-    """What the chart renders (docs/contracts.md): header-pinned canary and stable routes, then the
-    weighted primary route, stable first."""
+    """What the chart renders (docs/contracts.md): explanations per track (canary pin first), then
+    header-pinned canary and stable routes, then the weighted primary route, stable first."""
     return {
         "apiVersion": ISTIO,
         "kind": "VirtualService",
@@ -33,6 +42,23 @@ def virtual_service(stable_weight: int = 100, canary_weight: int = 0) -> dict[st
             "hosts": ["diabetes-risk.example.com"],
             "gateways": ["knative-serving/knative-ingress-gateway"],
             "http": [
+                {
+                    "name": "explain-canary-pin",
+                    "match": [
+                        {
+                            "uri": {"regex": "^/v1/models/[^/]+:explain$"},
+                            "headers": {"x-model-version": {"exact": "canary"}},
+                        }
+                    ],
+                    "route": [{"destination": {"host": explainer(CANARY), "port": {"number": 80}}}],
+                    "timeout": "30s",
+                },
+                {
+                    "name": "explain",
+                    "match": [{"uri": {"regex": "^/v1/models/[^/]+:explain$"}}],
+                    "route": [{"destination": {"host": explainer(STABLE), "port": {"number": 80}}}],
+                    "timeout": "30s",
+                },
                 {
                     "name": "canary-pin",
                     "match": [{"headers": {"x-model-version": {"exact": "canary"}}}],

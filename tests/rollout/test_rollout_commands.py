@@ -15,7 +15,7 @@ from rollout.errors import (
     EXIT_USAGE,
 )
 from rollout.router import DECISION_ANNOTATION
-from rollout_cluster import CANARY, NS, STABLE, VS, Cluster, Invoke, host
+from rollout_cluster import CANARY, NS, STABLE, VS, Cluster, Invoke, host, primary
 from support import free_port
 
 NO_PROM = ("--prometheus-url", "")
@@ -64,9 +64,9 @@ def test_set_weight_patches_only_the_weights_and_records_the_decision(
     after = cluster.vs()
     assert cluster.weights() == (80, 20)
     assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
-    assert after["spec"]["http"][:2] == before["spec"]["http"][:2]  # the pin routes untouched
-    assert {k: v for k, v in after["spec"]["http"][2].items() if k != "route"} == {
-        k: v for k, v in before["spec"]["http"][2].items() if k != "route"
+    assert after["spec"]["http"][:4] == before["spec"]["http"][:4]  # explain and pin routes untouched
+    assert {k: v for k, v in primary(after).items() if k != "route"} == {
+        k: v for k, v in primary(before).items() if k != "route"
     }  # timeout and retries of primary untouched
     assert after["spec"]["hosts"] == before["spec"]["hosts"]
     decision = cluster.annotation(DECISION_ANNOTATION)
@@ -99,8 +99,16 @@ def test_dry_run_prints_the_merge_patch_pinning_resource_version(cluster: Cluste
     assert r.exit_code == 0, r.output
     patch = json.loads(r.stdout)
     assert patch["metadata"]["resourceVersion"] == rv
-    primary = patch["spec"]["http"][2]
-    assert [d["weight"] for d in primary["route"]] == [70, 30]
+    routes = {r["name"]: r for r in patch["spec"]["http"]}
+    assert [d["weight"] for d in routes["primary"]["route"]] == [70, 30]
+    # a merge patch replaces the whole list: every other route (explain ones first) goes back unchanged
+    before = {r["name"]: r for r in cluster.vs()["spec"]["http"]}
+    assert (
+        list(routes)
+        == list(before)
+        == ["explain-canary-pin", "explain", "canary-pin", "stable-pin", "primary"]
+    )
+    assert all(routes[name] == before[name] for name in before if name != "primary")
     assert "dry run" in r.stderr and "merge-patch" in r.stderr
     assert cluster.weights() == (100, 0) and cluster.vs()["metadata"]["resourceVersion"] == rv
     assert not [1 for (m, _, _) in cluster.api.requests if m == "PATCH"] and cluster.api.events == []
@@ -111,11 +119,11 @@ def test_dry_run_json_patch_has_test_ops_of_the_weights(cluster: Cluster, rollou
     assert r.exit_code == 0, r.output
     ops: list[dict[str, Any]] = json.loads(r.stdout)
     tests = {o["path"]: o["value"] for o in ops if o["op"] == "test"}
-    assert tests["/spec/http/2/name"] == "primary"
-    assert tests["/spec/http/2/route/0/destination/host"] == host(STABLE)
-    assert tests["/spec/http/2/route/0/weight"] == 100 and tests["/spec/http/2/route/1/weight"] == 0
+    assert tests["/spec/http/4/name"] == "primary"  # found by name, behind the explain and pin routes
+    assert tests["/spec/http/4/route/0/destination/host"] == host(STABLE)
+    assert tests["/spec/http/4/route/0/weight"] == 100 and tests["/spec/http/4/route/1/weight"] == 0
     replaces = {o["path"]: o["value"] for o in ops if o["op"] == "replace"}
-    assert replaces == {"/spec/http/2/route/0/weight": 0, "/spec/http/2/route/1/weight": 100}
+    assert replaces == {"/spec/http/4/route/0/weight": 0, "/spec/http/4/route/1/weight": 100}
     assert cluster.weights() == (100, 0)
 
 
@@ -225,8 +233,8 @@ def _concurrent_weight_change(cluster: Cluster) -> None:
             fired.append(True)
 
             def change(vs: dict[str, Any]) -> None:
-                vs["spec"]["http"][2]["route"][0]["weight"] = 60
-                vs["spec"]["http"][2]["route"][1]["weight"] = 40
+                primary(vs)["route"][0]["weight"] = 60
+                primary(vs)["route"][1]["weight"] = 40
 
             cluster.edit_vs(change)
 
@@ -258,27 +266,29 @@ def test_json_patch_tolerates_unrelated_concurrent_edits(cluster: Cluster, rollo
 
 
 def _without_primary(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"] = [vs["spec"]["http"][0]]
+    vs["spec"]["http"] = [r for r in vs["spec"]["http"] if r["name"] != "primary"]
 
 
 def _one_destination(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][2]["route"] = [{"destination": {"host": host(STABLE)}, "weight": 100}]
+    primary(vs)["route"] = [{"destination": {"host": host(STABLE)}, "weight": 100}]
 
 
 def _foreign_hosts(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][2]["route"][1]["destination"]["host"] = (
-        "other-model-predictor.models.svc.cluster.local"
-    )
+    primary(vs)["route"][1]["destination"]["host"] = "other-model-predictor.models.svc.cluster.local"
 
 
 def _bad_sum(vs: dict[str, Any]) -> None:
-    vs["spec"]["http"][2]["route"][1]["weight"] = 20
+    primary(vs)["route"][1]["weight"] = 20
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_without_primary, "has no http route named 'primary' (its routes: canary-pin)"),
+        (
+            _without_primary,
+            "has no http route named 'primary' "
+            "(its routes: explain-canary-pin, explain, canary-pin, stable-pin)",
+        ),
         (_one_destination, "has 1 destination(s)"),
         (_foreign_hosts, "do not split into one stable host"),
         (_bad_sum, "weights must sum to 100"),

@@ -19,7 +19,7 @@ from rollout.errors import (
 from rollout.kube import connect
 from rollout.progressive import STATE_ANNOTATION, Progressive, RunOptions, parse_steps
 from rollout.router import DECISION_ANNOTATION, Backend, IstioRouter
-from rollout_cluster import CANARY, STABLE, VS, Cluster, Invoke
+from rollout_cluster import CANARY, STABLE, VS, Cluster, Invoke, primary
 from support import free_port
 
 GOOD = Metrics(CANARY, requests=500, request_rate=8.3, error_rate=0.0, p50=0.002, p99=0.01, drift=0.0)
@@ -159,8 +159,8 @@ def test_outside_weight_change_stops_the_run(cluster: Cluster) -> None:
             original_sleep(s)
 
             def change(vs: dict[str, Any]) -> None:
-                vs["spec"]["http"][2]["route"][0]["weight"] = 70
-                vs["spec"]["http"][2]["route"][1]["weight"] = 30
+                primary(vs)["route"][0]["weight"] = 70
+                primary(vs)["route"][1]["weight"] = 30
 
             cluster.edit_vs(change)
 
@@ -177,8 +177,8 @@ def test_resume_refuses_weights_changed_while_stopped_unless_restart(cluster: Cl
         pytest.raises(Crash),
     ):
         p.run()
-    cluster.edit_vs(lambda vs: vs["spec"]["http"][2]["route"][0].update(weight=75))
-    cluster.edit_vs(lambda vs: vs["spec"]["http"][2]["route"][1].update(weight=25))
+    cluster.edit_vs(lambda vs: primary(vs)["route"][0].update(weight=75))
+    cluster.edit_vs(lambda vs: primary(vs)["route"][1].update(weight=25))
     with (
         progressive(cluster, lambda n: GOOD, clock) as (p, _),
         pytest.raises(ConflictError, match="--restart"),

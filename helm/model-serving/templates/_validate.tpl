@@ -31,6 +31,9 @@ Each failure names the value and what would be accepted.
 {{- if and $v.logger.enabled (not $v.driftDetector.enabled) }}
 {{- fail "logger.enabled sends payloads to the drift detector: set driftDetector.enabled=true or logger.enabled=false" }}
 {{- end }}
+{{- if and $v.logger.enabled (ne $v.logger.mode "all") }}
+{{- fail (printf "logger.mode is %s; the drift detector admits a request's rows only once its 200 response event arrived, so it needs both events: logger.mode=all" $v.logger.mode) }}
+{{- end }}
 {{- $headers := splitList "\n" (include "model-serving.metadataHeaders" . | trim) }}
 {{- if and $v.logger.enabled (not (has "X-Model-Serving-Caller" $headers)) }}
 {{- fail (printf "logger.metadataHeaders is %v; it must include X-Model-Serving-Caller, the header by which the drift detector ignores the explainer's calls" $v.logger.metadataHeaders) }}
