@@ -284,7 +284,18 @@ def test_every_scenario_has_a_working_logging_path(scenario: tuple[Path, list[di
     assert port["port"] == 80 and container_ports[port["targetPort"]] == 8080
     isvcs = by_kind(docs, "InferenceService")
     assert isvcs
+    (policy,) = [
+        n for n in by_kind(docs, "NetworkPolicy") if n["metadata"]["name"] == svc["metadata"]["name"]
+    ]
     for isvc in isvcs:
+        # KServe copies the InferenceService's labels onto its pods: the detector's policy admits them
+        assert any(
+            "podSelector" in peer
+            and peer["podSelector"]["matchLabels"].items() <= isvc["metadata"]["labels"].items()
+            and {"port": 8080, "protocol": "TCP"} in rule["ports"]
+            for rule in policy["spec"]["ingress"]
+            for peer in rule["from"]
+        ), policy["spec"]["ingress"]
         logging = _logging_path(isvc)
         protocol, hop_port = _hop_into_predictor(isvc, vs)
         assert (logging["by"], logging["format"]) == (by, fmt), isvc["metadata"]["name"]
