@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -246,7 +247,7 @@ def _logging_path(isvc: dict[str, Any]) -> dict[str, Any]:
     args, env = container["args"], _env(container)
     if "logger" in predictor:
         assert "--logger_url" not in args, "agent and predictor would both log"
-        assert "PREDICTOR_LOGGER_FORMAT" not in env
+        assert "PREDICTOR_LOGGER_FORMAT" not in env and "PREDICTOR_LOGGER_METADATA_HEADERS" not in env
         return {
             "by": "agent",
             "url": predictor["logger"]["url"],
@@ -262,7 +263,7 @@ def _logging_path(isvc: dict[str, Any]) -> dict[str, Any]:
             "url": args[args.index("--logger_url") + 1],
             "mode": args[args.index("--logger_mode") + 1],
             "format": env.get("PREDICTOR_LOGGER_FORMAT"),
-            "metadataHeaders": None,
+            "metadataHeaders": json.loads(env["PREDICTOR_LOGGER_METADATA_HEADERS"]),
         }
     return {"by": None}
 
@@ -302,8 +303,7 @@ def test_every_scenario_has_a_working_logging_path(scenario: tuple[Path, list[di
         # the logger that logs is the one that sees the hop
         assert (protocol, hop_port) == (("grpc-v2", "8081") if by == "predictor" else ("v2", "80"))
         assert logging["mode"] == "all"  # the detector admits rows only with their 200 response
-        if by == "agent":
-            assert logging["metadataHeaders"] == ["X-Model-Serving-Caller"]
+        assert logging["metadataHeaders"] == ["X-Model-Serving-Caller"]  # same ce-metadata either way
         parsed = urlparse(logging["url"])
         assert parsed.scheme == "http" and parsed.hostname == service_fqdn(svc["metadata"]["name"])
         assert (parsed.port or 80) == port["port"] and parsed.path == "/"
@@ -318,7 +318,7 @@ def test_every_scenario_has_a_working_logging_path(scenario: tuple[Path, list[di
     [
         pytest.param(
             {"transformer.predictorProtocol": "grpc-v2", "logger.format": "binary"},
-            ("predictor", "binary", None),
+            ("predictor", "binary", ["X-Model-Serving-Caller"]),
             id="grpc-binary",
         ),
         pytest.param(
