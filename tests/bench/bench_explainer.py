@@ -4,6 +4,8 @@ Starts a real predictor and a real explainer (gRPC to the predictor, EXPLAINER_*
 set in the environment) on free loopback ports, explains held-out records one request per
 record after one warm-up request (which also evaluates the SHAP background once), and prints
 the mean, median, p95 and max seconds per explanation, plus predictor requests per record.
+Every answer must be a 200 carrying one explanation; any other answer is an ``ERROR`` line and
+exit status 1 (its timing would be meaningless). The result is also written to ``--out``.
 
     .venv/bin/python tests/bench/bench_explainer.py [--bundle .bundles/gbm] [--records 20] [--json]
 """
@@ -39,12 +41,23 @@ def predictor_requests(url: str) -> float:
     )
 
 
+def bad_answer(r: httpx.Response) -> str | None:
+    """Why an explain answer is not a success (a 200 with one explanation), or ``None``."""
+    if r.status_code != 200:
+        return f"status {r.status_code}: {r.text[:300]}"
+    explanations = r.json().get("explanations")
+    if not isinstance(explanations, list) or len(explanations) != 1:
+        return f"expected one explanation, got {r.text[:300]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--bundle", type=Path, default=REPO / ".bundles" / "gbm", help="model bundle")
     parser.add_argument("--records", type=int, default=20, help="records to explain, one request each")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "explainer.json")
     args = parser.parse_args(argv)
 
     from training import data
@@ -67,24 +80,35 @@ def main(argv: list[str] | None = None) -> int:
             ready_timeout=180.0,
         )  # fmt: skip
         url = f"http://127.0.0.1:{e_http}/v1/models/{MODEL}:explain"
+        failure: str | None = None
         try:
             predictor.start(wait=False)
             explainer.start(wait=False)
             predictor.wait_ready()
             explainer.wait_ready()
             with httpx.Client(timeout=60) as client:
-                client.post(url, json={"instances": records[:1]}).raise_for_status()  # warm-up
+                failure = bad_answer(client.post(url, json={"instances": records[:1]}))  # warm-up
                 before = predictor_requests(f"http://127.0.0.1:{p_http}")
                 seconds = []
                 for record in records[1:]:
+                    if failure:
+                        break
                     start = time.perf_counter()
                     r = client.post(url, json={"instances": [record]})
                     seconds.append(time.perf_counter() - start)
-                    r.raise_for_status()
-                per_record = (predictor_requests(f"http://127.0.0.1:{p_http}") - before) / len(seconds)
+                    failure = bad_answer(r)
+                per_record = (predictor_requests(f"http://127.0.0.1:{p_http}") - before) / max(
+                    len(seconds), 1
+                )
+        except httpx.HTTPError as e:
+            failure = f"{type(e).__name__}: {e}"
         finally:
             explainer.stop()
             predictor.stop()
+    if failure:
+        print(f"ERROR explainer bench: {failure}")
+        print("explainer bench: FAILED; its numbers are not valid")
+        return 1
 
     s = np.array(seconds)
     result = {
@@ -95,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_s": round(float(s.max()), 4),
         "predictor_requests_per_record": round(per_record, 2),
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result))
     else:
