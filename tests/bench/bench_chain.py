@@ -8,13 +8,16 @@ For each concurrency (1, 8, 32) the direct run comes first and the four chain ru
 so a busy machine slows them alike. Printed: requests/s, p50/p99, CPU microseconds per request
 of EACH process (``/proc/PID/stat``), ratios against the direct run, and the issue's targets as
 ``ok`` / ``MISS`` lines: chain >= 0.5x direct at c8 over either hop, chain p99 <= 3x p50 at c8,
-REST hop within 20 % of the gRPC hop at c8.
+REST hop within 20 % of the gRPC hop at c8, and at c1 no path slower (relative to the direct
+run) than in ``--baseline`` (``make bench`` keeps the previous run there); see ``chain_targets.py``.
+With ``--profile DIR``, each target is then loaded once more at c8 (untimed) while py-spy samples
+each of its processes, and the functions that take the CPU are printed (``cpu_profile.py``).
 
 Honesty: before any timing, each target answers the record once and must equal onnxruntime on
 the vectorised row (label, probability to 1e-5). A timed run with a single non-2xx, socket error
 or timeout is an ``ERROR`` line and exit status 1. Targets missed are printed, not failed.
 
-    .venv/bin/python tests/bench/bench_chain.py [--bundle .bundles/gbm] [--duration 3]
+    .venv/bin/python tests/bench/bench_chain.py [--bundle .bundles/gbm] [--duration 3] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import onnxruntime as ort
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
+import chain_targets  # noqa: E402
+import cpu_profile  # noqa: E402
 import loadgen  # noqa: E402
 from model_stack import Server, component, started_together  # noqa: E402
 from serving_common import Bundle, FeatureSpec  # noqa: E402
@@ -41,7 +46,6 @@ from support import REPO  # noqa: E402
 
 HOPS = {"grpc": "grpc-v2", "rest": "v2"}
 """Chain name -> the transformer's ``--predictor_protocol``."""
-TARGET_RATIO, TARGET_TAIL, TARGET_REST_VS_GRPC = 0.5, 3.0, 0.8
 
 
 @dataclass
@@ -165,33 +169,42 @@ def print_table(results: dict[str, dict[int, loadgen.Run]]) -> dict[str, dict[in
     return ratios
 
 
-def check_targets(results: dict[str, dict[int, loadgen.Run]], conc: int = 8) -> list[str]:
-    """The issue's targets at concurrency ``conc``, one ``ok`` / ``MISS`` line each."""
-    lines = []
-    direct = results.get("direct", {}).get(conc)
-    for body in ("v1-records", "v2-columns"):
-        hop_runs = {hop: results.get(f"{hop} {body}", {}).get(conc) for hop in HOPS}
-        for hop, run in hop_runs.items():
-            name = f"{hop} {body}"
-            if run is None or direct is None:
-                lines.append(f"MISS {name} c{conc}: not measured (see the ERROR lines)")
+def profile(args: Any, checked: list[Target], failures: list[str]) -> dict[str, Any]:
+    """py-spy profiles of every process of every target at c8, in runs that are not timed."""
+    pyspy = cpu_profile.find(args.py_spy)
+    if pyspy is None:
+        print("no py-spy (pip install py-spy, then --py-spy PATH): no profile taken")
+        return {}
+    args.profile.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Any] = {}
+    print(f"\nwhere the CPU goes at c8 (py-spy, samples holding the GIL, share per process) {args.profile}:")
+    for target in checked:
+        files = {
+            name: args.profile / f"{target.name.replace(' ', '-')}-{name}.txt" for name in target.processes
+        }
+        spies = {
+            name: cpu_profile.start(pyspy, pid, args.duration, files[name])
+            for name, pid in pids(target).items()
+        }
+        try:
+            run = loadgen.wrk(
+                target.url, target.body, concurrency=8, seconds=args.duration, workdir=args.workdir
+            )
+            if run.failure():
+                failures.append(f"{target.name} profile run c8: {run.failure()}")
+        except loadgen.WrkError as e:
+            failures.append(f"{target.name} profile run c8: {e}")
+        for name, spy in spies.items():
+            _, err = spy.communicate(timeout=args.duration + 60)
+            if spy.returncode != 0 or not files[name].is_file():
+                print(f"  {target.name} / {name}: py-spy failed: {err.decode(errors='replace')[-300:]}")
                 continue
-            ratio = run.rps / direct.rps
-            verdict = "ok  " if ratio >= TARGET_RATIO else "MISS"
-            lines.append(
-                f"{verdict} {name} c{conc}: {ratio:.2f}x the predictor direct (target >= {TARGET_RATIO}x)"
-            )
-            tail = run.p99_ms / run.p50_ms
-            verdict = "ok  " if tail <= TARGET_TAIL else "MISS"
-            lines.append(f"{verdict} {name} c{conc}: p99 {tail:.1f}x p50 (target <= {TARGET_TAIL:g}x)")
-        grpc, rest = hop_runs["grpc"], hop_runs["rest"]
-        if grpc and rest:
-            share = rest.rps / grpc.rps
-            verdict = "ok  " if share >= TARGET_REST_VS_GRPC else "MISS"
-            lines.append(
-                f"{verdict} rest vs grpc hop, {body} c{conc}: {share:.2f}x (target: within 20 %, >= 0.8x)"
-            )
-    return lines
+            hot = cpu_profile.hot(files[name])
+            found[f"{target.name} / {name}"] = hot
+            print(f"  {target.name} / {name}")
+            for kind in ("self", "inclusive"):
+                print(f"    {kind:9}: " + "; ".join(f"{share:.0%} {fn}" for fn, share in hot[kind][:6]))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per timed run")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 32])
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "chain.json")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=REPO / "bench-results" / "chain-previous.json",
+        help="c1 compared with it",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="also profile each process at c8 with py-spy into this folder"
+    )
+    parser.add_argument("--py-spy", dest="py_spy", help="py-spy executable (default: on PATH)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("ERROR chain bench: wrk is not installed (apt-get install wrk); `make bench` installs it")
@@ -244,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                 except (loadgen.SanityError, httpx.HTTPError, KeyError, ValueError) as e:
                     failures.append(f"{target.name}: sanity check failed: {e}")
             results = measure(args, checked, failures)
+            profiles = profile(args, checked, failures) if args.profile else {}
 
     ratios = print_table(results)
-    lines = check_targets(results)
+    lines = chain_targets.check(results) + chain_targets.check_c1(results, args.baseline)
     print("\ntargets (issue 10; a MISS is reported, it does not fail the bench):")
     for line in lines:
         print(f"  {line}")
@@ -255,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": {k: {str(c): r.to_json() for c, r in v.items()} for k, v in results.items()},
         "ratios_vs_direct": ratios,
         "targets": lines,
+        "profiles": profiles,
         "failures": failures,
     }
     args.out.write_text(json.dumps(summary, indent=2))

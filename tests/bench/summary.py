@@ -48,7 +48,9 @@ LINES = {"predictor": predictor, "chain": chain, "explainer": explainer}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ran", nargs="*", default=[], help="benches run, in order")
     parser.add_argument("--failed", nargs="*", default=[], help="benches that exited non-zero")
     args = parser.parse_args(argv)
