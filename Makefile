@@ -66,17 +66,21 @@ lint: install ## ruff and mypy
 
 # Every bench runs even when one fails; a bench fails on any error answer, socket error, timeout
 # or failed sanity check (never on a missed target, printed as MISS). BENCH_DURATION: seconds per
-# timed run (short by default; the machine is shared).
+# timed run (short by default; the machine is shared). BENCH_PROFILE=DIR: py-spy profiles of the
+# chain's processes at c8 into DIR (py-spy on PATH). The previous chain run is kept as the
+# baseline of the chain's c1 check (bench-results/chain-previous.json).
 BENCH_DURATION ?= 3
+BENCH_PROFILE  ?=
 BENCHES := predictor chain explainer $(if $(wildcard tests/bench/bench_drift.py),drift) \
            $(if $(wildcard tests/bench/bench_logging.py),logging)
 BENCH_ARGS_predictor := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
-BENCH_ARGS_chain     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
+BENCH_ARGS_chain     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION) $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE))
 BENCH_ARGS_explainer := --bundle $(BUNDLES)/gbm
 
 bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
-	@rm -f $(foreach b,predictor chain explainer,bench-results/$(b).json)
+	@mkdir -p bench-results && if [ -f bench-results/chain.json ]; then mv -f bench-results/chain.json bench-results/chain-previous.json; fi
+	@rm -f bench-results/predictor.json bench-results/explainer.json
 	@failed=""; \
 	for b in $(BENCHES); do \
 	  echo "== bench $$b"; \
