@@ -4,8 +4,10 @@ A timed run is honest only if every request it counted was answered with a 2xx (
 :class:`Run` carries the status counts and socket errors of one run and :meth:`Run.failure` says
 what went wrong, if anything. wrk reads the request body from a file (never from a Lua string
 literal: nested JSON arrays contain ``]]``, which ends a Lua long string, and wrk then silently
-sends bodiless GETs), and a Lua ``response()``/``done()`` pair counts each status and prints one
-``WRK_RESULT`` JSON line. A run whose script did not report is a failure, never a number.
+sends bodiless GETs), and a Lua ``response()``/``done()`` pair (:data:`COUNTING_LUA`) counts each
+status and prints one ``WRK_RESULT`` JSON line. A run whose script did not report is a failure,
+never a number. :func:`wrk` posts one body; :func:`wrk_script` runs a script of one's own (its
+``init(args)`` reads its bodies from the files named in ``args``) with the same counting.
 
 Servers run pinned to :data:`SERVER_CORE`, load generators to :data:`LOAD_CORE` (when taskset
 exists and the machine has two cores), as in one pod's share of a node.
@@ -18,7 +20,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,22 +30,14 @@ import numpy as np
 SERVER_CORE = 0
 LOAD_CORE = 1
 
-_WRK_LUA = r"""
--- POST the body in the file named by the first argument after `--`, with the content type given
--- second; count every response status; print one WRK_RESULT JSON line when done.
+COUNTING_LUA = r"""
+-- Appended to every wrk script: counts every response status per thread and prints one
+-- WRK_RESULT JSON line when done. A script of its own may define init() and request(), not
+-- setup(), response() or done().
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
-end
-
-function init(args)
-  local f = assert(io.open(args[1], "rb"), "cannot open body file " .. tostring(args[1]))
-  wrk.method = "POST"
-  wrk.body = f:read("*a")
-  f:close()
-  wrk.headers["Content-Type"] = args[2]
-  statuses = {}
 end
 
 function response(status, headers, body)
@@ -67,6 +61,20 @@ function done(summary, latency, requests)
     '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, "statuses": {%s}}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
     latency:percentile(99) / 1e3, e.connect, e.read, e.write, e.timeout, table.concat(parts, ", ")))
+end
+
+statuses = {}
+"""
+
+_POST_FILE_LUA = r"""
+-- POST the body in the file named by the first argument after `--`, with the content type given
+-- second (a file, never a Lua string literal: JSON's "]]" would end a long string).
+function init(args)
+  local f = assert(io.open(args[1], "rb"), "cannot open body file " .. tostring(args[1]))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = args[2]
 end
 """
 
@@ -179,12 +187,35 @@ def wrk(
     timeout_s: float = 10.0,
 ) -> Run:
     """POSTs ``body`` to ``url`` with wrk (one thread on :data:`LOAD_CORE`) for ``seconds``."""
-    script = workdir / "post-body.lua"
-    if not script.exists():
-        script.write_text(_WRK_LUA)
     body_file = workdir / f"body-{hashlib.sha1(body).hexdigest()[:16]}.bin"
     if not body_file.exists():
         body_file.write_bytes(body)
+    return wrk_script(
+        url,
+        _POST_FILE_LUA,
+        [str(body_file), content_type],
+        concurrency=concurrency,
+        seconds=seconds,
+        workdir=workdir,
+        timeout_s=timeout_s,
+    )
+
+
+def wrk_script(
+    url: str,
+    script: str,
+    script_args: Sequence[str],
+    *,
+    concurrency: int,
+    seconds: float,
+    workdir: Path,
+    timeout_s: float = 10.0,
+) -> Run:
+    """Runs wrk with a Lua ``script`` of one's own (``init(args)`` receives ``script_args``; read
+    bodies from files there) plus :data:`COUNTING_LUA`, and returns the counted :class:`Run`."""
+    path = workdir / f"wrk-{hashlib.sha1(script.encode()).hexdigest()[:16]}.lua"
+    if not path.exists():
+        path.write_text(script + "\n" + COUNTING_LUA)
     duration = max(1, round(seconds))
     cmd = [
         *pin(LOAD_CORE),
@@ -194,11 +225,10 @@ def wrk(
         f"-d{duration}s",
         f"--timeout={max(1, round(timeout_s))}s",
         "-s",
-        str(script),
+        str(path),
         url,
         "--",
-        str(body_file),
-        content_type,
+        *script_args,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + timeout_s + 30)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_RESULT ")]

@@ -130,3 +130,35 @@ def test_json_rows_parse_back_to_the_same_float32_values() -> None:
     x = loadgen.sample_rows(8)
     assert x.dtype == np.float32
     assert np.array_equal(np.asarray(json.loads(json.dumps(loadgen.json_rows(x))), dtype=np.float32), x)
+
+
+ALTERNATING_LUA = r"""
+-- Bodies from the files named after `--`, in turn (as the drift bench alternates request/response events).
+local bodies, n = {}, 0
+function init(args)
+  for i, path in ipairs(args) do
+    local f = assert(io.open(path, "rb"))
+    bodies[i] = f:read("*a")
+    f:close()
+  end
+end
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, {["ce-id"] = "bench-" .. n}, bodies[(n % #bodies) + 1])
+end
+"""
+
+
+@needs_wrk
+@pytest.mark.parametrize("sink", [200], indirect=True)
+def test_a_script_of_ones_own_is_counted_the_same_way(sink: Sink, tmp_path: Path) -> None:
+    other = b'{"outputs": [{"name": "p", "data": [[0.5]]}]}'
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    files[0].write_bytes(BODY)
+    files[1].write_bytes(other)
+    run = loadgen.wrk_script(
+        sink.url, ALTERNATING_LUA, [str(f) for f in files], concurrency=1, seconds=1, workdir=tmp_path
+    )
+    assert run.failure() is None
+    assert run.statuses == {"200": run.requests}
+    assert set(sink.bodies) == {BODY, other}
