@@ -20,7 +20,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench-results"
 
 def _load(name: str) -> dict[str, Any] | None:
     file = RESULTS / f"{name}.json"
-    return json.loads(file.read_text()) if file.is_file() else None  # type: ignore[no-any-return]
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def predictor(data: dict[str, Any]) -> str:
