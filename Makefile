@@ -64,11 +64,33 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install bundles ## predictor vs a naive KServe predictor and raw onnxruntime; explainer; drift ingest
+# Every bench runs even when one fails; a bench fails on any error answer, socket error, timeout
+# or failed sanity check (never on a missed target, printed as MISS). BENCH_DURATION: seconds per
+# timed run (short by default; the machine is shared). BENCH_PROFILE=DIR: py-spy profiles of the
+# chain's processes at c8 into DIR (py-spy on PATH). The previous chain run is kept as the
+# baseline of the chain's c1 check (bench-results/chain-previous.json).
+BENCH_DURATION ?= 3
+BENCH_PROFILE  ?=
+BENCHES := predictor chain explainer $(if $(wildcard tests/bench/bench_drift.py),drift) \
+           $(if $(wildcard tests/bench/bench_logging.py),logging)
+BENCH_ARGS_predictor := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
+BENCH_ARGS_chain     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION) $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE))
+BENCH_ARGS_explainer := --bundle $(BUNDLES)/gbm
+
+bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python tests/bench/bench_predictor.py --bundle $(BUNDLES)/gbm
-	$(if $(wildcard tests/bench/bench_explainer.py),$(BIN)/python tests/bench/bench_explainer.py)
-	$(if $(wildcard tests/bench/bench_drift.py),$(BIN)/python tests/bench/bench_drift.py)
+	@mkdir -p bench-results && if [ -f bench-results/chain.json ]; then mv -f bench-results/chain.json bench-results/chain-previous.json; fi
+	@rm -f bench-results/predictor.json bench-results/explainer.json
+	@failed=""; \
+	for b in $(BENCHES); do \
+	  echo "== bench $$b"; \
+	  case $$b in \
+	    predictor) args="$(BENCH_ARGS_predictor)";; chain) args="$(BENCH_ARGS_chain)";; \
+	    explainer) args="$(BENCH_ARGS_explainer)";; *) args="";; \
+	  esac; \
+	  $(BIN)/python tests/bench/bench_$$b.py $$args || failed="$$failed $$b"; \
+	done; \
+	$(BIN)/python tests/bench/summary.py --ran $(BENCHES) --failed $$failed
 
 IMAGE_PREFIX ?= model-serving
 IMAGE_TAG    ?= 0.1.0
