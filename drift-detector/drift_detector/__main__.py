@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import signal
 import sys
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid drift detector settings:\n{e}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.log_level)
+    # Window tests run on a worker thread; a short switch interval bounds how long it can keep
+    # the event loop (which answers events) waiting for the GIL.
+    sys.setswitchinterval(0.001)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="on",
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was installed before it: a no-op one lets a graceful stop end with exit status 0.

@@ -17,7 +17,11 @@ Responses (the predicted positive-class score, one per row):
 * V2 ``{"outputs": [...]}`` with an output named ``probabilities`` (``[n, 2]``: column 1) or
   ``probability``/``score``/``scores`` (``[n]``).
 
-Every problem raises :class:`~drift_detector.errors.BadEvent` naming it.
+Answers that are no inference (readiness ``{"name", "ready"}``, model metadata whose outputs carry
+no ``data``, anything without ``predictions`` or ``outputs``) raise
+:class:`~drift_detector.errors.Ignored`. NaN and infinite values are kept (the detector leaves
+such rows out of the windows and counts them). Every problem raises
+:class:`~drift_detector.errors.BadEvent` naming it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 from serving_common import FeatureSpec
 from serving_common.records import RECORDS_INPUT, RequestInvalid, from_v2, is_records_input
 
-from drift_detector.errors import BadEvent
+from drift_detector.errors import BadEvent, Ignored
 
 __all__ = ["Schema", "request_rows", "response_scores"]
 
@@ -94,13 +98,15 @@ def response_scores(data: Any, classes: Sequence[str] = ()) -> np.ndarray:
     """
     if not isinstance(data, Mapping):
         raise BadEvent(f"response body must be a JSON object, not {_kind(data)}", reason="bad_payload")
-    if isinstance(data.get("outputs"), list):
-        return _v2_scores(data["outputs"])
-    predictions = data.get("predictions")
+    outputs = data.get("outputs")
+    if isinstance(outputs, list) and any(isinstance(o, Mapping) and "data" in o for o in outputs):
+        return _v2_scores(outputs)
+    if "predictions" not in data:
+        keys = ", ".join(sorted(str(k) for k in data)[:8])
+        raise Ignored(f"response is no inference answer (keys: {keys})", reason="not_inference")
+    predictions = data["predictions"]
     if not isinstance(predictions, list) or not predictions:
-        raise BadEvent(
-            "response body has neither 'predictions' (V1) nor 'outputs' (V2)", reason="bad_payload"
-        )
+        raise BadEvent("response 'predictions' must be a non-empty list", reason="bad_payload")
     return np.array([_score(p, i, classes) for i, p in enumerate(predictions)], dtype=np.float32)
 
 
@@ -153,8 +159,6 @@ def _matrix(values: Any, schema: Schema, what: str, shape: Sequence[int] | None 
             f"({', '.join(schema.names)})",
             reason="wrong_feature_count",
         )
-    if not np.isfinite(array).all():
-        raise BadEvent(f"{what} holds NaN or infinite values", reason="bad_payload")
     _check_count(array.shape[0], schema)
     return array
 
@@ -227,7 +231,7 @@ def _score(prediction: Any, index: int, classes: Sequence[str]) -> float:
         value = value[positive] if positive is not None and positive in value else list(value.values())
     if isinstance(value, list):
         value = value[POSITIVE] if len(value) > POSITIVE else (value[0] if value else None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadEvent(
             f"prediction {index} has no numeric score: {str(prediction)[:80]}", reason="bad_payload"
         )
@@ -254,10 +258,7 @@ def _v2_scores(outputs: Sequence[Any]) -> np.ndarray:
         ) from e
     if array.ndim == 2 and array.shape[1] > POSITIVE:
         array = array[:, POSITIVE]
-    array = array.reshape(-1)
-    if not np.isfinite(array).all():
-        raise BadEvent(f"V2 output {name!r} holds NaN or infinite values", reason="bad_payload")
-    return array
+    return array.reshape(-1)
 
 
 def _kind(value: Any) -> str:
