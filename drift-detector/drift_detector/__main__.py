@@ -31,9 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid drift detector settings:\n{e}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.log_level)
-    # Window tests run on a worker thread; a short switch interval bounds how long it can keep
-    # the event loop (which answers events) waiting for the GIL.
-    sys.setswitchinterval(0.001)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

@@ -5,7 +5,7 @@ bounded queue (:meth:`Detector.put`). One background task takes the queued event
 at most ``DRIFT_SLICE_SECONDS`` (so the event loop keeps accepting), decodes their bodies,
 joins requests with their 200 responses (:mod:`drift_detector.joiner`), adds the admitted rows
 of each stream to its windows in one numpy step per slice, and tests each window that becomes
-due on a worker thread.
+due (a few milliseconds each; a thread would not help on one core, and would hold the GIL).
 
 A stream is one (namespace, InferenceService, component): stable and canary are different
 InferenceServices, and a transformer's raw records are never mixed with a predictor's tensors.
@@ -58,7 +58,21 @@ class Stream:
     last_event: float = 0.0
 
 
-Staged = dict[tuple[StreamKey, Kind], list[np.ndarray]]
+@dataclass
+class _Tally:
+    """What one slice counted, written to the metrics once per slice (label lookups are costly)."""
+
+    received: dict[tuple[StreamKey, str], int] = field(default_factory=dict)
+    joined: dict[StreamKey, int] = field(default_factory=dict)
+    staged: dict[tuple[StreamKey, Kind], list[np.ndarray]] = field(default_factory=dict)
+
+    def count(self, key: StreamKey, kind: str) -> None:
+        self.received[(key, kind)] = self.received.get((key, kind), 0) + 1
+
+    def admit(self, key: StreamKey, kind: Kind, rows: np.ndarray, joined: bool = False) -> None:
+        self.staged.setdefault((key, kind), []).append(rows)
+        if joined:
+            self.joined[key] = self.joined.get(key, 0) + 1
 
 
 class Detector:
@@ -84,6 +98,8 @@ class Detector:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._arrived = 0
+        """Events put since the worker's last slice began: the least the next slice takes."""
         metrics.queue_capacity.set(settings.queue_size)
 
     # --- request path (the ingress) -------------------------------------------------------------
@@ -99,6 +115,7 @@ class Detector:
     def put(self, events: list[Event]) -> None:
         """Queue events whose envelope was checked (call :meth:`room` first)."""
         if events:
+            self._arrived += len(events)
             self._queue.extend(events)
             self._idle.clear()
             self._wake.set()
@@ -144,7 +161,7 @@ class Detector:
             self._busy = True
             try:
                 for stream, kind, window in self._slice():
-                    await self._test(stream, kind, window)
+                    self._test(stream, kind, window)
             except Exception:  # a bad window must not stop detection
                 log.exception("detection failed")
             finally:
@@ -154,25 +171,43 @@ class Detector:
             await asyncio.sleep(0)
 
     def _slice(self) -> list[tuple[Stream, Kind, np.ndarray]]:
-        """Decode queued events for at most ``slice_seconds``; the windows that became due."""
-        deadline = time.perf_counter() + self.settings.slice_seconds
-        staged: Staged = {}
-        now, wall = time.monotonic(), time.time()
+        """Decode queued events; the windows that became due.
+
+        A slice takes at least the events that arrived since the previous one began (so the
+        worker keeps pace with the door, and closed-loop senders slow down instead of filling
+        the queue), and beyond that works off a backlog for ``slice_seconds`` at most.
+        """
+        clock = time.perf_counter
+        deadline = clock() + self.settings.slice_seconds
+        least, self._arrived = self._arrived, 0
+        tally = _Tally()
+        now = time.monotonic()
         queue = self._queue
+        done = 0
         while queue:
+            done += 1
             event = queue.popleft()
             try:
-                self._take(event, staged, now, wall)
+                self._take(event, tally, now)
             except Ignored as e:
                 self.metrics.events_ignored.labels(reason=e.reason).inc()
             except BadEvent as e:
                 self._reject(event, e)
-            if time.perf_counter() > deadline:
+            if done >= least and clock() > deadline:
                 break
         self.metrics.queue_depth.set(len(queue))
-        return self._add(staged)
+        wall = time.time()
+        for (key, kind), n in tally.received.items():
+            self.metrics.events_received.labels(**key.labels(), type=kind).inc(n)
+            stream = self.streams[key]
+            if stream.last_event != wall:
+                stream.last_event = wall
+                self.metrics.last_event.labels(**key.labels()).set(wall)
+        for key, n in tally.joined.items():
+            self.metrics.events_joined.labels(**key.labels()).inc(n)
+        return self._add(tally.staged)
 
-    def _take(self, event: Event, staged: Staged, now: float, wall: float) -> None:
+    def _take(self, event: Event, tally: _Tally, now: float) -> None:
         document = (
             event.data
             if event.body is None
@@ -180,12 +215,13 @@ class Detector:
         )
         if event.kind == "request":
             rows = request_rows(document, self.schema)
-            stream = self._received(event, wall)
+            self._stream(event.key)
+            tally.count(event.key, "request")
             joined, forgotten = self.joiner.request(event.id, event.key, rows, now)
-            self._forget(forgotten)
+            if forgotten:
+                self._forget(forgotten)
             if joined is not None:
-                self.metrics.events_joined.labels(**event.key.labels()).inc()
-                staged.setdefault((event.key, "features"), []).append(joined)
+                tally.admit(event.key, "features", joined, joined=True)
             return
         error: BadEvent | None = None
         scores: np.ndarray | None = None
@@ -195,25 +231,15 @@ class Detector:
             raise
         except BadEvent as e:
             error = e
-        stream = self._received(event, wall)
+        stream = self._stream(event.key)
+        tally.count(event.key, "response")
         held = self.joiner.response(event.id, now)
         if held is not None:
-            key, rows = held
-            self.metrics.events_joined.labels(**key.labels()).inc()
-            staged.setdefault((key, "features"), []).append(rows)
+            tally.admit(held[0], "features", held[1], joined=True)
         if scores is not None and "prediction" in stream.windows:
-            staged.setdefault((event.key, "prediction"), []).append(scores)
+            tally.admit(event.key, "prediction", scores)
         if error is not None:
             raise error
-
-    def _received(self, event: Event, wall: float) -> Stream:
-        stream = self._stream(event.key)
-        labels = event.key.labels()
-        self.metrics.events_received.labels(**labels, type=event.kind).inc()
-        if stream.last_event != wall:
-            stream.last_event = wall
-            self.metrics.last_event.labels(**labels).set(wall)
-        return stream
 
     def _forget(self, keys: list[StreamKey]) -> None:
         for key in keys:
@@ -233,7 +259,9 @@ class Detector:
         )
         log.info("event %s (%s) rejected (%s): %s", event.id, event.kind, error.reason, error.message)
 
-    def _add(self, staged: Staged) -> list[tuple[Stream, Kind, np.ndarray]]:
+    def _add(
+        self, staged: dict[tuple[StreamKey, Kind], list[np.ndarray]]
+    ) -> list[tuple[Stream, Kind, np.ndarray]]:
         due: list[tuple[Stream, Kind, np.ndarray]] = []
         for (key, kind), parts in staged.items():
             stream = self.streams[key]
@@ -275,11 +303,14 @@ class Detector:
         self.metrics.events_unanswered.labels(**labels)
         return stream
 
-    async def _test(self, stream: Stream, kind: Kind, window: np.ndarray) -> None:
+    def _test(self, stream: Stream, kind: Kind, window: np.ndarray) -> None:
+        """Test one window, on the event loop: a window costs a few milliseconds, and while it
+        runs the door does not accept, which slows closed-loop senders down (backpressure)
+        instead of letting them fill the queue."""
         backend = self.backends[kind]
         started = time.perf_counter()
         try:
-            verdict = await asyncio.to_thread(backend.test, window)
+            verdict = backend.test(window)
         except Exception:
             self.metrics.detection_errors.labels(kind=kind).inc()
             log.exception("%s test failed for %s", kind, stream.key)

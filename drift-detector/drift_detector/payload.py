@@ -40,6 +40,9 @@ __all__ = ["Schema", "request_rows", "response_scores"]
 
 SCORE_OUTPUTS = ("probabilities", "probability", "scores", "score", "output_probability")
 SCORE_KEYS = ("probabilities", "probability", "scores", "score")
+_NUMERIC = frozenset(
+    {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
+)
 POSITIVE = 1
 """Index of the positive class in a probabilities row (``reference_scores.npy`` holds it)."""
 
@@ -184,6 +187,18 @@ class _Input:
 
 
 def _v2_rows(inputs: Sequence[Mapping[str, Any]], schema: Schema) -> np.ndarray:
+    if len(inputs) == 1:  # the predictor's one tensor [n, n_features]: the common case, kept short
+        only = inputs[0]
+        shape = only.get("shape")
+        if (
+            only.get("name") not in schema.names
+            and only.get("name") != RECORDS_INPUT
+            and only.get("datatype") in _NUMERIC
+            and isinstance(only.get("data"), list)
+            and isinstance(shape, list)
+            and all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
+            return _matrix(only["data"], schema, f"V2 input {only.get('name')!r}", shape)
     docs = [_Input(i) for i in inputs]
     names = [d.name for d in docs]
     if len(docs) == 1 and names[0] not in schema.names and not is_records_input(docs[0]):
