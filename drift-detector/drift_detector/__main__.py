@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
+        proxy_headers=False,  # no X-Forwarded-* rewriting: events come from the logger directly
+        server_header=False,
+        date_header=False,
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was installed before it: a no-op one lets a graceful stop end with exit status 0.
