@@ -191,7 +191,7 @@ def _envelope(attrs: Mapping[str, str], prefix: str) -> tuple[Literal["request",
     if not isvc:
         raise BadEvent(f"CloudEvent lacks the {prefix + EXT_INFERENCE_SERVICE!r} extension")
     metadata = attrs.get(EXT_METADATA)
-    if metadata and EXPLAINER in metadata and _from_explainer(metadata):
+    if metadata and metadata != "{}" and _from_explainer(metadata):
         raise Ignored(f"{kind} event {attrs['id']!r} is an explainer call", reason="explainer")
     return kind, _key(attrs.get(EXT_NAMESPACE, ""), isvc, attrs.get(EXT_COMPONENT, ""))
 
