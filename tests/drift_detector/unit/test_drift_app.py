@@ -100,10 +100,7 @@ async def test_sliding_windows_with_fdr_and_a_webhook(client_for: Make, tmp_path
                 await answer(client, f"b{i}")
             await wait_idle(service)
             status = (await client.get("/status")).json()
-            async with asyncio.timeout(10):  # the sink posts from this event loop: never block it
-                while not sink.received:
-                    await asyncio.sleep(0.02)
-            got = sink.received
+            got = await asyncio.to_thread(sink.wait_for, 1)  # the sink posts from this loop: never block it
     (stream,) = status["streams"]
     assert status["window"] == {"size": 100, "step": 25, "mode": "sliding"}
     assert status["correction"] == "fdr" and status["backend"] == "scipy"
