@@ -101,12 +101,20 @@ def binary_event(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Event:
     """The binary-mode event in an HTTP request's (lower-case) headers and body."""
     attrs: dict[str, str] = {}
     header_length: int | None = None
+    content_type = ""
     for name, value in headers:
         if name[:3] == b"ce-":
             text = value.decode("latin-1")
             attrs[name[3:].decode("latin-1")] = unquote(text) if "%" in text else text
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
         elif name == BINARY_HEADER_LENGTH and value.isdigit():
             header_length = int(value)
+    if not attrs:
+        raise BadEvent(
+            "not a CloudEvent: no ce-* headers (binary mode) and content-type is "
+            f"{content_type or 'missing'!r}, not {STRUCTURED!r} (structured mode) or {BATCH!r} (batch)"
+        )
     kind, key = _envelope(attrs, "ce-")
     if not body:
         raise Ignored(f"{kind} event {attrs['id']!r} has an empty body (GET traffic)", reason="empty")

@@ -83,12 +83,6 @@ class Ingress:
             if content_type == STRUCTURED.encode():
                 event = structured_event(body)
             else:
-                if not any(name[:3] == b"ce-" for name, _ in scope["headers"]):
-                    raise BadEvent(
-                        "not a CloudEvent: no ce-* headers (binary mode) and content-type is "
-                        f"{content_type.decode('latin-1') or 'missing'!r}, not {STRUCTURED!r} "
-                        f"(structured mode) or {BATCH!r} (batch)"
-                    )
                 event = binary_event(scope["headers"], body)
             self._check(event)
             if not detector.room(1):
