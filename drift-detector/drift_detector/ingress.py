@@ -46,6 +46,10 @@ MAX_LISTED = 20
 """Bad events of a batch listed in the answer at most (all are counted)."""
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class Ingress:
     """An ASGI app: event POSTs answered here, everything else passed on to ``app``."""
 
@@ -62,7 +66,10 @@ class Ingress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
-            status, answer, extra = await self._accept(scope, receive)
+            try:
+                status, answer, extra = await self._accept(scope, receive)
+            except _Disconnected:  # the sender left mid-body: nothing to take, no one to answer
+                return
             headers = [*JSON_HEADERS, (b"content-length", str(len(answer)).encode()), *extra]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": answer})
@@ -163,7 +170,7 @@ class Ingress:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
