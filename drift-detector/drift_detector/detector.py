@@ -162,6 +162,7 @@ class Detector:
             try:
                 for stream, kind, window in self._slice():
                     self._test(stream, kind, window)
+                    await asyncio.sleep(0)  # let the door answer between two tests
             except Exception:  # a bad window must not stop detection
                 log.exception("detection failed")
             finally:
