@@ -15,6 +15,10 @@ judged what it took (rows/s until its queue was idle, windows tested, events dro
 detector's CPU time per event, everything included (accept, decode, join, windows, tests): on a
 shared machine the steadier number, 1e6 / it being the events/s one free core can take. Targets
 (issue 9): >= 10,000 events/s with p99 < 5 ms; a miss prints MISS and the exit status is 1.
+
+Then, with a real bundle (``.bundles/gbm``), the chain: a predictor with ``--logger_url`` at its
+full rate (core 1, wrk beside it: 1-row V2 requests) logging into the detector (core 0); MISS
+unless every event arrives (the predictor's logger drops or fails none, the detector answers no 503).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "drift_detector")]
 from drift_population import write_bundle  # noqa: E402
 from serving_common import Bundle  # noqa: E402
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
-from support import VENV_DRIFT_PYTHON, ServerProcess, free_port  # noqa: E402
+from support import REPO, VENV_DRIFT_PYTHON, ServerProcess, free_port  # noqa: E402
 
 TARGET_EVENTS_PER_S = 10_000.0
 TARGET_P99_MS = 5.0
@@ -189,6 +193,77 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+CHAIN_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = %(body)s
+"""
+
+
+def logger_counts(metrics_text: str) -> dict[str, float]:
+    """The predictor's payload-logger counts by outcome (``*_payload_logger_events_total{outcome}``)."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        m = re.match(r'^\w*payload_logger_events_total\{.*outcome="(\w+)".*\} ([\d.e+]+)$', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
+def chain(
+    bundle: Path, detector: str, request: dict[str, Any], seconds: int, concurrency: int, workdir: Path
+) -> bool:
+    """A predictor with ``--logger_url`` at its full rate on core 1 (wrk beside it) logging to the
+    detector on core 0: every event must arrive (no drop by the logger, no 503 by the detector)."""
+    port = free_port()
+    predictor = ServerProcess(
+        [
+            "-m",
+            "predictor",
+            "--model_name",
+            "bench",
+            "--model_dir",
+            str(bundle),
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(free_port()),
+            "--logger_url",
+            detector + "/",
+            "--inference_service",
+            "bench-chain",
+            "--namespace",
+            "bench",
+        ],
+        ready_url=f"http://127.0.0.1:{port}/v2/models/bench/ready",
+        python=REPO / ".venv" / "bin" / "python",
+        log_path=workdir / "predictor.log",
+    )
+    predictor.args = [*pin(1), *predictor.args]
+    dropped_before = counter(detector, "drift_events_dropped_total")
+    with predictor:
+        url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
+        r = httpx.post(url, json=request, timeout=10)
+        if r.status_code != 200:
+            raise SystemExit(f"chain: the predictor answered {r.status_code} {r.text!r}")
+        load = wrk(url, CHAIN_LUA % {"body": lua_string(json.dumps(request))}, concurrency, seconds, workdir)
+        time.sleep(3)  # the logger's last sends
+        counts = logger_counts(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    judged(detector, 120)
+    dropped = counter(detector, "drift_events_dropped_total") - dropped_before
+    rate = load["posts"] / load["seconds"]
+    lost = counts.get("dropped", 0.0) + counts.get("failed", 0.0)
+    ok = bool(counts) and lost == 0 and dropped == 0 and not load["non2xx"] and not load["socket_errors"]
+    print(
+        f"chain: predictor --logger_url (core 1, wrk beside it, {concurrency} connections) -> "
+        f"detector (core 0): {rate:.0f} req/s, logger sent {counts.get('sent', 0):.0f}, "
+        f"dropped/failed {lost:.0f}"
+        f"{'' if counts else ' (no *_payload_logger_events_total in the predictor metrics)'}, "
+        f"detector 503s {dropped:.0f}  {'ok' if ok else 'MISS'}"
+    )
+    return ok
+
+
 def status(base: str) -> dict[str, Any]:
     answer: dict[str, Any] = httpx.get(f"{base}/status", timeout=10).json()
     return answer
@@ -242,7 +317,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--bundle", type=Path, help="model bundle (default: a synthetic one)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=REPO / ".bundles" / "gbm",
+        help="model bundle (default .bundles/gbm; a synthetic one, without the chain stage, when missing)",
+    )
+    parser.add_argument("--no-chain", action="store_true", help="skip the predictor -> detector stage")
     parser.add_argument("--seconds", type=int, default=5, help="load duration per format")
     parser.add_argument("--rows", type=int, default=1, help="rows per request event (the issue measured 1)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections posting binary events")
@@ -267,7 +348,8 @@ def main() -> int:
     misses: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        bundle = args.bundle or write_bundle(workdir / "bundle")
+        has_model = (args.bundle / "model.onnx").is_file()
+        bundle = args.bundle if has_model else write_bundle(workdir / "bundle")
         request, response = bodies(bundle, args.rows)
         port = free_port()
         server = ServerProcess(
@@ -351,6 +433,12 @@ def main() -> int:
                     f"{load['p50_ms']:>7.2f} {load['p99_ms']:>7.2f} {rows_per_s:>13.0f} {windows:>7.0f} "
                     f"{dropped:>7.0f} {cpu / events * 1e6:>10.1f}  {'ok' if ok else 'MISS'}"
                 )
+            if (
+                has_model
+                and not args.no_chain
+                and not chain(bundle, base, request, args.seconds, args.concurrency, workdir)
+            ):
+                misses.append("chain")
     if misses:
         print(f"MISS: {', '.join(misses)} below the target (a busy machine slows every number)")
         return 1
