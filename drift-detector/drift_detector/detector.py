@@ -194,6 +194,9 @@ class Detector:
                 self.metrics.events_ignored.labels(reason=e.reason).inc()
             except BadEvent as e:
                 self._reject(event, e)
+            except Exception as e:  # a body no check foresaw must not cost the rest of the slice
+                log.exception("event %s could not be read", event.id)
+                self._reject(event, BadEvent(f"body could not be read: {e!r}", reason="bad_payload"))
             if done >= least and clock() > deadline:
                 break
         self.metrics.queue_depth.set(len(queue))

@@ -142,3 +142,32 @@ def test_settings_are_bounded() -> None:
         Settings(p_val=1.5)
     with pytest.raises(ValueError, match="sink_url"):
         Settings(sink_url="ftp://x")
+
+
+async def test_an_unforeseen_failure_rejects_one_event_and_the_slice_goes_on(
+    client_for: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drift_detector import detector as detector_module
+
+    real = detector_module.request_rows
+
+    def flaky(document: Any, schema: Any) -> np.ndarray:
+        if document == {"instances": "boom"}:
+            raise RuntimeError("unforeseen")
+        return real(document, schema)
+
+    monkeypatch.setattr(detector_module, "request_rows", flaky)
+    client, service = await client_for(model_dir=write_bundle(tmp_path / "bundle"), backend="scipy")
+    async with client:
+        r = await client.post("/", headers=headers("boom"), content=json.dumps({"instances": "boom"}))
+        assert r.status_code == 200
+        rows = Population(seed=3).rows(2).tolist()
+        await client.post("/", headers=headers("fine"), content=json.dumps({"instances": rows}))
+        await answer(client, "fine")
+        await wait_idle(service)
+        status = (await client.get("/status")).json()
+    (rejection,) = status["rejections"]
+    assert (rejection["id"], rejection["reason"]) == ("boom", "bad_payload")
+    assert rejection["error"] == "body could not be read: RuntimeError('unforeseen')"
+    (stream,) = status["streams"]
+    assert stream["rows_seen"]["features"] == 2
