@@ -73,11 +73,7 @@ def request_rows(data: Any, schema: Schema) -> np.ndarray:
             reason="bad_payload",
         )
     inputs = data.get("inputs")
-    if (
-        isinstance(inputs, list)
-        and inputs
-        and all(isinstance(i, dict) and "datatype" in i for i in inputs)
-    ):
+    if isinstance(inputs, list) and inputs and all(isinstance(i, dict) and "datatype" in i for i in inputs):
         return _v2_rows(inputs, schema)
     key = "instances" if "instances" in data else "inputs" if "inputs" in data else None
     if key is None:
