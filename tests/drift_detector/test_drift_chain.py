@@ -8,7 +8,6 @@ local payload logger, and the verdicts are read back from ``/status`` and ``/met
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,15 +272,13 @@ def test_a_slow_or_dead_detector_never_slows_or_fails_inference(gbm_bundle: Path
             with httpx.Client(timeout=10) as http:
                 url = f"{predictor.url}/v1/models/{MODEL}:predict"
                 http.post(url, json={"instances": rows})  # warm
-                durations = []
                 for _ in range(20):
-                    started = time.perf_counter()
                     r = http.post(url, json={"instances": rows})
-                    durations.append(time.perf_counter() - started)
                     assert r.status_code == 200, r.text
                 text = http.get(f"{predictor.url}/metrics").text
         finally:
             predictor.process.stop(timeout=30)
-    assert max(durations) < 1.0, durations  # the receiver takes 2 s per event
+    # the receiver takes 2 s per event and the logger holds 2: had logging waited for room, nothing
+    # would have been dropped (no timed assertion: the drop count is the proof)
     dropped = [line for line in text.splitlines() if 'outcome="dropped"' in line]
     assert dropped and float(dropped[0].split()[-1]) >= 30, dropped
