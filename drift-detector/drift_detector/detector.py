@@ -44,6 +44,7 @@ __all__ = ["Detector", "Kind", "StreamKey"]
 log = logging.getLogger(__name__)
 Kind = Literal["features", "prediction"]
 RECENT_REJECTIONS = 20
+_UNTRACKED = StreamKey("", "", "")
 
 
 @dataclass
@@ -111,6 +112,14 @@ class Detector:
     def room(self, n: int) -> bool:
         """Whether ``n`` more events fit in the queue."""
         return len(self._queue) + n <= self.settings.queue_size
+
+    def count_dropped(self, events: list[Event]) -> None:
+        """Count events refused because the queue was full, by stream; streams this detector
+        would not take (``DRIFT_MAX_INFERENCE_SERVICES``) share empty labels (bounded series)."""
+        room = len(self.streams) < self.settings.max_inference_services
+        for event in events:
+            key = event.key if room or event.key in self.streams else _UNTRACKED
+            self.metrics.events_dropped.labels(**key.labels()).inc()
 
     def put(self, events: list[Event]) -> None:
         """Queue events whose envelope was checked (call :meth:`room` first)."""

@@ -93,7 +93,7 @@ class Ingress:
                 event = binary_event(scope["headers"], body)
             self._check(event)
             if not detector.room(1):
-                self.metrics.events_dropped.labels(**event.key.labels()).inc()
+                detector.count_dropped([event])
                 return self._full()
             detector.put([event])
             return 200, b'{"status":"accepted","id":' + orjson.dumps(event.id) + b"}", []
@@ -126,8 +126,7 @@ class Ingress:
                 self.metrics.events_rejected.labels(reason=problem.reason).inc()
                 bad.append({"index": index, "reason": problem.reason, "error": problem.message})
         if good and not detector.room(len(good)):
-            for event in good:
-                self.metrics.events_dropped.labels(**event.key.labels()).inc()
+            detector.count_dropped(good)
             return self._full()
         detector.put(good)
         if not bad:
