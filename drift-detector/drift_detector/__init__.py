@@ -5,9 +5,10 @@ that KServe's agent (or our local :class:`serving_common.payload_logger.PayloadL
 answers at once, and off the request path compares windows of recent inputs (and predicted
 scores) with the model bundle's reference sample, separately per InferenceService.
 
-Import layering: ``__main__`` -> ``app`` -> ``detector`` -> (``window``, ``backends``,
-``metrics``, ``sink``); ``app`` -> ``cloudevent`` -> ``payload``; everything -> ``errors``,
-``settings``.
+Import layering: ``__main__`` -> ``app`` -> ``ingress`` (event POSTs; ``cloudevent`` checks the
+envelope) -> ``detector`` (queue, worker) -> (``body`` -> ``binary``; ``payload``, ``joiner``,
+``window``, ``backends``, ``metrics``, ``sink``); ``reference`` reads the bundle; everything ->
+``errors``, ``settings``.
 """
 
 __version__ = "0.1.0"

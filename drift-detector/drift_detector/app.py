@@ -1,7 +1,7 @@
 """The HTTP app: events in at ``POST /``, verdicts out at ``/status`` and ``/metrics``.
 
-Routes: ``POST /`` (also ``POST /events``) takes one payload-logger CloudEvent and answers
-``200 {"status": "accepted" | "dropped"}`` at once, or 4xx with ``{"error", "reason"}``;
+Routes: ``POST /`` (also ``POST /events``) takes payload-logger CloudEvents (binary, structured
+or batch) and answers at once (:mod:`drift_detector.ingress`, in front of FastAPI);
 ``GET /status`` the latest verdicts; ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``.
 
 The bundle is loaded and the backends fitted in the background after start-up (Alibi Detect
@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from drift_detector import __version__
 from drift_detector.backends import Backend, make_backend
-from drift_detector.cloudevent import parse
 from drift_detector.detector import Detector, Kind
-from drift_detector.errors import DriftError, NotReady, PayloadTooLarge
+from drift_detector.errors import NotReady
+from drift_detector.ingress import Ingress
 from drift_detector.metrics import Metrics
 from drift_detector.payload import Schema
 from drift_detector.reference import Reference
@@ -124,7 +124,8 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> Ingress:
+    """The ASGI app: the event ingress in front of FastAPI (``app.state.service`` is the service)."""
     service = DriftService(settings)
 
     @contextlib.asynccontextmanager
@@ -137,31 +138,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="drift-detector", version=__version__, lifespan=lifespan, openapi_url=None)
     app.state.service = service
-
-    @app.exception_handler(DriftError)
-    async def _drift_error(_: Request, exc: DriftError) -> JSONResponse:
-        service.metrics.events_rejected.labels(reason=exc.reason).inc()
-        if exc.status_code >= 500:
-            log.warning("event refused: %s", exc.message)
-        else:
-            log.info("event rejected (%s): %s", exc.reason, exc.message)
-        return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status_code)
-
-    async def receive(request: Request) -> Response:
-        detector = service.ready_detector()
-        limit = settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"event body of {declared} bytes exceeds DRIFT_MAX_BODY_BYTES={limit}")
-        body = await request.body()
-        if len(body) > limit:
-            raise PayloadTooLarge(f"event body of {len(body)} bytes exceeds DRIFT_MAX_BODY_BYTES={limit}")
-        event = parse(request.headers, body)
-        accepted = detector.admit(event)
-        return _json({"status": "accepted" if accepted else "dropped", "id": event.id})
-
-    app.add_api_route("/", receive, methods=["POST"])
-    app.add_api_route("/events", receive, methods=["POST"])
 
     @app.get("/live")
     async def live() -> Response:
@@ -195,7 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         if service.detector is not None:
-            service.metrics.queue_depth.set(service.detector.queue.qsize())
+            service.metrics.queue_depth.set(service.detector.depth)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return Ingress(app, settings, service.metrics, service.ready_detector)

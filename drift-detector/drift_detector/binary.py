@@ -1,9 +1,9 @@
 """The V2 binary tensor extension: a JSON header, then raw tensor bytes.
 
-A logged V2 request or response may use it (tritonclient does by default). The logger does not
-forward the ``Inference-Header-Content-Length`` header, so the header's end is found by parsing
-the JSON object at the start of the body; each tensor with ``parameters.binary_data_size`` then
-takes that many bytes, in order, and becomes a plain ``data`` list.
+A logged V2 request or response may use it (tritonclient does by default). KServe's agent does
+not forward the ``Inference-Header-Content-Length`` header, so unless the sender kept it the
+header's end is found by parsing the JSON object at the start of the body; each tensor with
+``parameters.binary_data_size`` then takes that many bytes, in order, and becomes a plain ``data`` list.
 """
 
 from __future__ import annotations
@@ -32,13 +32,19 @@ DTYPES = {
 }
 
 
-def decode(body: bytes) -> dict[str, Any] | None:
-    """The body as a plain V2 JSON document, or ``None`` if it is not a binary-extension body."""
+def decode(body: bytes, header_length: int | None = None) -> dict[str, Any] | None:
+    """The body as a plain V2 JSON document, or ``None`` if it is not a binary-extension body.
+
+    ``header_length`` is the ``Inference-Header-Content-Length`` when known.
+    """
     if not body.startswith(b"{"):
         return None
     try:
-        header, end = json.JSONDecoder().raw_decode(body.decode("latin-1"))
-    except ValueError:
+        if header_length is not None:
+            header, end = json.loads(body[:header_length]), header_length
+        else:
+            header, end = json.JSONDecoder().raw_decode(body.decode("latin-1"))
+    except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(header, dict) or end >= len(body):
         return None

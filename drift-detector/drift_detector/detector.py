@@ -1,12 +1,18 @@
-"""Per-InferenceService windows, tested off the request path.
+"""Per-InferenceService windows, filled off the request path in batches.
 
-The app calls :meth:`Detector.admit` for every valid event (cheap: decode rows or scores, then
-``put_nowait`` on a bounded queue; a full queue drops and counts). One background task takes
-events from the queue, adds their rows to the stream's windows, and tests each window that
-becomes due on a worker thread, so the event loop keeps answering events.
+The ingress (:mod:`drift_detector.ingress`) only checks an event's envelope and appends it to a
+bounded queue (:meth:`Detector.put`). One background task takes the queued events in slices of
+at most ``DRIFT_SLICE_SECONDS`` (so the event loop keeps accepting), decodes their bodies,
+joins requests with their 200 responses (:mod:`drift_detector.joiner`), adds the admitted rows
+of each stream to its windows in one numpy step per slice, and tests each window that becomes
+due (a few milliseconds each; a thread would not help on one core, and would hold the GIL).
 
 A stream is one (namespace, InferenceService, component): stable and canary are different
 InferenceServices, and a transformer's raw records are never mixed with a predictor's tensors.
+
+Every event that passed the door ends in exactly one of ``drift_events_received_total`` (inference,
+decoded), ``drift_events_ignored_total`` (not inference) or ``drift_events_rejected_total`` (its
+body cannot be used); a response whose scores cannot be read still admits its request's rows.
 """
 
 from __future__ import annotations
@@ -15,40 +21,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
+from drift_detector import body
 from drift_detector.backends import Backend, Verdict
-from drift_detector.cloudevent import Event
-from drift_detector.errors import BadEvent
+from drift_detector.cloudevent import Event, StreamKey
+from drift_detector.errors import BadEvent, Ignored
+from drift_detector.joiner import Joiner
 from drift_detector.metrics import Metrics
 from drift_detector.payload import Schema, request_rows, response_scores
 from drift_detector.settings import Settings
 from drift_detector.sink import Sink
 from drift_detector.window import Window
 
-__all__ = ["Detector", "StreamKey"]
+__all__ = ["Detector", "Kind", "StreamKey"]
 
 log = logging.getLogger(__name__)
 Kind = Literal["features", "prediction"]
-
-
-@dataclass(frozen=True)
-class StreamKey:
-    namespace: str
-    inference_service: str
-    component: str
-
-    def labels(self) -> dict[str, str]:
-        return {
-            "inferenceservice": self.inference_service,
-            "isvc_namespace": self.namespace,
-            "isvc_component": self.component,
-        }
+RECENT_REJECTIONS = 20
+_UNTRACKED = StreamKey("", "", "")
 
 
 @dataclass
@@ -63,11 +59,21 @@ class Stream:
     last_event: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Item:
-    key: StreamKey
-    kind: Kind
-    rows: np.ndarray
+@dataclass
+class _Tally:
+    """What one slice counted, written to the metrics once per slice (label lookups are costly)."""
+
+    received: dict[tuple[StreamKey, str], int] = field(default_factory=dict)
+    joined: dict[StreamKey, int] = field(default_factory=dict)
+    staged: dict[tuple[StreamKey, Kind], list[np.ndarray]] = field(default_factory=dict)
+
+    def count(self, key: StreamKey, kind: str) -> None:
+        self.received[(key, kind)] = self.received.get((key, kind), 0) + 1
+
+    def admit(self, key: StreamKey, kind: Kind, rows: np.ndarray, joined: bool = False) -> None:
+        self.staged.setdefault((key, kind), []).append(rows)
+        if joined:
+            self.joined[key] = self.joined.get(key, 0) + 1
 
 
 class Detector:
@@ -85,44 +91,204 @@ class Detector:
         self.metrics = metrics
         self.sink = sink
         self.streams: dict[StreamKey, Stream] = {}
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.queue_size)
-        self._pending: OrderedDict[str, tuple[StreamKey, str]] = OrderedDict()
+        self.joiner = Joiner(settings.join_timeout_seconds, settings.pending_joins)
+        self.rejections: deque[dict[str, str]] = deque(maxlen=RECENT_REJECTIONS)
+        self._queue: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._arrived = 0
+        """Events put since the worker's last slice began: the least the next slice takes."""
         metrics.queue_capacity.set(settings.queue_size)
 
-    # --- request path ---------------------------------------------------------------------------
+    # --- request path (the ingress) -------------------------------------------------------------
 
-    def admit(self, event: Event) -> bool:
-        """Validate and queue one event; ``False`` when the queue was full (dropped, counted)."""
-        allowed = self.settings.inference_services
-        if allowed and event.inference_service not in allowed:
-            raise BadEvent(
-                f"InferenceService {event.inference_service!r} is not watched by this detector "
-                f"(DRIFT_INFERENCE_SERVICES: {', '.join(allowed)})",
-                reason="unknown_inferenceservice",
-            )
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def room(self, n: int) -> bool:
+        """Whether ``n`` more events fit in the queue."""
+        return len(self._queue) + n <= self.settings.queue_size
+
+    def count_dropped(self, events: list[Event]) -> None:
+        """Count events refused because the queue was full, by stream; streams this detector
+        would not take (``DRIFT_MAX_INFERENCE_SERVICES``) share empty labels (bounded series)."""
+        room = len(self.streams) < self.settings.max_inference_services
+        for event in events:
+            key = event.key if room or event.key in self.streams else _UNTRACKED
+            self.metrics.events_dropped.labels(**key.labels()).inc()
+
+    def put(self, events: list[Event]) -> None:
+        """Queue events whose envelope was checked (call :meth:`room` first)."""
+        if events:
+            self._arrived += len(events)
+            self._queue.extend(events)
+            self._idle.clear()
+            self._wake.set()
+
+    # --- decoding and windows (background) ------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="drift-detection")
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_timeout):
+                await self.wait_idle()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._busy
+
+    async def wait_idle(self) -> None:
+        """Until every queued event was decoded and its windows tested (wrap it in a timeout)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        sweep = min(1.0, self.settings.join_timeout_seconds / 4)
+        next_sweep = time.monotonic() + sweep
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=sweep)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._forget(self.joiner.expire(now))
+                next_sweep = now + sweep
+            if not self._queue:
+                continue
+            self._busy = True
+            try:
+                for stream, kind, window in self._slice():
+                    self._test(stream, kind, window)
+                    await asyncio.sleep(0)  # let the door answer between two tests
+            except Exception:  # a bad window must not stop detection
+                log.exception("detection failed")
+            finally:
+                self._busy = False
+                if not self._queue:
+                    self._idle.set()
+            await asyncio.sleep(0)
+
+    def _slice(self) -> list[tuple[Stream, Kind, np.ndarray]]:
+        """Decode queued events; the windows that became due.
+
+        A slice takes at least the events that arrived since the previous one began (so the
+        worker keeps pace with the door, and closed-loop senders slow down instead of filling
+        the queue), and beyond that works off a backlog for ``slice_seconds`` at most.
+        """
+        clock = time.perf_counter
+        deadline = clock() + self.settings.slice_seconds
+        least, self._arrived = self._arrived, 0
+        tally = _Tally()
+        now = time.monotonic()
+        queue = self._queue
+        done = 0
+        while queue:
+            done += 1
+            event = queue.popleft()
+            try:
+                self._take(event, tally, now)
+            except Ignored as e:
+                self.metrics.events_ignored.labels(reason=e.reason).inc()
+            except BadEvent as e:
+                self._reject(event, e)
+            except Exception as e:  # a body no check foresaw must not cost the rest of the slice
+                log.exception("event %s could not be read", event.id)
+                self._reject(event, BadEvent(f"body could not be read: {e!r}", reason="bad_payload"))
+            if done >= least and clock() > deadline:
+                break
+        self.metrics.queue_depth.set(len(queue))
+        wall = time.time()
+        for (key, kind), n in tally.received.items():
+            self.metrics.events_received.labels(**key.labels(), type=kind).inc(n)
+            stream = self.streams[key]
+            if stream.last_event != wall:
+                stream.last_event = wall
+                self.metrics.last_event.labels(**key.labels()).set(wall)
+        for key, n in tally.joined.items():
+            self.metrics.events_joined.labels(**key.labels()).inc(n)
+        return self._add(tally.staged)
+
+    def _take(self, event: Event, tally: _Tally, now: float) -> None:
+        document = (
+            event.data
+            if event.body is None
+            else body.decode(event.body, self.settings.max_body_bytes, event.header_length)
+        )
         if event.kind == "request":
-            kind: Kind = "features"
-            rows = request_rows(event.data, self.schema)
-        else:
-            kind = "prediction"
-            rows = response_scores(event.data, self.schema.classes).reshape(-1, 1)
-        key = StreamKey(event.namespace, event.inference_service, event.component)
-        stream = self._stream(key)
-        labels = key.labels()
-        self.metrics.events_received.labels(**labels, type=event.kind).inc()
-        stream.last_event = time.time()
-        self.metrics.last_event.labels(**labels).set(stream.last_event)
-        self._join(event, key)
-        if kind not in stream.windows:  # prediction drift off, or no reference scores
-            return True
+            rows = request_rows(document, self.schema)
+            self._stream(event.key)
+            tally.count(event.key, "request")
+            joined, forgotten = self.joiner.request(event.id, event.key, rows, now)
+            if forgotten:
+                self._forget(forgotten)
+            if joined is not None:
+                tally.admit(event.key, "features", joined, joined=True)
+            return
+        error: BadEvent | None = None
+        scores: np.ndarray | None = None
         try:
-            self.queue.put_nowait(_Item(key, kind, rows))
-        except asyncio.QueueFull:
-            self.metrics.events_dropped.labels(**labels).inc()
-            return False
-        return True
+            scores = response_scores(document, self.schema.classes).reshape(-1, 1)
+        except Ignored:
+            raise
+        except BadEvent as e:
+            error = e
+        stream = self._stream(event.key)
+        tally.count(event.key, "response")
+        held = self.joiner.response(event.id, now)
+        if held is not None:
+            tally.admit(held[0], "features", held[1], joined=True)
+        if scores is not None and "prediction" in stream.windows:
+            tally.admit(event.key, "prediction", scores)
+        if error is not None:
+            raise error
+
+    def _forget(self, keys: list[StreamKey]) -> None:
+        for key in keys:
+            self.metrics.events_unanswered.labels(**key.labels()).inc()
+
+    def _reject(self, event: Event, error: BadEvent) -> None:
+        self.metrics.events_rejected.labels(reason=error.reason).inc()
+        self.rejections.append(
+            {
+                "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "id": event.id,
+                "type": event.kind,
+                "inferenceservice": event.key.inference_service,
+                "reason": error.reason,
+                "error": error.message,
+            }
+        )
+        log.info("event %s (%s) rejected (%s): %s", event.id, event.kind, error.reason, error.message)
+
+    def _add(
+        self, staged: dict[tuple[StreamKey, Kind], list[np.ndarray]]
+    ) -> list[tuple[Stream, Kind, np.ndarray]]:
+        due: list[tuple[Stream, Kind, np.ndarray]] = []
+        for (key, kind), parts in staged.items():
+            stream = self.streams[key]
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            finite = np.isfinite(rows).all(axis=1)
+            labels = {**key.labels(), "kind": kind}
+            if not finite.all():
+                self.metrics.rows_skipped.labels(**labels).inc(int((~finite).sum()))
+                rows = rows[finite]
+            if not len(rows):
+                continue
+            self.metrics.rows_received.labels(**labels).inc(len(rows))
+            due.extend((stream, kind, window) for window in stream.windows[kind].add(rows))
+        return due
 
     def _stream(self, key: StreamKey) -> Stream:
         stream = self.streams.get(key)
@@ -140,72 +306,30 @@ class Detector:
             windows["prediction"] = Window(size, step, 1)
         stream = Stream(key=key, windows=windows)
         self.streams[key] = stream
+        labels = key.labels()
         for kind in windows:
-            labels = {**key.labels(), "kind": kind}
-            self.metrics.windows_evaluated.labels(**labels)
-            self.metrics.windows_drifted.labels(**labels)
-        self.metrics.events_dropped.labels(**key.labels())
+            self.metrics.windows_evaluated.labels(**labels, kind=kind)
+            self.metrics.windows_drifted.labels(**labels, kind=kind)
+            self.metrics.rows_received.labels(**labels, kind=kind)
+        self.metrics.events_dropped.labels(**labels)
+        self.metrics.events_joined.labels(**labels)
+        self.metrics.events_unanswered.labels(**labels)
         return stream
 
-    def _join(self, event: Event, key: StreamKey) -> None:
-        """Pair request and response by ``ce-id``, whichever arrives first (senders run in parallel)."""
-        other = self._pending.get(event.id)
-        if other is not None and other[1] != event.kind:
-            del self._pending[event.id]
-            self.metrics.events_joined.labels(**key.labels()).inc()
+    def _test(self, stream: Stream, kind: Kind, window: np.ndarray) -> None:
+        """Test one window, on the event loop: a window costs a few milliseconds, and while it
+        runs the door does not accept, which slows closed-loop senders down (backpressure)
+        instead of letting them fill the queue."""
+        backend = self.backends[kind]
+        started = time.perf_counter()
+        try:
+            verdict = backend.test(window)
+        except Exception:
+            self.metrics.detection_errors.labels(kind=kind).inc()
+            log.exception("%s test failed for %s", kind, stream.key)
             return
-        self._pending[event.id] = (key, event.kind)
-        self._pending.move_to_end(event.id)
-        while len(self._pending) > self.settings.pending_joins:
-            self._pending.popitem(last=False)
-
-    # --- detection (background) -----------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="drift-detection")
-
-    async def stop(self, drain_timeout: float = 5.0) -> None:
-        if self._task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout=drain_timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    @property
-    def idle(self) -> bool:
-        return self.queue.empty() and not self._busy
-
-    async def _run(self) -> None:
-        while True:
-            item = await self.queue.get()
-            self._busy = True
-            try:
-                self.metrics.queue_depth.set(self.queue.qsize())
-                await self._process(item)
-            except Exception:  # a bad window must not stop detection
-                log.exception("detection failed for %s", item.key)
-            finally:
-                self._busy = False
-                self.queue.task_done()
-
-    async def _process(self, item: _Item) -> None:
-        stream = self.streams[item.key]
-        labels = item.key.labels()
-        self.metrics.rows_received.labels(**labels, kind=item.kind).inc(len(item.rows))
-        for window in stream.windows[item.kind].add(item.rows):
-            backend = self.backends[item.kind]
-            started = time.perf_counter()
-            try:
-                verdict = await asyncio.to_thread(backend.test, window)
-            except Exception:
-                self.metrics.detection_errors.labels(kind=item.kind).inc()
-                log.exception("%s test failed for %s", item.kind, item.key)
-                continue
-            self.metrics.detection_seconds.labels(kind=item.kind).observe(time.perf_counter() - started)
-            self._record(stream, item.kind, verdict, len(window))
+        self.metrics.detection_seconds.labels(kind=kind).observe(time.perf_counter() - started)
+        self._record(stream, kind, verdict, len(window))
 
     def _record(self, stream: Stream, kind: Kind, verdict: Verdict, rows: int) -> None:
         labels = stream.key.labels()
@@ -254,7 +378,12 @@ class Detector:
 
     def status(self) -> dict[str, Any]:
         return {
-            "queue": {"depth": self.queue.qsize(), "capacity": self.settings.queue_size, "idle": self.idle},
+            "queue": {"depth": len(self._queue), "capacity": self.settings.queue_size, "idle": self.idle},
+            "joins": {
+                "held_requests": self.joiner.held,
+                "timeout_seconds": self.settings.join_timeout_seconds,
+            },
+            "rejections": list(self.rejections),
             "streams": [
                 {
                     "inferenceservice": s.key.inference_service,

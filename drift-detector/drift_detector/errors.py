@@ -4,16 +4,20 @@
 
     DriftError                      500
     ├── BadEvent                    400   the event or its body cannot be used (reason says why)
+    │   └── Ignored                 ---   not inference traffic: counted as ignored, never rejected
     ├── PayloadTooLarge             413
     └── NotReady                    503   the bundle is still loading
 
 The app maps every :class:`DriftError` to ``{"error": message, "reason": reason}`` with its status
-and counts it in ``drift_events_rejected_total{reason}``.
+and counts it in ``drift_events_rejected_total{reason}``. Problems found in a body after the
+event was accepted (the worker decodes off the request path) are counted the same way, logged,
+and listed under ``rejections`` in ``GET /status``. :class:`Ignored` is raised for traffic that
+is not inference (``IGNORED`` reasons), counted in ``drift_events_ignored_total{reason}``.
 """
 
 from __future__ import annotations
 
-__all__ = ["REASONS", "BadEvent", "DriftError", "NotReady", "PayloadTooLarge"]
+__all__ = ["IGNORED", "REASONS", "BadEvent", "DriftError", "Ignored", "NotReady", "PayloadTooLarge"]
 
 REASONS = (
     "malformed_event",
@@ -28,6 +32,10 @@ REASONS = (
     "not_ready",
 )
 """Every value the ``reason`` label can take (kept small: it is a Prometheus label)."""
+
+IGNORED = ("empty", "not_inference", "explainer")
+"""Reasons for ignoring an event: an empty body (GET traffic the agent logs), an answer that is no
+inference (readiness, metadata), a call marked by the explainer (``ce-metadata``)."""
 
 
 class DriftError(Exception):
@@ -54,3 +62,10 @@ class PayloadTooLarge(DriftError):
 class NotReady(DriftError):
     status_code = 503
     reason = "not_ready"
+
+
+class Ignored(BadEvent):
+    """Not inference traffic: answered 200 (or skipped by the worker) and counted as ignored."""
+
+    status_code = 200
+    reason = "empty"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from drift_detector.errors import REASONS
+from drift_detector.errors import IGNORED, REASONS
 
 __all__ = ["Metrics"]
 
@@ -25,25 +25,45 @@ class Metrics:
         r = self.registry
         self.events_received = Counter(
             "drift_events_received_total",
-            "Payload-logger events accepted, by stream and type (request or response).",
+            "Inference events taken in (decoded, neither ignored nor rejected), by stream and type.",
             [*STREAM, "type"],
             registry=r,
         )
         self.events_rejected = Counter(
             "drift_events_rejected_total",
-            "Events answered with an error status, by reason.",
+            "Events refused at the door (4xx) or whose body could not be used, by reason.",
             ["reason"],
+            registry=r,
+        )
+        self.events_ignored = Counter(
+            "drift_events_ignored_total",
+            "Events that are not inference traffic (empty GET bodies, readiness or metadata answers, "
+            "explainer calls), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_unanswered = Counter(
+            "drift_events_unanswered_total",
+            "Request events forgotten without a 200 response event (DRIFT_JOIN_TIMEOUT_SECONDS): "
+            "their rows never entered a window.",
+            list(STREAM),
+            registry=r,
+        )
+        self.rows_skipped = Counter(
+            "drift_rows_skipped_total",
+            "Rows left out of windows because they hold NaN or infinite values, by stream and kind.",
+            [*STREAM, "kind"],
             registry=r,
         )
         self.events_dropped = Counter(
             "drift_events_dropped_total",
-            "Valid events dropped because the detection queue was full.",
+            "Events refused with 503 because the queue was full (a batching logger may retry them).",
             list(STREAM),
             registry=r,
         )
         self.events_joined = Counter(
             "drift_events_joined_total",
-            "Response events whose request (same ce-id) was seen.",
+            "Requests whose 200 response event (same ce-id) arrived: their rows entered the windows.",
             list(STREAM),
             registry=r,
         )
@@ -101,7 +121,7 @@ class Metrics:
             list(STREAM),
             registry=r,
         )
-        self.queue_depth = Gauge("drift_queue_depth", "Events waiting for detection.", registry=r)
+        self.queue_depth = Gauge("drift_queue_depth", "Raw events waiting to be decoded.", registry=r)
         self.queue_capacity = Gauge("drift_queue_capacity", "Size of the detection queue.", registry=r)
         self.detection_seconds = Histogram(
             "drift_detection_seconds",
@@ -122,5 +142,7 @@ class Metrics:
         self.ready = Gauge("drift_ready", "1 once the bundle is loaded and the backend fitted.", registry=r)
         for reason in REASONS:
             self.events_rejected.labels(reason=reason)
+        for reason in IGNORED:
+            self.events_ignored.labels(reason=reason)
         for outcome in ("sent", "failed"):
             self.notifications.labels(outcome=outcome)

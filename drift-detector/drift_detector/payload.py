@@ -17,7 +17,12 @@ Responses (the predicted positive-class score, one per row):
 * V2 ``{"outputs": [...]}`` with an output named ``probabilities`` (``[n, 2]``: column 1) or
   ``probability``/``score``/``scores`` (``[n]``).
 
-Every problem raises :class:`~drift_detector.errors.BadEvent` naming it.
+Answers that are no inference (readiness ``{"name", "ready"}``, model metadata whose outputs carry
+no ``data``, anything without ``predictions`` or ``outputs``) raise
+:class:`~drift_detector.errors.Ignored`. NaN and infinite values are kept (the detector leaves
+such rows out of the windows and counts them). Every problem raises
+:class:`~drift_detector.errors.BadEvent` naming it. Documents are JSON, so objects are ``dict``
+(checked as such: an ABC ``Mapping`` check is several times slower, on the hot path).
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ import numpy as np
 from serving_common import FeatureSpec
 from serving_common.records import RECORDS_INPUT, RequestInvalid, from_v2, is_records_input
 
-from drift_detector.errors import BadEvent
+from drift_detector.errors import BadEvent, Ignored
 
 __all__ = ["Schema", "request_rows", "response_scores"]
 
 SCORE_OUTPUTS = ("probabilities", "probability", "scores", "score", "output_probability")
 SCORE_KEYS = ("probabilities", "probability", "scores", "score")
+_NUMERIC = frozenset(
+    {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
+)
 POSITIVE = 1
 """Index of the positive class in a probabilities row (``reference_scores.npy`` holds it)."""
 
@@ -59,17 +67,13 @@ class Schema:
 
 def request_rows(data: Any, schema: Schema) -> np.ndarray:
     """The encoded rows of a V1 or V2 request body, float32 ``[n, n_features]``."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise BadEvent(
             f"request body must be a JSON object (V1 'instances' or V2 'inputs'), not {_kind(data)}",
             reason="bad_payload",
         )
     inputs = data.get("inputs")
-    if (
-        isinstance(inputs, list)
-        and inputs
-        and all(isinstance(i, Mapping) and "datatype" in i for i in inputs)
-    ):
+    if isinstance(inputs, list) and inputs and all(isinstance(i, dict) and "datatype" in i for i in inputs):
         return _v2_rows(inputs, schema)
     key = "instances" if "instances" in data else "inputs" if "inputs" in data else None
     if key is None:
@@ -81,7 +85,7 @@ def request_rows(data: Any, schema: Schema) -> np.ndarray:
     if not isinstance(instances, list) or not instances:
         raise BadEvent(f"'{key}' must be a non-empty list of instances", reason="bad_payload")
     _check_count(len(instances), schema)
-    if all(isinstance(i, Mapping) for i in instances):
+    if all(isinstance(i, dict) for i in instances):
         return _records(instances, schema)
     return _matrix(instances, schema, f"'{key}'")
 
@@ -92,15 +96,17 @@ def response_scores(data: Any, classes: Sequence[str] = ()) -> np.ndarray:
     ``classes`` (the spec's class names) picks the positive class out of a ``probabilities``
     object keyed by class name, as the transformer answers; without it the second entry is used.
     """
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise BadEvent(f"response body must be a JSON object, not {_kind(data)}", reason="bad_payload")
-    if isinstance(data.get("outputs"), list):
-        return _v2_scores(data["outputs"])
-    predictions = data.get("predictions")
+    outputs = data.get("outputs")
+    if isinstance(outputs, list) and any(isinstance(o, dict) and "data" in o for o in outputs):
+        return _v2_scores(outputs)
+    if "predictions" not in data:
+        keys = ", ".join(sorted(str(k) for k in data)[:8])
+        raise Ignored(f"response is no inference answer (keys: {keys})", reason="not_inference")
+    predictions = data["predictions"]
     if not isinstance(predictions, list) or not predictions:
-        raise BadEvent(
-            "response body has neither 'predictions' (V1) nor 'outputs' (V2)", reason="bad_payload"
-        )
+        raise BadEvent("response 'predictions' must be a non-empty list", reason="bad_payload")
     return np.array([_score(p, i, classes) for i, p in enumerate(predictions)], dtype=np.float32)
 
 
@@ -153,8 +159,6 @@ def _matrix(values: Any, schema: Schema, what: str, shape: Sequence[int] | None 
             f"({', '.join(schema.names)})",
             reason="wrong_feature_count",
         )
-    if not np.isfinite(array).all():
-        raise BadEvent(f"{what} holds NaN or infinite values", reason="bad_payload")
     _check_count(array.shape[0], schema)
     return array
 
@@ -180,6 +184,18 @@ class _Input:
 
 
 def _v2_rows(inputs: Sequence[Mapping[str, Any]], schema: Schema) -> np.ndarray:
+    if len(inputs) == 1:  # the predictor's one tensor [n, n_features]: the common case, kept short
+        only = inputs[0]
+        shape = only.get("shape")
+        if (
+            only.get("name") not in schema.names
+            and only.get("name") != RECORDS_INPUT
+            and only.get("datatype") in _NUMERIC
+            and isinstance(only.get("data"), list)
+            and isinstance(shape, list)
+            and all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
+            return _matrix(only["data"], schema, f"V2 input {only.get('name')!r}", shape)
     docs = [_Input(i) for i in inputs]
     names = [d.name for d in docs]
     if len(docs) == 1 and names[0] not in schema.names and not is_records_input(docs[0]):
@@ -214,7 +230,7 @@ def _v2_rows(inputs: Sequence[Mapping[str, Any]], schema: Schema) -> np.ndarray:
 
 def _score(prediction: Any, index: int, classes: Sequence[str]) -> float:
     value = prediction
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         key = next((k for k in SCORE_KEYS if k in value), None)
         if key is None:
             raise BadEvent(
@@ -222,12 +238,12 @@ def _score(prediction: Any, index: int, classes: Sequence[str]) -> float:
                 reason="bad_payload",
             )
         value = value[key]
-    if isinstance(value, Mapping):  # {"low_risk": 0.2, "high_risk": 0.8}
+    if isinstance(value, dict):  # {"low_risk": 0.2, "high_risk": 0.8}
         positive = classes[POSITIVE] if len(classes) > POSITIVE else None
         value = value[positive] if positive is not None and positive in value else list(value.values())
     if isinstance(value, list):
         value = value[POSITIVE] if len(value) > POSITIVE else (value[0] if value else None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadEvent(
             f"prediction {index} has no numeric score: {str(prediction)[:80]}", reason="bad_payload"
         )
@@ -235,7 +251,7 @@ def _score(prediction: Any, index: int, classes: Sequence[str]) -> float:
 
 
 def _v2_scores(outputs: Sequence[Any]) -> np.ndarray:
-    by_name = {str(o.get("name")): o for o in outputs if isinstance(o, Mapping)}
+    by_name = {str(o.get("name")): o for o in outputs if isinstance(o, dict)}
     name = next((n for n in SCORE_OUTPUTS if n in by_name), None)
     if name is None:
         raise BadEvent(
@@ -254,10 +270,7 @@ def _v2_scores(outputs: Sequence[Any]) -> np.ndarray:
         ) from e
     if array.ndim == 2 and array.shape[1] > POSITIVE:
         array = array[:, POSITIVE]
-    array = array.reshape(-1)
-    if not np.isfinite(array).all():
-        raise BadEvent(f"V2 output {name!r} holds NaN or infinite values", reason="bad_payload")
-    return array
+    return array.reshape(-1)
 
 
 def _kind(value: Any) -> str:

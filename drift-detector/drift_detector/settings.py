@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     """Also test the predicted positive-class scores of response events against ``reference_scores.npy``."""
 
     queue_size: int = Field(10_000, ge=1, le=10_000_000)
-    """Parsed events waiting for detection; events beyond it are dropped and counted."""
+    """Raw events waiting to be decoded; beyond it a POST is answered 503 (``Retry-After``) and its
+    events are counted in ``drift_events_dropped_total``."""
+    retry_after_seconds: int = Field(1, ge=1, le=60)
+    """``Retry-After`` of a 503 answered because the queue is full (a batching logger retries)."""
+    join_timeout_seconds: float = Field(60.0, gt=0.0, le=3600.0)
+    """A request event whose 200 response event has not arrived after this long is forgotten
+    (``drift_events_unanswered_total``): its rows never enter a window."""
+    slice_seconds: float = Field(0.002, gt=0.0, le=1.0)
+    """Longest stretch the decoding worker runs before letting the event loop accept again."""
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     """Largest event body accepted (413 beyond)."""
     max_rows_per_event: int = Field(10_000, ge=1)
@@ -48,8 +56,9 @@ class Settings(BaseSettings):
     """Allow-list of InferenceService names (JSON list in the variable); empty accepts any."""
     max_inference_services: int = Field(100, ge=1, le=10_000)
     """How many (namespace, InferenceService, component) streams are tracked at most."""
-    pending_joins: int = Field(10_000, ge=1)
-    """Unpaired event ids remembered to join request and response by ``ce-id`` (oldest forgotten first)."""
+    pending_joins: int = Field(100_000, ge=1)
+    """Unpaired event ids remembered to join request and response by ``ce-id``; beyond it the
+    oldest request is forgotten early (counted as unanswered)."""
 
     sink_url: str | None = None
     """When set, a CloudEvent (``sink_mode=cloudevent``) or JSON webhook is posted here on drift."""

@@ -136,3 +136,28 @@ def sample(values: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
     if not found:
         raise AssertionError(f"no sample {name}{labels}")
     return sum(found)
+
+
+def wait_idle(client: httpx.Client, base: str, timeout: float = 30.0) -> dict[str, Any]:
+    """``/status`` once every accepted event was decoded and its windows tested (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = client.get(f"{base}/status").json()
+        if status["queue"]["idle"]:
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"the detector's queue is not idle after {timeout}s")
+
+
+def wait_metric(
+    client: httpx.Client, base: str, name: str, value: float, timeout: float = 15.0, **labels: str
+) -> float:
+    """The sample once it reached ``value`` (bounded wait); fails with the last value."""
+    deadline = time.monotonic() + timeout
+    last = float("nan")
+    while time.monotonic() < deadline:
+        last = sample(metrics(client, base), name, **labels)
+        if last >= value:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"{name}{labels} is {last}, not {value}, after {timeout}s")

@@ -36,7 +36,7 @@ def run(promtool: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
 def test_rules_are_valid(promtool: str) -> None:
     proc = run(promtool, "check", "rules", str(RULES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 6 rules found" in proc.stdout
+    assert "SUCCESS: 7 rules found" in proc.stdout
 
 
 def test_rule_unit_tests_pass(promtool: str) -> None:
@@ -56,6 +56,7 @@ def test_every_alert_has_a_firing_unit_test() -> None:
         "DriftDetectorNoEvents",
         "DriftEventsDropped",
         "DriftEventsRejected",
+        "DriftEventsUnanswered",
     }
     tested = {
         case["alertname"]
@@ -76,6 +77,7 @@ def test_rules_only_use_metrics_the_detector_exports() -> None:
         "drift_events_received_total",
         "drift_events_dropped_total",
         "drift_events_rejected_total",
+        "drift_events_unanswered_total",
     ):
         assert name in text
         assert f'"{name}"' in metrics or f'"{name.removesuffix("_total")}"' in metrics, name

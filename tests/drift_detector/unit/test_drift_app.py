@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,14 +16,16 @@ from drift_detector.settings import Settings
 from drift_population import Population, write_bundle
 from drift_receiver import receiving
 from fastapi import FastAPI
-from serving_common.cloudevents import REQUEST_TYPE
+from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
+
+ANSWER = json.dumps({"predictions": [[0.5, 0.5]]})
 
 
-def headers(event_id: str, isvc: str = "income") -> dict[str, str]:
+def headers(event_id: str, isvc: str = "income", kind: str = REQUEST_TYPE) -> dict[str, str]:
     return {
         "ce-specversion": "1.0",
         "ce-id": event_id,
-        "ce-type": REQUEST_TYPE,
+        "ce-type": kind,
         "ce-source": "http://localhost:9081/",
         "ce-inferenceservicename": isvc,
         "ce-namespace": "ml",
@@ -61,7 +64,14 @@ async def client_for() -> AsyncIterator[Make]:
 
 async def wait_idle(service: DriftService) -> None:
     assert service.detector is not None
-    await service.detector.queue.join()
+    async with asyncio.timeout(30):
+        await service.detector.wait_idle()
+
+
+async def answer(client: httpx.AsyncClient, event_id: str) -> None:
+    """The 200 response event that lets the request's rows into the windows."""
+    r = await client.post("/", headers=headers(event_id, kind=RESPONSE_TYPE), content=ANSWER)
+    assert r.status_code == 200 and r.json() == {"status": "accepted", "id": event_id}, r.text
 
 
 async def test_sliding_windows_with_fdr_and_a_webhook(client_for: Make, tmp_path: Path) -> None:
@@ -83,19 +93,21 @@ async def test_sliding_windows_with_fdr_and_a_webhook(client_for: Make, tmp_path
                 rows = population.rows(25).tolist()
                 r = await client.post("/", headers=headers(f"a{i}"), content=json.dumps({"instances": rows}))
                 assert r.status_code == 200 and r.json() == {"status": "accepted", "id": f"a{i}"}
+                await answer(client, f"a{i}")
             for i in range(4):  # then 25 rows at a time, glucose two standard deviations up
                 rows = population.rows(25, {"glu": 2.0}).tolist()
                 await client.post("/", headers=headers(f"b{i}"), content=json.dumps({"instances": rows}))
+                await answer(client, f"b{i}")
             await wait_idle(service)
             status = (await client.get("/status")).json()
-            got = sink.wait_for(1)
+            got = await asyncio.to_thread(sink.wait_for, 1)  # the sink posts from this loop: never block it
     (stream,) = status["streams"]
     assert status["window"] == {"size": 100, "step": 25, "mode": "sliding"}
     assert status["correction"] == "fdr" and status["backend"] == "scipy"
     assert stream["windows_evaluated"]["features"] == 5  # 100 rows, then every 25
     assert stream["features"]["drift"] is True and stream["features"]["drifted_features"] == ["glu"]
     assert 1 <= stream["windows_drifted"]["features"] <= 4
-    assert stream["prediction"] is None  # no responses were sent
+    assert stream["windows_evaluated"]["prediction"] == 0  # 8 scores: no prediction window yet
     headers_sent, body = got[0]
     assert "ce-type" not in headers_sent  # webhook mode: plain JSON
     verdict = json.loads(body)
@@ -130,3 +142,32 @@ def test_settings_are_bounded() -> None:
         Settings(p_val=1.5)
     with pytest.raises(ValueError, match="sink_url"):
         Settings(sink_url="ftp://x")
+
+
+async def test_an_unforeseen_failure_rejects_one_event_and_the_slice_goes_on(
+    client_for: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drift_detector import detector as detector_module
+
+    real = detector_module.request_rows
+
+    def flaky(document: Any, schema: Any) -> np.ndarray:
+        if document == {"instances": "boom"}:
+            raise RuntimeError("unforeseen")
+        return real(document, schema)
+
+    monkeypatch.setattr(detector_module, "request_rows", flaky)
+    client, service = await client_for(model_dir=write_bundle(tmp_path / "bundle"), backend="scipy")
+    async with client:
+        r = await client.post("/", headers=headers("boom"), content=json.dumps({"instances": "boom"}))
+        assert r.status_code == 200
+        rows = Population(seed=3).rows(2).tolist()
+        await client.post("/", headers=headers("fine"), content=json.dumps({"instances": rows}))
+        await answer(client, "fine")
+        await wait_idle(service)
+        status = (await client.get("/status")).json()
+    (rejection,) = status["rejections"]
+    assert (rejection["id"], rejection["reason"]) == ("boom", "bad_payload")
+    assert rejection["error"] == "body could not be read: RuntimeError('unforeseen')"
+    (stream,) = status["streams"]
+    assert stream["rows_seen"]["features"] == 2

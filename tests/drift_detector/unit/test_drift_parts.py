@@ -11,7 +11,8 @@ import pytest
 from cloudevents.core.bindings.http import to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from drift_detector.cloudevent import parse
+from drift_detector import body as bodies
+from drift_detector.cloudevent import STRUCTURED, Event, binary_event, structured_event
 from drift_detector.errors import BadEvent
 from drift_detector.payload import Schema, request_rows, response_scores
 from drift_detector.window import Window
@@ -19,6 +20,19 @@ from drift_population import NAMES, SPEC, Population
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
 
 SCHEMA = Schema(names=NAMES, spec=SPEC, max_rows=1000)
+
+
+def parse(headers: dict[str, str], body: bytes) -> Event:
+    """The event at the door, as the ingress reads it (lower-case byte headers)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if lowered.get("content-type") == STRUCTURED:
+        return structured_event(body)
+    return binary_event([(k.encode(), v.encode()) for k, v in lowered.items()], body)
+
+
+def document(event: Event) -> Any:
+    """The event's data as the worker decodes it."""
+    return event.data if event.body is None else bodies.decode(event.body, 1 << 20, event.header_length)
 
 
 def rows(n: int, start: int = 0) -> np.ndarray:
@@ -74,12 +88,11 @@ def test_sdk_events_parse_in_both_modes(mode: str) -> None:
     assert (
         event.id,
         event.kind,
-        event.inference_service,
-        event.namespace,
-        event.component,
-        event.endpoint,
-    ) == ("abc-1", "request", "income", "prod", "predictor", "")
-    assert request_rows(event.data, SCHEMA).tolist() == [[1.0, 0.0, 2.0, 3.0, 4.0]]
+        event.key.inference_service,
+        event.key.namespace,
+        event.key.component,
+    ) == ("abc-1", "request", "income", "prod", "predictor")
+    assert request_rows(document(event), SCHEMA).tolist() == [[1.0, 0.0, 2.0, 3.0, 4.0]]
 
 
 def test_structured_data_base64() -> None:
@@ -93,7 +106,7 @@ def test_structured_data_base64() -> None:
     }
     event = parse({"Content-Type": "application/cloudevents+json"}, json.dumps(envelope).encode())
     assert event.kind == "response"
-    assert response_scores(event.data).tolist() == pytest.approx([0.7])
+    assert response_scores(document(event)).tolist() == pytest.approx([0.7])
 
 
 def test_percent_encoded_headers_are_decoded() -> None:
@@ -101,7 +114,7 @@ def test_percent_encoded_headers_are_decoded() -> None:
     headers = {
         k: (v.replace(" ", "%20") if k == "ce-inferenceservicename" else v) for k, v in headers.items()
     }
-    assert parse(headers, body).inference_service == "a b"
+    assert parse(headers, body).key.inference_service == "a b"
 
 
 def test_raw_records_and_feature_columns_encode_like_the_spec() -> None:
@@ -165,7 +178,6 @@ def test_response_formats() -> None:
         ([1, 2], "bad_payload", "must be a JSON object"),
         ({"instances": []}, "bad_payload", "non-empty list"),
         ({"instances": [[1, 2, 3]]}, "wrong_feature_count", "rows have 3 features; the model has 5"),
-        ({"instances": [[1, 2, 3, 4, float("nan")]]}, "bad_payload", "NaN"),
         ({"instances": [{"age": 1}]}, "invalid_records", "field 'sex': is missing"),
         ({"instances": [[1, 0, 2, 3, 4]] * 1001}, "bad_payload", "exceed the maximum of 1000"),
         (
