@@ -167,6 +167,15 @@ def grpc_infer(
         return GRPCInferenceServiceStub(channel).ModelInfer(request, metadata=list(metadata), timeout=30)
 
 
+def ort_outputs(bundle: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """onnxruntime's own answer, in-process."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    label, proba = session.run(["label", "probabilities"], {"input": x})
+    return label, proba
+
+
 def by_type(events: list[Event]) -> dict[str, Event]:
     out = {e.type: e for e in events}
     assert len(out) == len(events), f"duplicate event types: {[e.type for e in events]}"
