@@ -49,6 +49,7 @@ EXT_METADATA = "metadata"
 EXT_RECORDED_TIME = "recordedtime"
 """When the agent sent the event; ``time`` is when the request arrived / the response was ready."""
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+USER_AGENT = "model-serving-payload-logger"
 
 Body = bytes | Callable[[], bytes]
 """Event bodies are bytes, or a function that makes them in the sender thread (gRPC's V2 JSON)."""
@@ -80,7 +81,7 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
-def metadata_json(headers: Mapping[str, str], wanted: Iterable[str]) -> str:
+def metadata_json(headers: Mapping[str, Any], wanted: Iterable[str]) -> str:
     """``ce-metadata`` as the agent writes it: ``{"Canonical-Name": ["value"]}``, keys sorted, no spaces.
 
     ``wanted`` are canonical names (the agent matches Go's canonical request header names
@@ -90,7 +91,7 @@ def metadata_json(headers: Mapping[str, str], wanted: Iterable[str]) -> str:
     wanted_set = set(wanted)
     for name, value in headers.items():
         key = canonical_header(name)
-        if key in wanted_set:
+        if key in wanted_set and isinstance(value, str):
             found.setdefault(key, []).append(value)
     return json.dumps(found, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
@@ -126,7 +127,7 @@ def body_of(event: Event) -> bytes:
 class BinaryEncoder:
     """One HTTP/1.1 POST per event (headers + raw body), ready for the socket."""
 
-    def __init__(self, url: str, identity: Identity, user_agent: str = "model-serving-payload-logger") -> None:
+    def __init__(self, url: str, identity: Identity, user_agent: str = USER_AGENT) -> None:
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         # Go's header order: the request line, Host, User-Agent, Content-Length, then sorted names.

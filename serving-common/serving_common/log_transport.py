@@ -32,6 +32,10 @@ _CRLF2 = b"\r\n\r\n"
 class _Closed(Exception):
     """The receiver closed the connection; ``answered`` answers came before."""
 
+    def __init__(self, answered: list[int]) -> None:
+        super().__init__(answered)
+        self.answered = answered
+
 
 class Connection:
     def __init__(self, url: str, timeout: float, idle_seconds: float = 2.0) -> None:
@@ -62,18 +66,19 @@ class Connection:
                     self._connect()
                 except OSError:
                     return statuses + [FAILED] * (len(requests) - len(statuses))
-            todo = requests[len(statuses) :] if self._keeps_alive else requests[len(statuses) : len(statuses) + 1]
+            done = len(statuses)
+            todo = requests[done:] if self._keeps_alive else requests[done : done + 1]
             try:
                 assert self._sock is not None
                 self._sock.sendall(todo[0] if len(todo) == 1 else b"".join(todo))
                 got, keep_alive = self._answers(len(todo))
             except _Closed as closed:
-                got, keep_alive = closed.args[0], False
+                got, keep_alive = closed.answered, False
                 if not got and not fresh and not retried_stale:
                     retried_stale = True  # the receiver had closed the idle connection: send again
                     self.close()
                     continue
-                if not got or len(got) < len(todo) and self._keeps_alive:
+                if not got or (len(got) < len(todo) and self._keeps_alive):
                     # broken mid-pipeline without saying so: what it did with the rest is unknown
                     self.close()
                     return statuses + got + [FAILED] * (len(requests) - len(statuses) - len(got))

@@ -70,7 +70,9 @@ def add_logger_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--logger_url", default=None, help="send payload-logger CloudEvents to this URL")
     group.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
     group.add_argument(
-        "--inference_service", default=None, help="InferenceService name in logged events (default: the model name)"
+        "--inference_service",
+        default=None,
+        help="InferenceService name in logged events (default: the model name)",
     )
     group.add_argument("--namespace", default="default", help="namespace in logged events")
     group.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")

@@ -41,6 +41,7 @@ from typing import Literal
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, SOURCE_PREFIX
 from serving_common.event_encoding import (
     BATCH_CONTENT_TYPE,
+    USER_AGENT,
     EXT_METADATA,
     BinaryEncoder,
     Body,
@@ -250,7 +251,7 @@ class PayloadLogger:
             self._dropped += dropped
 
     def _take(self) -> list[Event]:
-        queue, batch = self._queue, []
+        queue, batch = self._queue, list[Event]()
         try:
             while len(batch) < self.max_batch:
                 batch.append(queue.popleft())
@@ -313,6 +314,6 @@ def _batch_request(url: str, body: bytes) -> bytes:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return (
-        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: model-serving-payload-logger\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
         f"Content-Length: {len(body)}\r\nContent-Type: {BATCH_CONTENT_TYPE}\r\n\r\n"
     ).encode("latin-1") + body
