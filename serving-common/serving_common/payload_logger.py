@@ -41,8 +41,8 @@ from typing import Literal
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, SOURCE_PREFIX
 from serving_common.event_encoding import (
     BATCH_CONTENT_TYPE,
-    USER_AGENT,
     EXT_METADATA,
+    USER_AGENT,
     BinaryEncoder,
     Body,
     Event,
