@@ -49,13 +49,19 @@ class Connection:
         self.idle_seconds = idle_seconds
         self._sock: socket.socket | None = None
         self._buf = b""
+        self._pos = 0
+        self._same: tuple[bytes, int] = (b"", 0)
         self._keeps_alive = False
         self._last_used = 0.0
 
     # --- public ---------------------------------------------------------------------------
 
-    def post(self, requests: list[bytes]) -> list[int]:
-        """Send ``requests``; one status per request (``FAILED`` for those without an answer)."""
+    def post(self, requests: list[bytes], settle: float = 0.0) -> list[int]:
+        """Send ``requests``; one status per request (``FAILED`` for those without an answer).
+
+        ``settle``: seconds to wait after a write before reading the answers, so that they are
+        read with one ``recv`` rather than one per answer as they trickle in (each wake-up of
+        this thread costs the serving threads a GIL hand-off)."""
         statuses: list[int] = []
         retried_stale = False
         while len(statuses) < len(requests):
@@ -71,6 +77,8 @@ class Connection:
             try:
                 assert self._sock is not None
                 self._sock.sendall(todo[0] if len(todo) == 1 else b"".join(todo))
+                if settle:
+                    time.sleep(settle)
                 got, keep_alive = self._answers(len(todo))
             except _Closed as closed:
                 got, keep_alive = closed.answered, False
@@ -93,7 +101,7 @@ class Connection:
         return statuses
 
     def close(self) -> None:
-        sock, self._sock, self._buf = self._sock, None, b""
+        sock, self._sock, self._buf, self._pos = self._sock, None, b"", 0
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -113,46 +121,63 @@ class Connection:
         if self.tls:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
         self._sock = sock
-        self._buf = b""
+        self._buf, self._pos = b"", 0
         self._last_used = time.monotonic()
 
     def _fill(self, answered: list[int]) -> None:
+        """Read more; the consumed prefix (before ``_pos``) is dropped here, once per ``recv``."""
         assert self._sock is not None
         chunk = self._sock.recv(262144)
         if not chunk:
             raise _Closed(answered)
-        self._buf += chunk
+        self._buf = self._buf[self._pos :] + chunk
+        self._pos = 0
+
+    def _find(self, what: bytes, answered: list[int]) -> int:
+        at = self._buf.find(what, self._pos)
+        while at < 0:
+            self._fill(answered)
+            at = self._buf.find(what, self._pos)
+        return at
+
+    def _need(self, end: int, answered: list[int]) -> int:
+        """Make sure ``end - _pos`` bytes past the current position are buffered; the new end."""
+        want = end - self._pos
+        while len(self._buf) - self._pos < want:
+            self._fill(answered)
+        return self._pos + want
 
     def _answers(self, n: int) -> tuple[list[int], bool]:
         """Read ``n`` answers; the statuses, and whether the connection stays open."""
         statuses: list[int] = []
+        same, same_status = self._same
         while len(statuses) < n:
-            end = self._buf.find(_CRLF2)
-            while end < 0:
-                self._fill(statuses)
-                end = self._buf.find(_CRLF2)
-            head = self._buf[:end].lower()
+            if same and self._buf.startswith(same, self._pos):  # the receiver's usual answer again
+                self._pos += len(same)
+                statuses.append(same_status)
+                continue
+            end = self._find(_CRLF2, statuses)
+            raw_head = self._buf[self._pos : end + 4]
+            head = raw_head[:-4].lower()
             status = int(head[9:12])
+            self._pos = end + 4
             if 100 <= status < 200:  # interim answer: the real one follows
-                self._buf = self._buf[end + 4 :]
                 continue
             close = b"\r\nconnection: close" in head or (
                 head.startswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in head
             )
-            start = end + 4
             at = head.find(b"\r\ncontent-length:")
             if at >= 0:
                 stop = head.find(b"\r\n", at + 2)
                 length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-                while len(self._buf) < start + length:
-                    self._fill(statuses)
-                self._buf = self._buf[start + length :]
+                self._pos = self._need(self._pos + length, statuses)
+                if not close:  # remembered: answers are mostly byte-identical (until a Date changes)
+                    same = raw_head + self._buf[self._pos - length : self._pos]
+                    same_status = status
+                    self._same = (same, same_status)
             elif b"\r\ntransfer-encoding:" in head and b"chunked" in head:
-                self._buf = self._buf[start:]
                 self._skip_chunked(statuses)
-            elif status in (204, 304) or not close:
-                self._buf = self._buf[start:]
-            else:  # the body runs to the end of the connection
+            elif not (status in (204, 304) or not close):  # the body runs to the end of the connection
                 statuses.append(status)
                 with contextlib.suppress(_Closed):
                     while True:
@@ -165,14 +190,9 @@ class Connection:
 
     def _skip_chunked(self, answered: list[int]) -> None:
         while True:
-            line_end = self._buf.find(b"\r\n")
-            while line_end < 0:
-                self._fill(answered)
-                line_end = self._buf.find(b"\r\n")
-            size = int(self._buf[:line_end].split(b";", 1)[0], 16)
-            need = line_end + 2 + size + 2
-            while len(self._buf) < need:
-                self._fill(answered)
-            self._buf = self._buf[need:]
+            line_end = self._find(b"\r\n", answered)
+            size = int(self._buf[self._pos : line_end].split(b";", 1)[0], 16)
+            self._pos = line_end + 2
+            self._pos = self._need(self._pos + size + 2, answered)
             if size == 0:  # (trailers are not used by receivers we talk to)
                 return

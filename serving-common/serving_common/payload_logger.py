@@ -272,17 +272,17 @@ class PayloadLogger:
             try:
                 if binary is not None:
                     recorded = binary.recorded_now()
-                    statuses = connection.post([binary.encode(e, recorded) for e in batch])
+                    statuses = connection.post([binary.encode(e, recorded) for e in batch], self.linger)
                 else:
                     assert structured is not None
-                    statuses = connection.post([_batch_request(self.url, structured.encode(batch))])
+                    statuses = connection.post(
+                        [_batch_request(self.url, structured.encode(batch))], self.linger
+                    )
                     statuses = statuses * len(batch)
             except Exception as e:  # an event body that cannot be made: never kill the sender
                 log.warning("payload logger could not encode %d events: %r", len(batch), e)
                 statuses = [FAILED] * len(batch)
-            self._settle(batch, statuses)
-            if len(self._queue) < self.max_batch and not self._closing.is_set():
-                self._closing.wait(self.linger)  # let the next batch gather (fewer, larger writes)
+            self._settle(batch, statuses)  # (post waited ``linger`` for the answers: events gathered)
 
     def _settle(self, batch: list[Event], statuses: list[int]) -> None:
         ok = sum(1 for s in statuses if 200 <= s < 300)
