@@ -7,6 +7,8 @@ import argparse
 import base64
 import gzip
 import json
+import socket
+import threading
 
 import pytest
 from serving_common.event_encoding import (
@@ -135,3 +137,40 @@ def test_one_place_for_flags_and_settings(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TRANSFORMER_LOGGER_FORMAT", "xml")
     with pytest.raises(ValueError, match="format"):
         logger_settings("TRANSFORMER")
+
+
+def _scripted_receiver(answers: bytes, requests: int) -> tuple[str, threading.Thread]:
+    """Accepts one connection, reads ``requests`` POSTs, answers with ``answers`` in 5-byte pieces."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            seen = b""
+            while seen.count(b"\r\n\r\n") < requests:
+                seen += conn.recv(65536)
+            for i in range(0, len(answers), 5):
+                conn.sendall(answers[i : i + 5])
+            conn.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/", thread
+
+
+def test_answers_split_anywhere_chunked_or_sized_are_read_in_order() -> None:
+    answers = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        b"HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nerror"
+        b"HTTP/1.1 204 No Content\r\n\r\n"
+    )
+    url, thread = _scripted_receiver(answers, 6)
+    connection = Connection(url, timeout=5.0)
+    connection._keeps_alive = True  # as learnt from an earlier answer: all six go out at once
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    assert connection.post([request] * 6) == [200, 202, 200, 200, 500, 204]
+    connection.close()
+    thread.join(5)
