@@ -53,6 +53,13 @@ class LoggerCollector(Collector):
         )
         pending.add_metric([self.model], stats.pending)
         yield pending
+        cpu = CounterMetricFamily(
+            "predictor_payload_logger_cpu_seconds",
+            "CPU time of the payload logger's sender threads (what logging costs besides the hook).",
+            labels=["model"],
+        )
+        cpu.add_metric([self.model], stats.cpu_seconds)
+        yield cpu
 
 
 class PayloadHook:

@@ -29,6 +29,8 @@ from serving_common.cloudevents import (
     EXT_ENDPOINT,
     EXT_INFERENCE_SERVICE,
     EXT_NAMESPACE,
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
 )
 
 __all__ = [
@@ -113,7 +115,11 @@ def go_time(ns: int) -> str:
 
 
 def _header_bytes(value: str) -> bytes:
-    return value.encode("latin-1", "replace").replace(b"\r", b"").replace(b"\n", b"")
+    raw = value.encode("latin-1", "replace")
+    return raw.replace(b"\r", b"").replace(b"\n", b"") if b"\r" in raw or b"\n" in raw else raw
+
+
+_TYPES = {t: t.encode() for t in (REQUEST_TYPE, RESPONSE_TYPE)}
 
 
 def _template(value: str) -> bytes:
@@ -153,13 +159,14 @@ class BinaryEncoder:
 
     def encode(self, event: Event, recorded: bytes) -> bytes:
         body = body_of(event)
+        metadata = b"{}" if event.metadata == "{}" else _header_bytes(event.metadata)
         head = self._head % (
             len(body),
             _header_bytes(event.id),
-            _header_bytes(event.metadata),
+            metadata,
             recorded,
             go_time(event.time_ns).encode(),
-            event.type.encode(),
+            _TYPES.get(event.type) or event.type.encode(),
         )
         if event.content_type:
             return b"%bContent-Type: %b\r\n\r\n%b" % (head, _header_bytes(event.content_type), body)

@@ -46,9 +46,10 @@ class LoggerSettings(BaseSettings):
     """Seconds the receiver may take to accept a connection or answer."""
     workers: int = Field(default=1, ge=1, le=16)
     """Sender threads, each with its own keep-alive connection."""
-    linger_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
-    """Milliseconds a sender waits to let events gather into one write (latency of logging only)."""
-    max_batch: int = Field(default=256, ge=1, le=100_000)
+    linger_ms: float = Field(default=10.0, ge=0.0, le=1000.0)
+    """Milliseconds a sender waits for answers and lets events gather into one write (unless a full
+    batch is waiting); only the logging latency, never a request's."""
+    max_batch: int = Field(default=1024, ge=1, le=100_000)
     """Most events one write carries (pipelined requests, or one batch document)."""
     drain_timeout: float = Field(default=5.0, ge=0.0, le=300.0)
     """Seconds a stopping component spends sending what is queued; the rest is dropped (counted)."""

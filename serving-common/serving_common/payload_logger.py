@@ -77,6 +77,8 @@ class LoggerStats:
     failed: int
     dropped: int
     pending: int
+    cpu_seconds: float = 0.0
+    """CPU time the sender threads spent (encoding, sending, reading answers)."""
 
 
 class PayloadLogger:
@@ -97,8 +99,8 @@ class PayloadLogger:
         timeout: float = 2.0,
         workers: int = 1,
         drain_timeout: float = 5.0,
-        linger: float = 0.005,
-        max_batch: int = 256,
+        linger: float = 0.01,
+        max_batch: int = 1024,
     ) -> None:
         if mode not in ("all", "request", "response"):
             raise ValueError(f"logger mode must be all, request or response, not {mode!r}")
@@ -125,7 +127,8 @@ class PayloadLogger:
         self._log_responses = mode != "request"
         self._queue: deque[Event] = deque()
         self._lock = threading.Lock()
-        self._accepted = self._rejected = self._sent = self._failed = self._dropped = 0
+        self._accepted = self._rejected = self._sent = self._failed = self._dropped = self._finished = 0
+        self._cpu = 0.0
         self._threads: list[threading.Thread] = []
         self._connections: list[Connection] = []
         self._running = False
@@ -201,10 +204,25 @@ class PayloadLogger:
     ) -> None:
         """One served exchange, as the agent logs it: the request event, and the response event
         when the answer was a 200 (``ok``); both carry the request's content type."""
-        if self._log_requests:
-            self._put(Event(REQUEST_TYPE, event_id, request, content_type, received_ns, metadata))
-        if ok and self._log_responses:
-            self._put(Event(RESPONSE_TYPE, event_id, response, content_type, time.time_ns(), metadata))
+        log_request = self._log_requests
+        log_response = ok and self._log_responses
+        n = log_request + log_response
+        if not n:
+            return
+        with self._lock:  # one capacity check for both events
+            room = self.queue_size - (self._accepted - self._finished)
+            if not self._running or room < n:
+                self._rejected += n if room <= 0 or not self._running else 1
+                if room <= 0 or not self._running:
+                    return
+                log_response = log_response and not log_request  # room for one: keep the request
+                n = 1
+            self._accepted += n
+        append = self._queue.append
+        if log_request:
+            append(Event(REQUEST_TYPE, event_id, request, content_type, received_ns, metadata))
+        if log_response:
+            append(Event(RESPONSE_TYPE, event_id, response, content_type, time.time_ns(), metadata))
 
     def log_request(
         self, id: str, body: Body, content_type: str | None = "application/json", metadata: str = "{}"
@@ -230,14 +248,14 @@ class PayloadLogger:
                 failed=self._failed,
                 dropped=self._rejected + self._dropped,
                 pending=self._accepted - self._sent - self._failed - self._dropped,
+                cpu_seconds=self._cpu,
             )
 
     # --- internals ------------------------------------------------------------------------------
 
     def _put(self, event: Event) -> bool:
         with self._lock:
-            unfinished = self._accepted - self._sent - self._failed - self._dropped
-            if not self._running or unfinished >= self.queue_size:
+            if not self._running or self._accepted - self._finished >= self.queue_size:
                 self._rejected += 1
                 return False
             self._accepted += 1
@@ -249,6 +267,7 @@ class PayloadLogger:
             self._sent += sent
             self._failed += failed
             self._dropped += dropped
+            self._finished += sent + failed + dropped
 
     def _take(self) -> list[Event]:
         queue, batch = self._queue, list[Event]()
@@ -263,16 +282,18 @@ class PayloadLogger:
         binary = BinaryEncoder(self.url, self.identity) if self.format == "binary" else None
         structured = StructuredEncoder(self.identity) if self.format == "batch" else None
         while not self._abandon:
+            cpu = time.thread_time()
             batch = self._take()
             if not batch:
                 if self._closing.is_set():
                     return
                 self._closing.wait(self.linger)
                 continue
+            settle = self.linger if len(batch) < self.max_batch else 0.0  # behind: no pause
             try:
                 if binary is not None:
                     recorded = binary.recorded_now()
-                    statuses = connection.post([binary.encode(e, recorded) for e in batch], self.linger)
+                    statuses = connection.post([binary.encode(e, recorded) for e in batch], settle)
                 else:
                     assert structured is not None
                     statuses = connection.post(
@@ -282,11 +303,15 @@ class PayloadLogger:
             except Exception as e:  # an event body that cannot be made: never kill the sender
                 log.warning("payload logger could not encode %d events: %r", len(batch), e)
                 statuses = [FAILED] * len(batch)
-            self._settle(batch, statuses)  # (post waited ``linger`` for the answers: events gathered)
+            self._settle(
+                batch, statuses, time.thread_time() - cpu
+            )  # (post waited ``linger``: events gathered)
 
-    def _settle(self, batch: list[Event], statuses: list[int]) -> None:
+    def _settle(self, batch: list[Event], statuses: list[int], cpu: float) -> None:
         ok = sum(1 for s in statuses if 200 <= s < 300)
         bad = len(batch) - ok
+        with self._lock:
+            self._cpu += cpu
         if bad and self._abandon:
             self._count(sent=ok, dropped=bad)
             return

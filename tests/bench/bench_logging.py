@@ -4,9 +4,12 @@
 wrk on core 1. For logging off, ``binary`` (the agent's one POST per event, the default) and
 ``batch`` (``PREDICTOR_LOGGER_FORMAT=batch``): requests/s, the predictor's CPU per request, the
 ratio on/off (target >= 0.9x), and the logger's events sent / failed / dropped (target: 0
-dropped) against the receiver's own count. Receivers: a minimal fast one (this file,
-``receive`` subcommand: counts events, answers 200 at once) and the real drift detector
-(``.venv-drift/bin/python -m drift_detector``; skipped when that virtualenv is missing).
+dropped) against the receiver's own count, and the logger's sender-thread CPU per request
+(``predictor_payload_logger_cpu_seconds_total``; the hook on the request path adds ~1-2 us).
+Receivers: a minimal fast one (this file, ``receive`` subcommand: counts events, answers 200
+at once) and the real drift detector (``.venv-drift/bin/python -m drift_detector``; skipped
+when that virtualenv is missing). wrk shares core 1 with the receiver, so a busy receiver also
+slows the load generator: the CPU ratio is the steadier measure of what logging costs.
 Every run checks one answer first and fails on any non-2xx answer; misses print ``MISS``.
 Numbers on a shared machine are noisy: compare ratios measured in one run.
 """
@@ -144,6 +147,8 @@ def logger_counts(http: str) -> dict[str, float]:
         out[outcome] = float(m.group(1)) if m else 0.0
     m = re.search(r"^predictor_payload_logger_pending\{[^}]*\} ([\d.e+]+)$", text, re.M)
     out["pending"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"^predictor_payload_logger_cpu_seconds_total\{[^}]*\} ([\d.e+-]+)$", text, re.M)
+    out["logger_cpu"] = float(m.group(1)) if m else 0.0
     return out
 
 
@@ -174,7 +179,7 @@ def run(bundle: Path, fmt: str | None, logger_url: str | None, seconds: int, wor
         )
         cpu0 = cpu_seconds(proc.proc.pid)
         out = subprocess.run(
-            [*pin(1), "wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(script), url],
+            [*pin(1), "wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
             capture_output=True,
             text=True,
             check=True,
@@ -254,7 +259,9 @@ def main() -> int:
                 misses += miss
                 print(
                     f"  {receiver:8} {fmt:7} {on['rps']:8.0f} req/s  cpu {on['cpu_us']:5.0f} us/req  "
-                    f"on/off {ratio:4.2f}x (cpu {off['cpu_us'] / on['cpu_us']:4.2f}x)  events {events:.0f}: "
+                    f"on/off {ratio:4.2f}x (cpu {off['cpu_us'] / on['cpu_us']:4.2f}x)  "
+                    f"sender thread {on['logger_cpu'] / max(events / 2, 1) * 1e6:4.1f} us/req  "
+                    f"events {events:.0f}: "
                     f"sent {on['sent']:.0f} failed {on['failed']:.0f} dropped {on['dropped']:.0f}, "
                     f"receiver counted {on['received']:.0f}" + ("  MISS" if miss else ""),
                     flush=True,
