@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
-from telemetry_receiver import recording
+from telemetry_receiver import REQUEST, recording
 from telemetry_stack import ROWS, grpc_infer, logged_predictor, v2_body
 
 
@@ -64,3 +65,18 @@ def test_a_failing_receiver_counts_failures(
         counts = _logger_events(p.metrics())
     assert len(failing.posts) == 10  # each event tried once, none sent twice
     assert counts["failed"] == 10 and counts["sent"] == counts["dropped"] == 0
+
+
+def test_requests_answered_500_are_request_events_only(
+    gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = {"PREDICTOR_FAULT_ERROR_RATE": "1.0"}  # every inference fails inside the predictor
+    with recording() as rec:
+        with logged_predictor(gbm_bundle, rec, tmp_path_factory, env) as p:
+            assert p.infer(v2_body(ROWS), "fault-rest").status_code == 500
+            with pytest.raises(grpc.RpcError) as failed:
+                grpc_infer(p.server.grpc, ROWS, [("ce-id", "fault-grpc")])
+            assert failed.value.code() == grpc.StatusCode.INTERNAL
+        # stopped: the logger drained its queue before the process exited, so this is all of it
+        events = [(e.id, e.type) for e in rec.events()]
+    assert sorted(events) == [("fault-grpc", REQUEST), ("fault-rest", REQUEST)]
