@@ -180,8 +180,19 @@ class BinaryEncoder:
 class StructuredEncoder:
     """Events as one JSON array of structured CloudEvents (the ``batch`` format)."""
 
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, url: str, identity: Identity) -> None:
         self.identity = identity
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"Content-Type: {BATCH_CONTENT_TYPE}\r\nContent-Length: "
+        ).encode("latin-1")
+
+    def request(self, events: Iterable[Event]) -> bytes:
+        """The whole HTTP request carrying ``events`` as one batch."""
+        body = self.encode(events)
+        return b"%b%d\r\n\r\n%b" % (self._head, len(body), body)
 
     def encode(self, events: Iterable[Event]) -> bytes:
         import orjson

@@ -40,9 +40,7 @@ from typing import Literal
 
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, SOURCE_PREFIX
 from serving_common.event_encoding import (
-    BATCH_CONTENT_TYPE,
     EXT_METADATA,
-    USER_AGENT,
     BinaryEncoder,
     Body,
     Event,
@@ -280,7 +278,7 @@ class PayloadLogger:
 
     def _run(self, connection: Connection) -> None:
         binary = BinaryEncoder(self.url, self.identity) if self.format == "binary" else None
-        structured = StructuredEncoder(self.identity) if self.format == "batch" else None
+        structured = StructuredEncoder(self.url, self.identity) if self.format == "batch" else None
         while not self._abandon:
             cpu = time.thread_time()
             batch = self._take()
@@ -296,9 +294,7 @@ class PayloadLogger:
                     statuses = connection.post([binary.encode(e, recorded) for e in batch], settle)
                 else:
                     assert structured is not None
-                    statuses = connection.post(
-                        [_batch_request(self.url, structured.encode(batch))], self.linger
-                    )
+                    statuses = connection.post([structured.request(batch)], settle)
                     statuses = statuses * len(batch)
             except Exception as e:  # an event body that cannot be made: never kill the sender
                 log.warning("payload logger could not encode %d events: %r", len(batch), e)
@@ -331,14 +327,3 @@ class PayloadLogger:
             f"PayloadLogger({self.url!r}, mode={self.mode!r}, format={self.format!r}, "
             f"inference_service={self.identity.inference_service!r})"
         )
-
-
-def _batch_request(url: str, body: bytes) -> bytes:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
-        f"Content-Length: {len(body)}\r\nContent-Type: {BATCH_CONTENT_TYPE}\r\n\r\n"
-    ).encode("latin-1") + body

@@ -76,7 +76,9 @@ def test_binary_encoding_without_content_type_and_with_percent_signs() -> None:
 def test_structured_events_carry_json_as_data_else_base64(
     body: bytes, content_type: str | None, as_json: bool
 ) -> None:
-    docs = json.loads(StructuredEncoder(IDENTITY).encode([Event(RESPONSE, "e", body, content_type, 0, "{}")]))
+    docs = json.loads(
+        StructuredEncoder("http://r/", IDENTITY).encode([Event(RESPONSE, "e", body, content_type, 0, "{}")])
+    )
     (doc,) = docs
     if as_json:
         assert doc["data"] == json.loads(body) and "data_base64" not in doc
