@@ -12,7 +12,9 @@ the same service on ``grpc.server`` with a thread pool (``--max_threads``, KServ
   from numpy;
 * health, readiness and metadata answer from the model registry, as KServe's servicer does;
   repository load/unload run KServe's extension on the event loop;
-* errors map to status codes in one place (``errors.grpc_code``), per call, no interceptors.
+* errors map to status codes in one place (``errors.grpc_code``), per call, no interceptors;
+* every client ``ModelInfer`` goes through the payload hook (``payload_hook.py``) before it is
+  answered, as the V2 JSON REST would have carried (``grpc_json.py``, made in the logger's thread).
 """
 
 from __future__ import annotations

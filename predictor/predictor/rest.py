@@ -5,7 +5,8 @@ KServe's FastAPI app stays for everything else (health, readiness, metadata, rep
 request enters FastAPI's middleware stack and router: no request or response models, no
 per-request Request/Response objects, bodies decoded straight into numpy (``codec.py``),
 results written straight from numpy. Measured on one core: FastAPI's stack alone cost more
-than decode, validation and inference together.
+than decode, validation and inference together. Every client exchange goes through the payload
+hook (``payload_hook.py``) before it is answered; ``caller.py`` labels explainer calls.
 """
 
 from __future__ import annotations
