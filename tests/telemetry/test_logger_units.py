@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import socket
+import sys
 import threading
 
 import pytest
@@ -176,3 +177,21 @@ def test_answers_split_anywhere_chunked_or_sized_are_read_in_order() -> None:
     assert connection.post([request] * 6) == [200, 202, 200, 200, 500, 204]
     connection.close()
     thread.join(5)
+
+
+def test_the_logger_is_pure_contract_code_importable_in_the_drift_virtualenv() -> None:
+    """C5: no kserve / grpc / httpx at import, and it imports where alibi-detect lives."""
+    import subprocess
+
+    from support import VENV_DRIFT_PYTHON
+
+    code = (
+        "import sys\n"
+        "import serving_common.payload_logger, serving_common.logger_config\n"
+        "import serving_common.event_encoding, serving_common.log_transport\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kserve', 'grpc', 'httpx', 'fastapi'))\n"
+        "print(bad)\n"
+    )
+    python = VENV_DRIFT_PYTHON if VENV_DRIFT_PYTHON.exists() else sys.executable
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
