@@ -13,10 +13,12 @@ import sys
 
 from kserve import model_server as kserve_model_server
 from serving_common import BundleError, IntegrityError
+from serving_common.logger_config import add_logger_arguments
 
 from predictor.model import OnnxModel
+from predictor.payload_hook import payload_hook
 from predictor.server import PredictorServer
-from predictor.settings import PredictorSettings
+from predictor.settings import PredictorLoggerSettings, PredictorSettings
 
 log = logging.getLogger("predictor")
 
@@ -26,15 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m predictor", parents=[kserve_model_server.parser], description=__doc__
     )
     parser.add_argument("--model_dir", default="/mnt/models", help="model bundle directory or .onnx file")
-    parser.add_argument("--logger_url", default=None, help="send payload-logger CloudEvents to this URL")
-    parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
-    parser.add_argument(
-        "--inference_service",
-        default=None,
-        help="InferenceService name in logged events (default: the model name)",
-    )
-    parser.add_argument("--namespace", default="default", help="namespace in logged events")
-    parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
+    add_logger_arguments(parser)
     args, _ = parser.parse_known_args(argv)
     return args
 
@@ -59,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as e:
         log.error("cannot load the model: %s", e)
         return 2
-    hook = None
-    if args.logger_url:
-        from predictor.logging_hook import payload_hook
-
-        hook = payload_hook(args, settings, model.name, kserve_model_server.app)
+    hook = payload_hook(args, PredictorLoggerSettings(), model.name, kserve_model_server.app)
     server = PredictorServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

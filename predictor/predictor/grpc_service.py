@@ -12,7 +12,9 @@ the same service on ``grpc.server`` with a thread pool (``--max_threads``, KServ
   from numpy;
 * health, readiness and metadata answer from the model registry, as KServe's servicer does;
   repository load/unload run KServe's extension on the event loop;
-* errors map to status codes in one place (``errors.grpc_code``), per call, no interceptors.
+* errors map to status codes in one place (``errors.grpc_code``), per call, no interceptors;
+* every client ``ModelInfer`` goes through the payload hook (``payload_hook.py``) before it is
+  answered, as the V2 JSON REST would have carried (``grpc_json.py``, made in the logger's thread).
 """
 
 from __future__ import annotations
@@ -39,26 +41,16 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from predictor import metrics
+from predictor.caller import CALLER_HEADER, CLIENT, caller
 from predictor.errors import grpc_code
+from predictor.grpc_json import CONTENTS, request_json, response_json
 from predictor.ids import new_id
 from predictor.model import OnnxModel, Tensor
+from predictor.payload_hook import PayloadHook
 
 log = logging.getLogger("predictor.grpc")
 
-# V2 datatype -> the InferTensorContents field that carries it
-_CONTENTS = {
-    "BOOL": "bool_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-}
+JSON = "application/json"
 
 
 def _tensors(request: pb.ModelInferRequest) -> Iterator[Tensor]:
@@ -67,7 +59,7 @@ def _tensors(request: pb.ModelInferRequest) -> Iterator[Tensor]:
         if raw:
             data: Any = raw[i]
         else:
-            field = _CONTENTS.get(t.datatype)
+            field = CONTENTS.get(t.datatype) if t.datatype != "BYTES" else None
             data = list(getattr(t.contents, field)) if field else []
         yield Tensor(t.name, t.datatype, list(t.shape), data)
 
@@ -95,8 +87,13 @@ def _mapped(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
     def __init__(
-        self, dataplane: DataPlane, repository: ModelRepositoryExtension, loop: asyncio.AbstractEventLoop
+        self,
+        dataplane: DataPlane,
+        repository: ModelRepositoryExtension,
+        loop: asyncio.AbstractEventLoop,
+        payload_hook: PayloadHook | None = None,
     ) -> None:
+        self.payload_hook = payload_hook
         self.dataplane = dataplane
         self.registry: ModelRepository = dataplane.model_registry
         self.repository = repository
@@ -160,7 +157,11 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         self, request: pb.ModelInferRequest, context: grpc.ServicerContext
     ) -> pb.ModelInferResponse:
         start = time.perf_counter()
+        received_ns = time.time_ns()
         name = request.model_name
+        metadata = dict(context.invocation_metadata())
+        who = caller(metadata.get(CALLER_HEADER))
+        hook = self.payload_hook if who == CLIENT else None
         code = "OK"
         try:
             model = self._model(name)
@@ -168,17 +169,30 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             feeds = model.feeds_from_tensors(_tensors(request))
             outputs = model.check_outputs([o.name for o in request.outputs])
             arrays = model.infer_blocking(feeds, outputs)
-            return model_infer_response(model, request.id or new_id(), outputs, arrays)
+            response = model_infer_response(model, request.id or new_id(), outputs, arrays)
+            if hook is not None:  # queued before the answer goes out; JSON made in the logger's thread
+                hook.log_exchange(
+                    metadata,
+                    functools.partial(request_json, request),
+                    JSON,
+                    True,
+                    functools.partial(response_json, response),
+                    received_ns,
+                )
+            return response
         except Exception as exc:
             code = grpc_code(exc)
             if isinstance(exc, ModelNotFound):
                 code = "unknown"  # not counted: the label would be any name a client sends
+            if hook is not None:
+                request_doc = functools.partial(request_json, request)
+                hook.log_exchange(metadata, request_doc, JSON, False, b"", received_ns)
             _abort(context, exc)
             raise  # abort raises; this keeps type checkers honest
         finally:
             if code != "unknown":
                 elapsed = time.perf_counter() - start
-                metrics.REQUEST_METRICS.done(name, "grpc_v2", code, code == "OK", elapsed)
+                metrics.REQUEST_METRICS.done(name, "grpc_v2", code, code == "OK", elapsed, who)
 
 
 def model_infer_response(

@@ -35,13 +35,13 @@ ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 REQUESTS = Counter(
     "predictor_requests",
     "Inference requests by model, protocol (rest_v1, rest_v2, grpc_v2) and status code "
-    "(HTTP status for REST, gRPC status name for gRPC).",
-    ["model", "protocol", "code"],
+    "(HTTP status for REST, gRPC status name for gRPC) and caller (explainer, client).",
+    ["model", "protocol", "code", "caller"],
 )
 REQUEST_SECONDS = Histogram(
     "predictor_request_duration_seconds",
     "Time to serve one inference request inside the server (decode, validate, infer, encode).",
-    ["model", "protocol"],
+    ["model", "protocol", "caller"],
     buckets=LATENCY_BUCKETS,
 )
 INFERENCE_SECONDS = Histogram(
@@ -72,17 +72,17 @@ class RequestMetrics:
     """
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
         self._lock = threading.Lock()
 
-    def done(self, model: str, protocol: str, code: str, ok: bool, seconds: float) -> None:
-        key = (model, protocol, code)
+    def done(self, model: str, protocol: str, code: str, ok: bool, seconds: float, caller: str) -> None:
+        key = (model, protocol, code, caller)
         children = self._children.get(key)
         if children is None:
             with self._lock:
                 children = self._children[key] = (
-                    REQUESTS.labels(model, protocol, code),
-                    REQUEST_SECONDS.labels(model, protocol),
+                    REQUESTS.labels(model, protocol, code, caller),
+                    REQUEST_SECONDS.labels(model, protocol, caller),
                     PREDICT_HIST_TIME.labels(**get_labels(model)),
                 )
         requests, request_seconds, kserve_predict = children

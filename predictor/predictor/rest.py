@@ -5,14 +5,15 @@ KServe's FastAPI app stays for everything else (health, readiness, metadata, rep
 request enters FastAPI's middleware stack and router: no request or response models, no
 per-request Request/Response objects, bodies decoded straight into numpy (``codec.py``),
 results written straight from numpy. Measured on one core: FastAPI's stack alone cost more
-than decode, validation and inference together.
+than decode, validation and inference together. Every client exchange goes through the payload
+hook (``payload_hook.py``) before it is answered; ``caller.py`` labels explainer calls.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kserve.errors import ModelNotFound, ModelNotReady
@@ -20,9 +21,11 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
 
 from predictor import codec, metrics
+from predictor.caller import CALLER_HEADER, CLIENT, caller
 from predictor.errors import http_status
 from predictor.ids import new_id
 from predictor.model import OnnxModel
+from predictor.payload_hook import PayloadHook
 
 log = logging.getLogger("predictor.rest")
 
@@ -34,10 +37,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON = b"application/json"
 OCTET = b"application/octet-stream"
-
-PayloadHook = Callable[[Mapping[str, str], bytes, str, bytes, str], None]
-"""Called after each successful request: (request headers, request body, its content type,
-response body, its content type)."""
 
 _V2_PREFIX, _V2_SUFFIX = "/v2/models/", "/infer"
 _V1_PREFIX, _V1_SUFFIX = "/v1/models/", ":predict"
@@ -85,10 +84,12 @@ class FastPath:
 
     async def _serve(self, protocol: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
+        received_ns = time.time_ns()
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        who = caller(headers.get(CALLER_HEADER))
         extra: list[tuple[bytes, bytes]] = []
         try:
             model = self._model(name)
@@ -109,6 +110,10 @@ class FastPath:
             else:
                 log.info("rejected request (%d): %s", status, exc)
             content, content_type = codec.dumps({"error": str(exc)}), JSON
+        if self.payload_hook is not None and who == CLIENT:  # queued before the answer goes out
+            self.payload_hook.log_exchange(
+                headers, body, headers.get("content-type"), status == 200, content, received_ns
+            )
         await send(
             {
                 "type": "http.response.start",
@@ -123,11 +128,7 @@ class FastPath:
         await send({"type": "http.response.body", "body": content})
         if status != 404:  # an unknown model's name is whatever a client sends: not a label
             metrics.REQUEST_METRICS.done(
-                name, protocol, str(status), status == 200, time.perf_counter() - start
-            )
-        if self.payload_hook is not None and status == 200:
-            self.payload_hook(
-                headers, body, headers.get("content-type", "application/json"), content, content_type.decode()
+                name, protocol, str(status), status == 200, time.perf_counter() - start, who
             )
 
     @staticmethod

@@ -19,7 +19,8 @@ from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
 from predictor.grpc_service import InferenceService, ThreadedGRPCServer
-from predictor.rest import FastPath, PayloadHook
+from predictor.payload_hook import PayloadHook
+from predictor.rest import FastPath
 
 log = logging.getLogger("predictor")
 
@@ -77,7 +78,7 @@ class PredictorServer(ModelServer):  # type: ignore[misc]
 
             grpc_server = ThreadedGRPCServer(
                 self.grpc_port,
-                InferenceService(self.dataplane, self.model_repository_extension, loop),
+                InferenceService(self.dataplane, self.model_repository_extension, loop, self.payload_hook),
                 threads=self.max_threads,
                 options=[
                     ("grpc.max_send_message_length", kserve_args.grpc_max_send_message_length),

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from serving_common.logger_config import LoggerSettings
 
 
 class PredictorSettings(BaseSettings):
@@ -37,7 +38,10 @@ class PredictorSettings(BaseSettings):
     """Testing only: fraction of inference requests failed with an internal error."""
     fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
     """Testing only: delay added to every inference request, in milliseconds."""
-    logger_queue_size: int = Field(default=1000, ge=1)
-    """Payload logger: events buffered before new ones are dropped (and counted)."""
-    logger_timeout: float = Field(default=2.0, gt=0.0)
-    """Payload logger: seconds one POST to the logger URL may take."""
+
+
+class PredictorLoggerSettings(LoggerSettings):
+    """The payload logger (``--logger_url``): ``PREDICTOR_LOGGER_*`` (format, queue_size, timeout, ...);
+    fields and defaults in ``serving_common.logger_config.LoggerSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="PREDICTOR_LOGGER_", extra="ignore")

@@ -1,69 +1,60 @@
-"""The local payload logger: KServe's agent logger, in process, for the local stack.
+"""The local payload logger: KServe's agent logger, in process, off the request path.
 
-KServe's agent (``pkg/logger``) posts every request and every 200 response of a component as
-a CloudEvent in *binary* content mode to the logger URL::
+KServe's agent (``pkg/logger``) queues a CloudEvent for every request *before* proxying it
+and one for the response only when the status is 200, both with the same ``ce-id`` (the
+request's ``Ce-Id`` header, else a new uuid), the request's own ``Content-Type`` on both, and
+the bytes exactly as they went by. :class:`PayloadLogger` does the same for a component that
+has no agent in front of it (``--logger_url``; the gRPC port, which the agent cannot see)::
 
-    POST <url>
-    ce-specversion: 1.0
-    ce-id: <the request's ce-id header, or a new uuid>     (same on request and response)
-    ce-type: org.kubeflow.serving.inference.request | ...response
-    ce-source: http://localhost:9081/
-    ce-time: <RFC 3339>
-    ce-inferenceservicename / ce-namespace / ce-component / ce-endpoint (empty) / ce-metadata ({})
-    Content-Type: <the request's Content-Type>                (also on the response event)
-    <body: the request or response bytes, unchanged>
+    logger = PayloadLogger("http://drift/", inference_service="risk", component="predictor")
+    logger.open()                                  # sender thread(s); ``await start()`` also works
+    logger.log_exchange(event_id, request_body, content_type, ok, response_body, received_ns)
+    logger.close()                                 # sends what is queued, bounded by drain_timeout
 
-:class:`PayloadLogger` sends the same events. ``log_request`` / ``log_response`` are plain
-(non-async) methods that only put the event on a bounded queue and return at once; a
-background task posts them. When the queue is full, or the logger is not running, the event
-is dropped and counted, so a slow or failing receiver never slows inference. Counts are read
-with :meth:`PayloadLogger.stats` (the components export them as Prometheus metrics).
+``log_exchange`` / ``log_request`` / ``log_response`` only append a small tuple to a bounded
+queue (no formatting, no I/O; bodies may be functions, called in the sender thread). A sender
+thread with its own keep-alive connection (``log_transport``) encodes (``event_encoding``) and
+sends them in one of two formats:
 
-``httpx`` is imported in :meth:`PayloadLogger.start`, so ``serving_common`` imports without it.
+* ``binary`` (default): exactly the agent's HTTP requests, one per event, pipelined on one
+  connection when the receiver keeps it alive;
+* ``batch``: one POST of ``application/cloudevents-batch+json`` per flush, the events as
+  structured CloudEvents.
 
-Usage (inside the server's event loop)::
-
-    logger = PayloadLogger("http://drift:8080", inference_service="income", component="predictor")
-    await logger.start()
-    rid = request_id(headers)                  # the incoming ce-id, or a new uuid
-    logger.log_request(rid, body, "application/json")
-    ...
-    logger.log_response(rid, response_body, "application/json")   # only for 200 responses
-    await logger.stop()                        # drains the queue, bounded by ``drain_timeout``
+Capacity is ``queue_size`` events not yet finished (queued or in flight); beyond it events are
+dropped and counted, so a slow or dead receiver never slows inference. Every accepted event
+ends as exactly one of sent, failed (no 2xx answer) or dropped (left behind at ``close``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from serving_common.cloudevents import (
-    EXT_COMPONENT,
-    EXT_ENDPOINT,
-    EXT_INFERENCE_SERVICE,
-    EXT_NAMESPACE,
-    REQUEST_TYPE,
-    RESPONSE_TYPE,
-    SOURCE_PREFIX,
+from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, SOURCE_PREFIX
+from serving_common.event_encoding import (
+    EXT_METADATA,
+    BinaryEncoder,
+    Body,
+    Event,
+    Identity,
+    StructuredEncoder,
 )
+from serving_common.log_transport import FAILED, Connection
 
-if TYPE_CHECKING:
-    import httpx
-
-__all__ = ["EXT_METADATA", "LoggerMode", "LoggerStats", "PayloadLogger", "request_id"]
+__all__ = ["EXT_METADATA", "LoggerFormat", "LoggerMode", "LoggerStats", "PayloadLogger", "request_id"]
 
 log = logging.getLogger(__name__)
 
 LoggerMode = Literal["all", "request", "response"]
-EXT_METADATA = "metadata"
-"""The agent also sets ``ce-metadata``: JSON of the request headers it was told to copy (``{}``)."""
+LoggerFormat = Literal["binary", "batch"]
 
 
 def request_id(headers: Mapping[str, str] | None = None) -> str:
@@ -77,22 +68,15 @@ def request_id(headers: Mapping[str, str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class LoggerStats:
-    """Counts since start. ``dropped`` is queue overflow plus events logged while not running."""
+    """Counts since start; ``pending`` = accepted events not yet sent, failed or dropped."""
 
     enqueued: int
     sent: int
     failed: int
     dropped: int
     pending: int
-
-
-@dataclass(frozen=True)
-class _Event:
-    id: str
-    type: str
-    body: bytes
-    content_type: str
-    time: str
+    cpu_seconds: float = 0.0
+    """CPU time the sender threads spent (encoding, sending, reading answers)."""
 
 
 class PayloadLogger:
@@ -108,189 +92,238 @@ class PayloadLogger:
         component: str = "predictor",
         endpoint: str = "",
         source: str = SOURCE_PREFIX,
+        format: LoggerFormat = "binary",
         queue_size: int = 1000,
         timeout: float = 2.0,
-        workers: int = 2,
+        workers: int = 1,
         drain_timeout: float = 5.0,
+        linger: float = 0.01,
+        max_batch: int = 1024,
     ) -> None:
         if mode not in ("all", "request", "response"):
             raise ValueError(f"logger mode must be all, request or response, not {mode!r}")
-        if queue_size < 1 or workers < 1 or timeout <= 0 or drain_timeout < 0:
-            raise ValueError("queue_size and workers must be >= 1, timeout > 0, drain_timeout >= 0")
+        if format not in ("binary", "batch"):
+            raise ValueError(f"logger format must be binary or batch, not {format!r}")
+        if queue_size < 1 or workers < 1 or max_batch < 1 or timeout <= 0 or drain_timeout < 0 or linger < 0:
+            raise ValueError(
+                "queue_size, workers and max_batch must be >= 1, timeout > 0, drain_timeout and linger >= 0"
+            )
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"logger url must be http:// or https://, not {url!r}")
+        Connection(url, timeout)  # validates the URL now, not in the sender thread
         self.url = url
         self.mode: LoggerMode = mode
-        self.inference_service = inference_service
-        self.namespace = namespace
-        self.component = component
-        self.endpoint = endpoint
-        self.source = source
+        self.format: LoggerFormat = format
+        self.identity = Identity(source, inference_service, namespace, component, endpoint)
         self.queue_size = queue_size
         self.timeout = timeout
         self.workers = workers
         self.drain_timeout = drain_timeout
-        self._queue: asyncio.Queue[_Event] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self.linger = linger
+        self.max_batch = max_batch
+        self._log_requests = mode != "response"
+        self._log_responses = mode != "request"
+        self._queue: deque[Event] = deque()
         self._lock = threading.Lock()
-        self._enqueued = self._sent = self._failed = self._dropped = 0
+        self._accepted = self._rejected = self._sent = self._failed = self._dropped = self._finished = 0
+        self._cpu = 0.0
+        self._threads: list[threading.Thread] = []
+        self._connections: list[Connection] = []
+        self._running = False
+        self._closing = threading.Event()
+        self._abandon = False
 
     # --- lifecycle --------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._queue is not None
+        return self._running
 
-    async def start(self) -> None:
-        """Start the sender tasks on the running event loop (idempotent)."""
-        if self._queue is not None:
+    def open(self) -> None:
+        """Start the sender thread(s) (idempotent)."""
+        if self._running:
             return
-        import httpx
-
-        self._client = httpx.AsyncClient(timeout=self.timeout)
-        self._queue = asyncio.Queue(maxsize=self.queue_size)
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._tasks = [
-            asyncio.create_task(self._send_loop(), name=f"payload-logger-{i}") for i in range(self.workers)
+        self._closing.clear()
+        self._abandon = False
+        self._connections = [Connection(self.url, self.timeout) for _ in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(c,), name=f"payload-logger-{i}", daemon=True)
+            for i, c in enumerate(self._connections)
         ]
+        self._running = True
+        for t in self._threads:
+            t.start()
 
-    async def stop(self, drain_timeout: float | None = None) -> None:
+    def close(self, drain_timeout: float | None = None) -> None:
         """Send what is queued (bounded by ``drain_timeout`` seconds), then stop; the rest is dropped."""
-        queue = self._queue
-        if queue is None:
+        if not self._running:
             return
-        deadline = self.drain_timeout if drain_timeout is None else drain_timeout
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(queue.join(), timeout=deadline)
-        self._queue = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        left = queue.qsize()
+        self._running = False  # new events are dropped from here on
+        self._closing.set()
+        deadline = time.monotonic() + (self.drain_timeout if drain_timeout is None else drain_timeout)
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            self._abandon = True
+            for c in self._connections:
+                c.abort()
+            for t in self._threads:
+                t.join(self.timeout + 1.0)
+        left = 0
+        while self._queue:
+            self._queue.popleft()
+            left += 1
         if left:
             log.warning("payload logger stopped with %d events unsent", left)
             self._count(dropped=left)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for c in self._connections:
+            c.close()
+        self._threads, self._connections = [], []
 
-    # --- logging (sync, non-blocking) ---------------------------------------------------------
+    async def start(self) -> None:
+        """:meth:`open` for callers inside an event loop."""
+        self.open()
 
-    def log_request(self, id: str, body: bytes, content_type: str = "application/json") -> bool:
-        """Queue the request event; ``False`` when it was dropped (or the mode skips requests)."""
-        if self.mode == "response":
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close, drain_timeout)
+
+    # --- logging (any thread, non-blocking) -----------------------------------------------------
+
+    def log_exchange(
+        self,
+        event_id: str,
+        request: Body,
+        content_type: str | None,
+        ok: bool,
+        response: Body,
+        received_ns: int,
+        metadata: str = "{}",
+    ) -> None:
+        """One served exchange, as the agent logs it: the request event, and the response event
+        when the answer was a 200 (``ok``); both carry the request's content type."""
+        log_request = self._log_requests
+        log_response = ok and self._log_responses
+        n = log_request + log_response
+        if not n:
+            return
+        with self._lock:  # one capacity check for both events
+            room = self.queue_size - (self._accepted - self._finished)
+            if not self._running or room < n:
+                self._rejected += n if room <= 0 or not self._running else 1
+                if room <= 0 or not self._running:
+                    return
+                log_response = log_response and not log_request  # room for one: keep the request
+                n = 1
+            self._accepted += n
+        append = self._queue.append
+        if log_request:
+            append(Event(REQUEST_TYPE, event_id, request, content_type, received_ns, metadata))
+        if log_response:
+            append(Event(RESPONSE_TYPE, event_id, response, content_type, time.time_ns(), metadata))
+
+    def log_request(
+        self, id: str, body: Body, content_type: str | None = "application/json", metadata: str = "{}"
+    ) -> bool:
+        """Queue a request event; ``False`` when it was dropped (or the mode skips requests)."""
+        if not self._log_requests:
             return False
-        return self._enqueue(_Event(id, REQUEST_TYPE, body, content_type, _now()))
+        return self._put(Event(REQUEST_TYPE, id, body, content_type, time.time_ns(), metadata))
 
-    def log_response(self, id: str, body: bytes, content_type: str = "application/json") -> bool:
-        """Queue the response event (log only 200 responses, as the agent does)."""
-        if self.mode == "request":
+    def log_response(
+        self, id: str, body: Body, content_type: str | None = "application/json", metadata: str = "{}"
+    ) -> bool:
+        """Queue a response event (log only 200 responses, as the agent does)."""
+        if not self._log_responses:
             return False
-        return self._enqueue(_Event(id, RESPONSE_TYPE, body, content_type, _now()))
+        return self._put(Event(RESPONSE_TYPE, id, body, content_type, time.time_ns(), metadata))
 
     def stats(self) -> LoggerStats:
-        queue = self._queue
         with self._lock:
             return LoggerStats(
-                enqueued=self._enqueued,
+                enqueued=self._accepted,
                 sent=self._sent,
                 failed=self._failed,
-                dropped=self._dropped,
-                pending=queue.qsize() if queue is not None else 0,
+                dropped=self._rejected + self._dropped,
+                pending=self._accepted - self._sent - self._failed - self._dropped,
+                cpu_seconds=self._cpu,
             )
-
-    def headers(self, event_id: str, event_type: str, content_type: str, time: str) -> dict[str, str]:
-        """The binary-mode headers KServe's agent sends for one event."""
-        return {
-            "ce-specversion": "1.0",
-            "ce-id": event_id,
-            "ce-type": event_type,
-            "ce-source": self.source,
-            "ce-time": time,
-            f"ce-{EXT_INFERENCE_SERVICE}": self.inference_service,
-            f"ce-{EXT_NAMESPACE}": self.namespace,
-            f"ce-{EXT_COMPONENT}": self.component,
-            f"ce-{EXT_ENDPOINT}": self.endpoint,
-            f"ce-{EXT_METADATA}": "{}",
-            "content-type": content_type,
-        }
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _count(self, **deltas: int) -> None:
+    def _put(self, event: Event) -> bool:
         with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, f"_{name}", getattr(self, f"_{name}") + delta)
-
-    def _enqueue(self, event: _Event) -> bool:
-        queue, loop = self._queue, self._loop
-        if queue is None or loop is None or loop.is_closed():
-            self._count(dropped=1)
-            return False
-        if threading.get_ident() != self._loop_thread:
-            loop.call_soon_threadsafe(self._put, queue, event)
-            return True
-        return self._put(queue, event)
-
-    def _put(self, queue: asyncio.Queue[_Event], event: _Event) -> bool:
-        try:
-            queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self._count(dropped=1)
-            return False
-        self._count(enqueued=1)
+            if not self._running or self._accepted - self._finished >= self.queue_size:
+                self._rejected += 1
+                return False
+            self._accepted += 1
+        self._queue.append(event)
         return True
 
-    async def _send_loop(self) -> None:
-        queue = self._queue
-        assert queue is not None
-        while True:
-            event = await queue.get()
-            try:
-                await self._send(event)
-            except asyncio.CancelledError:  # stopped while sending: the event is lost, say so
-                self._count(dropped=1)
-                raise
-            finally:
-                queue.task_done()
+    def _count(self, sent: int = 0, failed: int = 0, dropped: int = 0) -> None:
+        with self._lock:
+            self._sent += sent
+            self._failed += failed
+            self._dropped += dropped
+            self._finished += sent + failed + dropped
 
-    async def _send(self, event: _Event) -> None:
-        import httpx
-
-        client = self._client
-        assert client is not None
-        headers = self.headers(event.id, event.type, event.content_type, event.time)
+    def _take(self) -> list[Event]:
+        queue, batch = self._queue, list[Event]()
         try:
-            response = await client.post(self.url, content=event.body, headers=headers)
-        except (httpx.HTTPError, OSError) as e:
-            self._count(failed=1)
-            log.warning("payload logger could not send %s %s to %s: %r", event.type, event.id, self.url, e)
+            while len(batch) < self.max_batch:
+                batch.append(queue.popleft())
+        except IndexError:
+            pass
+        return batch
+
+    def _run(self, connection: Connection) -> None:
+        binary = BinaryEncoder(self.url, self.identity) if self.format == "binary" else None
+        structured = StructuredEncoder(self.url, self.identity) if self.format == "batch" else None
+        while not self._abandon:
+            cpu = time.thread_time()
+            batch = self._take()
+            if not batch:
+                if self._closing.is_set():
+                    return
+                self._closing.wait(self.linger)
+                continue
+            settle = self.linger if len(batch) < self.max_batch else 0.0  # behind: no pause
+            try:
+                if binary is not None:
+                    recorded = binary.recorded_now()
+                    statuses = connection.post([binary.encode(e, recorded) for e in batch], settle)
+                else:
+                    assert structured is not None
+                    statuses = connection.post([structured.request(batch)], settle)
+                    statuses = statuses * len(batch)
+            except Exception as e:  # an event body that cannot be made: never kill the sender
+                log.warning("payload logger could not encode %d events: %r", len(batch), e)
+                statuses = [FAILED] * len(batch)
+            self._settle(
+                batch, statuses, time.thread_time() - cpu
+            )  # (post waited ``linger``: events gathered)
+
+    def _settle(self, batch: list[Event], statuses: list[int], cpu: float) -> None:
+        ok = sum(1 for s in statuses if 200 <= s < 300)
+        bad = len(batch) - ok
+        with self._lock:
+            self._cpu += cpu
+        if bad and self._abandon:
+            self._count(sent=ok, dropped=bad)
             return
-        if 200 <= response.status_code < 300:
-            self._count(sent=1)
-        else:
-            self._count(failed=1)
+        self._count(sent=ok, failed=bad)
+        if bad:
+            codes = sorted({s for s in statuses if not 200 <= s < 300})
             log.warning(
-                "payload logger sent %s %s, %s answered %d: %s",
-                event.type,
-                event.id,
+                "payload logger: %d of %d events to %s not accepted (%s)",
+                bad,
+                len(batch),
                 self.url,
-                response.status_code,
-                response.text[:200],
+                ", ".join("no answer" if c == FAILED else str(c) for c in codes),
             )
 
     def __repr__(self) -> str:
         return (
-            f"PayloadLogger({self.url!r}, mode={self.mode!r}, inference_service={self.inference_service!r})"
+            f"PayloadLogger({self.url!r}, mode={self.mode!r}, format={self.format!r}, "
+            f"inference_service={self.identity.inference_service!r})"
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
