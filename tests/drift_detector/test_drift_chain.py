@@ -205,10 +205,6 @@ def test_transformer_with_logger_url_feeds_the_detector(
     assert status["rows_seen"] == {"features": WINDOW, "prediction": WINDOW}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the predictor logs gRPC ModelInfer once issue 9's logging seam (C3) is merged: remove this mark",
-)
 def test_transformer_over_grpc_v2_to_a_logged_predictor_feeds_the_detector(
     gbm: Bundle, gbm_bundle: Path, gbm_detector: str, tmp_path: Path
 ) -> None:
