@@ -235,6 +235,8 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any],
                     yield f"InferenceService {name} {component}", doc["spec"][component], False
         elif kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield f"{kind} {name}", doc["spec"]["template"]["spec"], False
+        elif kind == "CronJob":
+            yield f"{kind} {name}", doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], False
         elif kind == "Pod":
             hook = doc["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
             yield f"Pod {name}", doc["spec"], hook

@@ -180,7 +180,8 @@ Weights of the `primary` route as JSON {"stable": N, "canary": N, "source": ...}
 {{- define "model-serving.weights" -}}
 {{- $w := dict "stable" 90 "canary" 10 "source" "default" }}
 {{- if .Values.traffic.weights }}
-{{- $w = merge (dict "source" "values") (deepCopy .Values.traffic.weights) $w }}
+{{- $_ := set $w "source" "values" }}
+{{- range $k, $n := .Values.traffic.weights }}{{- $_ := set $w $k $n }}{{- end }}
 {{- else }}
 {{- $live := lookup "networking.istio.io/v1" "VirtualService" .Release.Namespace (include "model-serving.fullname" .) }}
 {{- $stableHost := include "model-serving.entryHost" (dict "root" . "track" "stable") }}
@@ -196,7 +197,7 @@ Weights of the `primary` route as JSON {"stable": N, "canary": N, "source": ...}
 {{- end }}
 {{- end }}
 {{- if and (hasKey $found "stable") (hasKey $found "canary") (eq (add $found.stable $found.canary) 100) }}
-{{- $w = merge (dict "source" "live") $found }}
+{{- $w = dict "stable" $found.stable "canary" $found.canary "source" "live" }}
 {{- end }}
 {{- end }}
 {{- toJson $w }}

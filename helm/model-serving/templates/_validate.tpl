@@ -51,9 +51,6 @@ Each failure names the value and what would be accepted.
 {{- if and $v.rollout.job.enabled (not $v.rollout.rbac) }}
 {{- fail "rollout.job.enabled runs the rollout CLI as the release's rollout ServiceAccount: set rollout.rbac=true or rollout.job.enabled=false" }}
 {{- end }}
-{{- if and $v.rollout.job.enabled (not $v.canary.enabled) }}
-{{- fail "rollout.job.enabled rolls the canary out: set canary.enabled=true or rollout.job.enabled=false" }}
-{{- end }}
 {{- if and $v.security.jwt.enabled (or (not $v.security.jwt.issuer) (not $v.security.jwt.jwksUri)) }}
 {{- fail "security.jwt.enabled needs security.jwt.issuer and security.jwt.jwksUri" }}
 {{- end }}
