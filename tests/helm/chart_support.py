@@ -189,7 +189,9 @@ def validate_document(doc: dict[str, Any], crds_dir: Path) -> list[str]:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as e:
-            messages.append(f"Kubernetes {version}: {'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}")
+            messages.append(
+                f"Kubernetes {version}: {'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+            )
         except kubernetes_validate.SchemaNotFoundError as e:
             messages.append(f"Kubernetes {version}: {e.message}")
     return messages

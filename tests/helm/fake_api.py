@@ -50,11 +50,22 @@ def _discovery() -> dict[str, Obj]:
     for (group, version), kinds in KINDS.items():
         group_version = f"{group}/{version}" if group else version
         resources = [
-            {"name": plural, "singularName": kind.lower(), "namespaced": True, "kind": kind, "verbs": ["get", "list"]}
+            {
+                "name": plural,
+                "singularName": kind.lower(),
+                "namespaced": True,
+                "kind": kind,
+                "verbs": ["get", "list"],
+            }
             for plural, kind in kinds
         ]
         path = f"/apis/{group_version}" if group else "/api/v1"
-        docs[path] = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+        docs[path] = {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": resources,
+        }
         if group:
             gv = {"groupVersion": group_version, "version": version}
             groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
@@ -86,7 +97,13 @@ class FakeAPI:
                 code = 200
                 if body is None:
                     code = 404
-                    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}
+                    body = {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "reason": "NotFound",
+                        "code": 404,
+                    }
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -111,7 +128,7 @@ class FakeAPI:
         self._thread.join(timeout=5)
 
     def write_kubeconfig(self, path: Path) -> Path:
-        host, port = self._server.server_address[:2]
+        host, port = "127.0.0.1", self._server.server_address[1]
         path.write_text(
             json.dumps(
                 {

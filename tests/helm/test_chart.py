@@ -345,7 +345,9 @@ def test_every_container_bounded_probed_restricted(scenario: tuple[Path, list[di
     for where, spec, is_test in pod_specs(docs):
         assert spec["securityContext"]["runAsNonRoot"] is True, where
         # only the rollout CLI calls the Kubernetes API
-        assert spec.get("automountServiceAccountToken") is where.startswith("CronJob model-serving-rollout"), where
+        assert spec.get("automountServiceAccountToken") is where.startswith(
+            "CronJob model-serving-rollout"
+        ), where
         for c in spec.get("initContainers", []) + spec["containers"]:
             seen += 1
             label = f"{where} container {c['name']}"
@@ -400,7 +402,11 @@ def test_monitoring_scrapes_server_ports_and_wraps_rules(default_docs: list[dict
     # Istio's merged metrics: the sidecar's declared port, moved to the pilot-agent's 15020, which
     # fetches the server's own :8080/metrics (prometheus.io/port), never the agent's 9081
     (endpoint,) = pm["spec"]["podMetricsEndpoints"]
-    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == ("http-envoy-prom", "/stats/prometheus", "http")
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == (
+        "http-envoy-prom",
+        "/stats/prometheus",
+        "http",
+    )
     assert endpoint["relabelings"][0]["replacement"] == "$1:15020"
     for isvc in by_kind(default_docs, "InferenceService"):
         for component in ("predictor", "transformer", "explainer"):

@@ -10,8 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chart_support import (
+    CHART,
+    CI_SCENARIOS,
+    NAMESPACE,
+    REPO,
+    Helm,
+    HelmError,
+    by_kind,
+    pod_specs,
+    service_fqdn,
+)
 from fake_api import FakeAPI
-from chart_support import CHART, CI_SCENARIOS, NAMESPACE, REPO, Helm, HelmError, by_kind, pod_specs, service_fqdn
 
 SCENARIO_IDS = [p.name.removesuffix("-values.yaml") for p in CI_SCENARIOS]
 SELECTOR = {"app.kubernetes.io/name": "model-serving", "app.kubernetes.io/instance": "model-serving"}
@@ -42,7 +52,9 @@ def test_every_gateway_the_virtual_service_names_exists(rendered: list[dict[str,
 
 
 def test_values_gateway_is_namespaced_and_validated(helm: Helm) -> None:
-    docs = helm.template(set_values={"traffic.gateway.create": "false", "traffic.gateways": "{istio-ingress/public}"})
+    docs = helm.template(
+        set_values={"traffic.gateway.create": "false", "traffic.gateways": "{istio-ingress/public}"}
+    )
     assert not by_kind(docs, "Gateway")
     (vs,) = by_kind(docs, "VirtualService")
     assert vs["spec"]["gateways"] == ["istio-ingress/public", "mesh"]
@@ -73,7 +85,11 @@ def test_explanations_have_their_own_timeouts(default_docs: list[dict[str, Any]]
     routes = {r["name"]: r for r in vs["spec"]["http"]}
     for name in ("explain", "explain-canary-pin"):
         assert routes[name]["timeout"] == "60s", name
-        assert routes[name]["retries"] == {"attempts": 1, "perTryTimeout": "50s", "retryOn": "connect-failure,refused-stream"}
+        assert routes[name]["retries"] == {
+            "attempts": 1,
+            "perTryTimeout": "50s",
+            "retryOn": "connect-failure,refused-stream",
+        }
     assert routes["primary"]["timeout"] == "10s" and routes["primary"]["retries"]["perTryTimeout"] == "4s"
 
 
@@ -132,7 +148,9 @@ def test_prometheus_may_reach_only_the_scrape_ports(rendered: list[dict[str, Any
     """Defect: the NetworkPolicies opened 8080 to Prometheus but not Istio's 15020/15090."""
     monitoring_peer = {
         "namespaceSelector": {
-            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+            ]
         }
     }
     for policy in by_kind(rendered, "NetworkPolicy"):
@@ -188,7 +206,8 @@ def test_every_service_account_a_pod_names_exists(rendered: list[dict[str, Any]]
 
 
 def test_storage_identity_reaches_both_storage_initializers(helm: Helm) -> None:
-    """Defect: no ServiceAccount value for the InferenceServices; the detector's initializer had no credentials."""
+    """Defect: no ServiceAccount value for the InferenceServices; the detector's initializer had
+    no credentials."""
     docs = helm.template(
         set_values={
             "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn": "arn:aws:iam::1:role/models",
@@ -238,15 +257,22 @@ KUBE_CALLS = {  # kubernetes client method -> (API group, resource, verb)
 def _cli_permissions() -> set[tuple[str, str, str]]:
     """(group, resource, verb) the rollout CLI's Kubernetes gateway uses, read from its source."""
     source = (REPO / "rollout" / "rollout" / "kube.py").read_text()
-    calls = {n.func.attr for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
-    unknown = {c for c in calls if re.match(r"(get|list|patch|create|delete|replace|watch)_namespaced_", c)} - KUBE_CALLS.keys()
+    calls = {
+        n.func.attr
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    }
+    unknown = {
+        c for c in calls if re.match(r"(get|list|patch|create|delete|replace|watch)_namespaced_", c)
+    } - KUBE_CALLS.keys()
     assert not unknown, f"the rollout CLI makes calls this test does not map to RBAC yet: {unknown}"
     resources = re.findall(r'Resource\("([^"]+)", "[^"]+", "([^"]+)"\)', source)
     assert resources, "Resource constants not found in rollout/rollout/kube.py"
     perms = set()
     for call in calls & KUBE_CALLS.keys():
-        if KUBE_CALLS[call] is not None:
-            perms.add(KUBE_CALLS[call])
+        fixed = KUBE_CALLS[call]
+        if fixed is not None:
+            perms.add(fixed)
             continue
         verb = call.split("_", 1)[0]
         for group, plural in resources:
@@ -258,7 +284,13 @@ def _cli_permissions() -> set[tuple[str, str, str]]:
 def test_every_verb_the_cli_uses_is_granted(default_docs: list[dict[str, Any]]) -> None:
     """Defect: no get on inferenceservices, no create on events."""
     (role,) = by_kind(default_docs, "Role")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    granted = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
     needed = _cli_permissions()
     assert ("serving.kserve.io", "inferenceservices", "get") in needed and ("", "events", "create") in needed
     assert needed <= granted, needed - granted
@@ -316,10 +348,16 @@ def test_network_policy_knows_both_gateway_installs(helm: Helm, default_docs: li
     peer = policy["spec"]["ingress"][0]["from"][0]
     assert peer["namespaceSelector"]["matchExpressions"][0]["values"] == ["istio-system", "istio-ingress"]
     docs = helm.template(
-        set_values={"security.networkPolicy.ingressNamespaces": "{gw}", "security.networkPolicy.callerNamespaces": "{apps}"}
+        set_values={
+            "security.networkPolicy.ingressNamespaces": "{gw}",
+            "security.networkPolicy.callerNamespaces": "{apps}",
+        }
     )
     policy = _one(docs, "NetworkPolicy", "model-serving-inference")
-    assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["gw", "apps"]
+    assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == [
+        "gw",
+        "apps",
+    ]
 
 
 # 6. helm test ---------------------------------------------------------------------------------------
@@ -327,7 +365,9 @@ def test_network_policy_knows_both_gateway_installs(helm: Helm, default_docs: li
 
 def test_helm_test_goes_through_the_entry_host_and_finishes(rendered: list[dict[str, Any]]) -> None:
     """Defect: the test pod called the predictor directly and never finished with classic sidecars."""
-    (pod,) = [p for p in by_kind(rendered, "Pod") if p["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    (pod,) = [
+        p for p in by_kind(rendered, "Pod") if p["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    ]
     assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"  # STRICT mTLS needs it
     assert "holdApplicationUntilProxyStarts" in pod["metadata"]["annotations"]["proxy.istio.io/config"]
     (vs,) = by_kind(rendered, "VirtualService")
@@ -355,7 +395,10 @@ def _weights(vs: dict[str, Any]) -> list[int]:
 def live_cluster(helm: Helm, tmp_path: Path) -> Iterator[tuple[FakeAPI, Path]]:
     """A fake API server holding the release's VirtualService as the rollout CLI left it (40/60)."""
     (vs,) = by_kind(helm.template(), "VirtualService")
-    vs["metadata"]["annotations"] = {"meta.helm.sh/release-name": "model-serving", "meta.helm.sh/release-namespace": NAMESPACE}
+    vs["metadata"]["annotations"] = {
+        "meta.helm.sh/release-name": "model-serving",
+        "meta.helm.sh/release-namespace": NAMESPACE,
+    }
     primary = next(r for r in vs["spec"]["http"] if r["name"] == "primary")
     primary["route"][0]["weight"], primary["route"][1]["weight"] = 40, 60
     api = FakeAPI().start()
@@ -381,7 +424,9 @@ def test_upgrade_keeps_the_live_weights(helm: Helm, live_cluster: tuple[FakeAPI,
     assert any(r.endswith("/virtualservices/model-serving") for r in api.requests)  # it did look
 
 
-def test_upgrade_with_explicit_weights_overrides_the_live_ones(helm: Helm, live_cluster: tuple[FakeAPI, Path]) -> None:
+def test_upgrade_with_explicit_weights_overrides_the_live_ones(
+    helm: Helm, live_cluster: tuple[FakeAPI, Path]
+) -> None:
     _, kubeconfig = live_cluster
     vs = _upgrade_render(helm, kubeconfig, {"traffic.weights.stable": "100", "traffic.weights.canary": "0"})
     assert _weights(vs) == [100, 0]
@@ -403,7 +448,7 @@ BAD = [
     ),
     pytest.param(
         {"storage.pvc.accessModes": "{ReadWriteOnce}"},
-        "storage.pvc.accessModes is [ReadWriteOnce]; every replica of every component mounts the bundle claim",
+        "storage.pvc.accessModes is [ReadWriteOnce]; every replica of every component mounts",
         id="pvc-rwo",
     ),
     pytest.param(
@@ -420,7 +465,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("set_values", "message"), BAD)
-def test_cluster_values_rejected_with_clear_message(helm: Helm, set_values: dict[str, str], message: str) -> None:
+def test_cluster_values_rejected_with_clear_message(
+    helm: Helm, set_values: dict[str, str], message: str
+) -> None:
     with pytest.raises(HelmError) as err:
         helm.template(set_values=set_values)
     assert message in err.value.stderr
@@ -428,6 +475,13 @@ def test_cluster_values_rejected_with_clear_message(helm: Helm, set_values: dict
 
 def test_chart_readme_lists_cluster_assumptions() -> None:
     readme = (CHART / "README.md").read_text()
-    for needle in ("KServe 0.21", "Standard", "Istio", "native sidecars", "kube-prometheus-stack", "ReadWriteMany"):
+    for needle in (
+        "KServe 0.21",
+        "Standard",
+        "Istio",
+        "native sidecars",
+        "kube-prometheus-stack",
+        "ReadWriteMany",
+    ):
         assert needle in readme, needle
     assert "## Install sequence" in readme

@@ -25,7 +25,9 @@ def findings(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     assert checkov is not None
     out = tmp_path_factory.mktemp("renders")
     for values in CI_SCENARIOS:
-        proc = helm.run("template", "model-serving", str(values.parents[1]), "-n", "model-serving", "-f", str(values))
+        proc = helm.run(
+            "template", "model-serving", str(values.parents[1]), "-n", "model-serving", "-f", str(values)
+        )
         (out / f"{values.name.removesuffix('-values.yaml')}.yaml").write_text(proc.stdout)
     # --skip-download: offline, nothing leaves the machine
     proc = subprocess.run(
