@@ -27,7 +27,8 @@ def pick_route(vs: dict[str, Any], path: str, headers: dict[str, str]) -> dict[s
             return False
         return all(headers.get(h.lower()) == cond["exact"] for h, cond in m.get("headers", {}).items())
 
-    for route in vs["spec"]["http"]:
+    routes: list[dict[str, Any]] = vs["spec"]["http"]
+    for route in routes:
         if "match" not in route or any(matches(m) for m in route["match"]):
             return route
     raise LookupError(f"no route for {path}")
