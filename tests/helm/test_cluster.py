@@ -432,6 +432,19 @@ def test_upgrade_with_explicit_weights_overrides_the_live_ones(
     assert _weights(vs) == [100, 0]
 
 
+def test_upgrade_dropping_earlier_weights_returns_to_the_live_ones(
+    helm: Helm, live_cluster: tuple[FakeAPI, Path]
+) -> None:
+    """`--reuse-values --set traffic.weights=null`: weights set at install no longer override."""
+    _, kubeconfig = live_cluster
+    extra = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig", str(kubeconfig))
+    docs = helm.template(
+        CHART / "ci" / "canary-10-90-values.yaml", set_values={"traffic.weights": "null"}, extra=extra
+    )
+    (vs,) = by_kind(docs, "VirtualService")
+    assert _weights(vs) == [40, 60]
+
+
 def test_install_without_a_live_service_uses_the_defaults(helm: Helm, tmp_path: Path) -> None:
     api = FakeAPI().start()
     try:
