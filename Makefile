@@ -96,7 +96,7 @@ IMAGE_PREFIX ?= model-serving
 IMAGE_TAG    ?= 0.1.0
 # Debian's client when there is one: it builds with the daemon's BuildKit without the buildx plugin
 DOCKER       ?= $(firstword $(wildcard /usr/bin/docker) docker)
-IMAGES       := predictor transformer explainer drift-detector
+IMAGES       := predictor transformer explainer drift-detector rollout
 
 images: ## build every component image (build context = repo root; IMAGE_PREFIX, IMAGE_TAG)
 	@for c in $(IMAGES); do \

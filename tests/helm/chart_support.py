@@ -1,12 +1,12 @@
 """Render the chart with real helm and validate every document offline.
 
-* KServe, Istio and prometheus-operator kinds: the CRDs in ``<repo>/../shared/crds`` (never
-  copied into the project), each version's ``openAPIV3Schema`` converted to JSON Schema that
+* KServe, Istio and prometheus-operator kinds: the CRDs vendored in ``tests/helm/schemas/``
+  (sources in its SOURCES.md), each version's ``openAPIV3Schema`` converted to JSON Schema that
   rejects unknown fields (``additionalProperties: false`` wherever a schema lists properties and
   does not preserve unknown fields), as the API server's structural pruning plus
   ``kubectl --validate=strict`` would.
 * Core kinds: Kubernetes' own JSON schemas (strict variant) shipped by the PyPI package
-  ``kubernetes-validate``.
+  ``kubernetes-validate``, for the oldest and the newest Kubernetes the chart supports.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "model-serving"
-CRDS = REPO.parent / "shared" / "crds"
+CRDS = Path(__file__).resolve().parent / "schemas"
 TOOLS_BIN = REPO / ".tools" / "bin"
-KUBERNETES_VERSION = "1.35.0"
+# Chart.yaml kubeVersion ">=1.29.0-0"; 1.37 is the newest kubernetes-validate ships
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
 RELEASE = "model-serving"
 NAMESPACE = "model-serving"
 CI_SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -183,13 +184,17 @@ def validate_document(doc: dict[str, Any], crds_dir: Path) -> list[str]:
             f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
             for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
         ]
-    try:
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"]
-    except kubernetes_validate.SchemaNotFoundError as e:
-        return [e.message]
-    return []
+    messages = []
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            messages.append(
+                f"Kubernetes {version}: {'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+            )
+        except kubernetes_validate.SchemaNotFoundError as e:
+            messages.append(f"Kubernetes {version}: {e.message}")
+    return messages
 
 
 def validate_all(docs: list[dict[str, Any]], crds_dir: Path) -> list[Problem]:
@@ -232,6 +237,8 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any],
                     yield f"InferenceService {name} {component}", doc["spec"][component], False
         elif kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield f"{kind} {name}", doc["spec"]["template"]["spec"], False
+        elif kind == "CronJob":
+            yield f"{kind} {name}", doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], False
         elif kind == "Pod":
             hook = doc["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
             yield f"Pod {name}", doc["spec"], hook

@@ -1,4 +1,4 @@
-"""The predictor and drift-detector images build from their Dockerfiles and answer real clients.
+"""The predictor, drift-detector (and rollout) images build from their Dockerfiles and answer real clients.
 
 Containers run as the chart runs them (uid 1000, read-only root filesystem, no capabilities)
 with the bundle mounted read-only at /mnt/models; the predictor logs its payloads to the drift
@@ -172,25 +172,37 @@ def test_predictor_logs_payloads_to_the_drift_image(
 def test_chart_helm_test_pod_passes_against_the_image(
     docker: Docker, network: str | None, predictor_urls: tuple[str, str]
 ) -> None:
-    """The chart's `helm test` pod, run as rendered (same image, command, user) against the predictor."""
+    """The chart's `helm test` pod, run as rendered (same image, command, user) against the
+    predictor image (no transformer, no explainer: its host is the predictor's)."""
     helm = find_tool("helm")
     if helm is None:
         pytest.skip("helm not found: run `make tools`")
     out = subprocess.run(
-        [helm, "template", "t", str(REPO / "helm" / "model-serving"), "--namespace", "ns"],
+        [helm, "template", "t", str(REPO / "helm" / "model-serving"), "--namespace", "ns",
+         "--set", "transformer.enabled=false", "--set", "explainer.enabled=false"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     (pod,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Pod"]
     (container,) = pod["spec"]["containers"]
     assert container["image"] == "model-serving/predictor:0.1.0" and container["command"] == ["python", "-c"]
-    in_cluster = "http://t-model-serving-stable-predictor.ns.svc.cluster.local/"
+    in_cluster = "http://t-model-serving.ns.svc.cluster.local"  # the mesh host (VirtualService)
     script = container["args"][0]
     assert in_cluster in script
-    script = script.replace(in_cluster, f"{predictor_urls[1]}/")
+    script = script.replace(in_cluster, predictor_urls[1])
     image = docker.build("predictor")
     proc = docker.run_once(image, "python", "-c", script, network=network)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok: label" in proc.stdout
+    assert "inference ok:" in proc.stdout
+    assert "sidecar not stopped" in proc.stdout  # no pilot-agent in a plain container
+
+
+def test_rollout_image_runs_the_cli(docker: Docker, network: str | None) -> None:
+    """The image the chart's rollout CronJob runs: `python -m rollout`, uid 1000, read-only root."""
+    image = docker.build("rollout")
+    proc = docker.run_once(image, "python", "-m", "rollout", "run", "--help", network=network)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for option in ("--virtual-service", "--prometheus-url", "--steps", "ROLLOUT_STABLE"):
+        assert option in proc.stdout, option
 
 
 @pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])

