@@ -1,8 +1,10 @@
 """``python -m predictor``: serve a model bundle with KServe's ModelServer and onnxruntime.
 
-Flags are KServe's (``kserve.model_server.parser``: ``--model_name``, ``--http_port``,
-``--grpc_port``, ``--workers``, ...) plus ``--model_dir`` and the payload-logger flags;
-everything else is ``PREDICTOR_*`` (see settings.py).
+Flags are KServe's (``--model_name``, ``--http_port``, ``--grpc_port``, ``--workers``, ...) plus
+``--model_dir`` and the payload-logger flags; everything else is a ``PREDICTOR_*`` variable,
+listed with default and meaning at the end of ``--help``. A misconfiguration stops the start with
+one line and the exit code shared by all components (``serving_common.operability.exits``):
+2 bad or unknown flag/variable, 3 bundle unusable, 4 sha256 mismatch, 5 port in use.
 """
 
 from __future__ import annotations
@@ -10,50 +12,148 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
-from kserve import model_server as kserve_model_server
-from serving_common import BundleError, IntegrityError
 from serving_common.logger_config import add_logger_arguments
+from serving_common.operability import (
+    BundleUnusableError,
+    IntegrityFailedError,
+    StartupError,
+    check_environment,
+    check_ports,
+    configure_logging,
+    configured,
+    effective_settings,
+    env_help,
+    report,
+    settings_or_error,
+)
 
-from predictor.model import OnnxModel
-from predictor.payload_hook import payload_hook
-from predictor.server import PredictorServer
 from predictor.settings import PredictorLoggerSettings, PredictorSettings
 
 log = logging.getLogger("predictor")
 
+SETTINGS = (PredictorSettings, PredictorLoggerSettings)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from kserve import model_server as kserve_model_server
+
     parser = argparse.ArgumentParser(
-        prog="python -m predictor", parents=[kserve_model_server.parser], description=__doc__
+        prog="python -m predictor",
+        parents=[kserve_model_server.parser],
+        description=__doc__,
+        epilog=env_help(SETTINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model_dir", default="/mnt/models", help="model bundle directory or .onnx file")
     add_logger_arguments(parser)
-    args, _ = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    args.unknown_flags = unknown  # KServe may append flags this version does not know: logged, not fatal
     return args
 
 
 def _drop_per_call_grpc_lines(record: logging.LogRecord) -> bool:
-    """KServe's gRPC interceptor logs every call at INFO ("grpc method: ..."): the access log we turn off."""
+    """KServe's gRPC interceptor logs every call at INFO ("grpc method: ..."): never an access log."""
     return not (isinstance(record.msg, str) and record.msg.startswith("grpc method:"))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _quiet_request_lines(access_log: bool) -> None:
+    """At most one access line per request: uvicorn's (with the request id) when asked, never
+    KServe's per-request timing line nor its gRPC method line."""
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
+
+
+def _load(model_dir: str, model: object) -> None:
+    """``model.load()`` with library failures translated into start-up errors naming ``--model_dir``."""
+    from serving_common import BundleError, IntegrityError
+
+    try:
+        model.load()  # type: ignore[attr-defined]
+    except IntegrityError as e:
+        raise IntegrityFailedError(
+            f"--model_dir {model_dir!r}: {e}; expected model.onnx to match the model card's sha256 "
+            "(rebuild the bundle, or PREDICTOR_VERIFY_SHA256=false to serve it anyway)"
+        ) from e
+    except BundleError as e:
+        raise BundleUnusableError(
+            f"--model_dir {model_dir!r}: {e}; expected a bundle directory with model.onnx, or an .onnx file"
+        ) from e
+    except OSError as e:
+        raise BundleUnusableError(
+            f"--model_dir {model_dir!r}: cannot read {e.filename or 'the model'} ({e.strerror}); "
+            "expected a readable model file"
+        ) from e
+    except Exception as e:
+        if type(e).__module__.startswith("onnxruntime"):  # Fail, InvalidProtobuf, NoSuchFile, ...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BundleUnusableError(
+                f"--model_dir {model_dir!r}: onnxruntime cannot load the model ({first}); "
+                "expected a readable ONNX model"
+            ) from e
+        raise
+
+
+def start(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    settings = PredictorSettings()
+    check_environment("PREDICTOR_", SETTINGS, help_hint="python -m predictor --help")
+    settings = settings_or_error(PredictorSettings)
+    logger_settings = settings_or_error(PredictorLoggerSettings)
+    configure_logging("predictor", settings.log_format, settings.log_level)
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # onnxruntime's C++ warnings about graph rewrites: errors only
+    grpc_port = args.grpc_port if args.enable_grpc else None
+    log.info(
+        "effective settings",
+        extra={
+            "settings": effective_settings(
+                settings,
+                logger_settings,
+                model_name=args.model_name,
+                model_dir=args.model_dir,
+                http_port=args.http_port,
+                grpc_port=grpc_port,
+                logger_url=args.logger_url,
+            )
+        },
+    )
+    if args.unknown_flags:
+        log.warning("ignoring unknown flags %s", " ".join(args.unknown_flags))
+    check_ports({"--http_port": args.http_port, "--grpc_port": grpc_port})
+
+    from kserve import model_server as kserve_model_server
+
+    from predictor.model import OnnxModel
+    from predictor.payload_hook import payload_hook
+    from predictor.server import PredictorServer
+
     # The inference thread hands each result back to the event loop; with CPython's default 5 ms
     # GIL switch interval that hand-off waits on gRPC's poller thread (measured: 2x gRPC latency).
     sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
     model = OnnxModel(args.model_name, args.model_dir, settings)
-    try:
-        model.load()
-    except IntegrityError as e:
-        log.error("refusing to become ready: %s", e)
-        return 3
-    except BundleError as e:
-        log.error("cannot load the model: %s", e)
-        return 2
-    hook = payload_hook(args, PredictorLoggerSettings(), model.name, kserve_model_server.app)
+    log.info("loading model %s from %s (sha256 check %s)", args.model_name, args.model_dir,
+             "on" if settings.verify_sha256 else "off")
+    started = time.perf_counter()
+    _load(args.model_dir, model)
+    bundle = model.bundle
+    log.info(
+        "model %s ready: version %s, sha256 %s, loaded in %.2f s",
+        model.name,
+        model.version,
+        bundle.expected_sha256() if bundle is not None else None,
+        time.perf_counter() - started,
+        extra={
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_path": str(bundle.model_path) if bundle is not None else None,
+            "sha256": bundle.expected_sha256() if bundle is not None else None,
+            "sha256_verified": settings.verify_sha256 and bundle is not None and bundle.expected_sha256() is not None,
+        },
+    )
+    hook = payload_hook(args, logger_settings, model.name, kserve_model_server.app)
     server = PredictorServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -62,12 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         payload_hook=hook,
         uvloop=args.event_loop != "asyncio",
     )
-    if not settings.access_log:  # after ModelServer, which configures logging
-        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-        logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
+    _quiet_request_lines(settings.access_log)
+    log.info(
+        "serving %s on http port %s%s", model.name, args.http_port,
+        f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
+        extra={"http_port": args.http_port, "grpc_port": grpc_port},
+    )
     server.start([model])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return start(argv)
+    except StartupError as e:
+        return report("predictor", e, logged=configured())
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class PredictorServer(ModelServer):  # type: ignore[misc]
                 InferenceService(self.dataplane, self.model_repository_extension, loop, self.payload_hook),
                 threads=self.max_threads,
                 options=[
+                    ("grpc.so_reuseport", 0),  # a port in use is an error, never silently shared
                     ("grpc.max_send_message_length", kserve_args.grpc_max_send_message_length),
                     ("grpc.max_receive_message_length", kserve_args.grpc_max_receive_message_length),
                 ],

@@ -33,11 +33,15 @@ class PredictorSettings(BaseSettings):
     verify_sha256: bool = True
     """Refuse to become ready when model.onnx does not match the model card's sha256."""
     access_log: bool = False
-    """Log a line per request (uvicorn access log and KServe's timing log); off keeps the hot path lean."""
+    """Log one access line per request (with its request id); off keeps the hot path lean."""
     fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Testing only: fraction of inference requests failed with an internal error."""
     fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
     """Testing only: delay added to every inference request, in milliseconds."""
+    log_format: Literal["json", "text"] = "json"
+    """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged (libraries' own chatter stays at WARNING)."""
 
 
 class PredictorLoggerSettings(LoggerSettings):

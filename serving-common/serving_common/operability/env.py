@@ -1,0 +1,104 @@
+"""``PREFIX_*`` variables: unknown names refused (with a did-you-mean), bad values reported as one
+line naming the variable (or flag), the value and what was expected.
+
+This module and the components' settings classes are the only readers of ``os.environ``.
+Kubernetes' service links (``<SERVICE>_SERVICE_HOST``, ``<SERVICE>_PORT_8080_TCP_ADDR``, ...) can
+share a prefix with ours; they are recognised and left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from serving_common.operability.exits import ConfigError
+
+__all__ = ["check_environment", "env_name", "settings_or_error", "variables_of"]
+
+S = TypeVar("S", bound=BaseSettings)
+
+_SERVICE_LINK = re.compile(r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)")
+_SECRET = re.compile(r"(token|secret|password|passwd|credential|api_?key|authorization)", re.IGNORECASE)
+
+
+def env_name(cls: type[BaseSettings], field: str) -> str:
+    """The variable that sets ``field`` of ``cls`` (its ``env_prefix`` + the name, upper case)."""
+    return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def variables_of(classes: Iterable[type[BaseSettings]]) -> dict[str, tuple[type[BaseSettings], str]]:
+    """Every variable the settings classes read: name -> (class, field)."""
+    return {env_name(cls, field): (cls, field) for cls in classes for field in cls.model_fields}
+
+
+def is_secret(name: str) -> bool:
+    return bool(_SECRET.search(name))
+
+
+def check_environment(
+    prefix: str,
+    classes: Iterable[type[BaseSettings]],
+    *,
+    allowed: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+    help_hint: str = "",
+) -> None:
+    """Raises :class:`ConfigError` for a ``prefix*`` variable no settings class reads.
+
+    ``allowed``: other names with the prefix that are read elsewhere on purpose.
+    """
+    env = os.environ if environ is None else environ
+    known = sorted({*variables_of(classes), *(a.upper() for a in allowed)})
+    unknown = [
+        name
+        for name in sorted(env)
+        if name.upper().startswith(prefix)
+        and name.upper() not in known
+        and not _SERVICE_LINK.fullmatch(name.upper()[len(prefix) :])
+    ]
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
+        problems.append(f"unknown variable {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    hint = f"; the {prefix}* variables are listed by {help_hint}" if help_hint else ""
+    raise ConfigError("; ".join(problems) + hint)
+
+
+def _shown(name: str, value: Any) -> str:
+    if is_secret(name):
+        return "'***'"
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text[:200])
+
+
+def settings_or_error(
+    cls: type[S], *, flags: Mapping[str, str] | None = None, **overrides: Any
+) -> S:
+    """``cls(**overrides)``, or :class:`ConfigError` naming each bad variable or flag and its value.
+
+    ``flags``: field -> the command-line flag that set it (named instead of the variable).
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            loc = err.get("loc") or ()
+            field = str(loc[0]) if loc else ""
+            source = (flags or {}).get(field) or (env_name(cls, field) if field else cls.__name__)
+            expected = err["msg"][0].lower() + err["msg"][1:]
+            if field and err["type"] != "missing":
+                problems.append(f"{source}={_shown(source, err.get('input'))}: {expected}")
+            elif field:
+                problems.append(f"{source}: {expected}")
+            else:  # a model validator: the message names the fields
+                problems.append(f"{cls.__name__}: {expected}")
+        raise ConfigError("; ".join(problems)) from e
