@@ -1,36 +1,89 @@
-"""``python -m drift_detector --model_dir DIR --http_port N`` (other settings: ``DRIFT_*``)."""
+"""``python -m drift_detector --model_dir DIR --http_port N``; every other setting is a ``DRIFT_*``
+variable, listed with default and meaning at the end of ``--help``.
+
+A misconfiguration stops the start with one line and the exit code shared by all components
+(``serving_common.operability.exits``): 2 bad or unknown flag/variable, 3 bundle unusable,
+5 port in use.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import logging
+import os
 import signal
 import sys
 
-import uvicorn
-from pydantic import ValidationError
+from serving_common import BundleError
+from serving_common.operability import (
+    BundleUnusableError,
+    StartupError,
+    check_environment,
+    check_ports,
+    configure_logging,
+    configured,
+    effective_settings,
+    env_help,
+    report,
+    settings_or_error,
+)
 
-from drift_detector.app import create_app
-from drift_detector.logs import configure
 from drift_detector.settings import Settings
 
 log = logging.getLogger("drift_detector")
 
+QUIET = ("uvicorn.access", "transformers", "alibi_detect")
+"""The detector answers the payload logger, many times a second: no access lines; and the
+libraries alibi-detect pulls in stay quiet below WARNING."""
+LIBRARY_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+"""transformers (imported by alibi-detect) installs its own stderr handler and prints advice
+("None of PyTorch, TensorFlow >= 2.0, or Flax have been found") unless told by these variables."""
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drift_detector", description=__doc__)
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m drift_detector",
+        description=__doc__,
+        epilog=env_help([Settings]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model_dir", help="model bundle directory (env DRIFT_MODEL_DIR)")
     parser.add_argument("--http_port", type=int, help="HTTP port (env DRIFT_HTTP_PORT, default 8080)")
     parser.add_argument("--host", help="address to bind (env DRIFT_HOST, default 0.0.0.0)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def start(argv: list[str] | None) -> int:
+    args = parse_args(argv)
+    check_environment("DRIFT_", [Settings], help_hint="python -m drift_detector --help")
     overrides = {k: v for k, v in vars(args).items() if v is not None}
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as e:
-        print(f"invalid drift detector settings:\n{e}", file=sys.stderr)
-        return 2
-    configure(settings.log_format, settings.log_level)
+    settings = settings_or_error(Settings, flags={k: f"--{k}" for k in overrides}, **overrides)
+    configure_logging("drift_detector", settings.log_format, settings.log_level, quiet=QUIET)
+    log.info("effective settings", extra={"settings": effective_settings(settings)})
+    for name, value in LIBRARY_ENV.items():
+        os.environ.setdefault(name, value)
+    check_ports({"--http_port": settings.http_port})
+
+    import uvicorn
+
+    from drift_detector.app import create_app
+    from drift_detector.reference import Reference
+
+    try:  # the bundle's files, checked now (the detector itself is built in the background)
+        reference = Reference.load(settings.model_dir)
+    except (BundleError, OSError) as e:
+        raise BundleUnusableError(
+            f"--model_dir/DRIFT_MODEL_DIR {str(settings.model_dir)!r}: {e}; expected a model bundle "
+            "with feature_spec.json and reference.npy"
+        ) from e
+    log.info(
+        "reference of %d rows from %s; serving on port %d",
+        len(reference.features),
+        settings.model_dir,
+        settings.http_port,
+        extra={"model_dir": str(settings.model_dir), "http_port": settings.http_port},
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -52,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn.Server(config).run()
     log.info("stopped")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return start(argv)
+    except StartupError as e:
+        return report("drift_detector", e, logged=configured())
 
 
 if __name__ == "__main__":

@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     sink_timeout: float = Field(2.0, gt=0.0, le=60.0)
     """Seconds before a notification post is abandoned (and counted as failed)."""
 
-    log_format: Literal["text", "json"] = "text"
-    """Log line format."""
+    log_format: Literal["json", "text"] = "json"
+    """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged (libraries' own chatter stays at WARNING)."""
 
     @property
     def effective_step(self) -> int:
@@ -79,7 +80,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _step_fits(self) -> Settings:
         if self.window_mode == "sliding" and self.window_step > self.window_size:
-            raise ValueError("window_step must not exceed window_size")
+            raise ValueError(
+                f"DRIFT_WINDOW_STEP={self.window_step} must not exceed DRIFT_WINDOW_SIZE={self.window_size}"
+            )
         if self.sink_url is not None and not self.sink_url.startswith(("http://", "https://")):
-            raise ValueError("sink_url must be an http:// or https:// URL")
+            raise ValueError(f"DRIFT_SINK_URL={self.sink_url!r}: expected an http:// or https:// URL")
         return self

@@ -75,8 +75,7 @@ def check_environment(
 def _shown(name: str, value: Any) -> str:
     if is_secret(name):
         return "'***'"
-    text = value if isinstance(value, str) else repr(value)
-    return repr(text[:200])
+    return repr(value[:200]) if isinstance(value, str) else repr(value)
 
 
 def settings_or_error(
@@ -94,11 +93,13 @@ def settings_or_error(
             loc = err.get("loc") or ()
             field = str(loc[0]) if loc else ""
             source = (flags or {}).get(field) or (env_name(cls, field) if field else cls.__name__)
-            expected = err["msg"][0].lower() + err["msg"][1:]
+            msg = err["msg"].removeprefix("Value error, ")
+            expected = msg[0].lower() + msg[1:] if msg else err["type"]
             if field and err["type"] != "missing":
-                problems.append(f"{source}={_shown(source, err.get('input'))}: {expected}")
+                sep = " " if source.startswith("--") else "="
+                problems.append(f"{source}{sep}{_shown(source, err.get('input'))}: {expected}")
             elif field:
                 problems.append(f"{source}: {expected}")
-            else:  # a model validator: the message names the fields
-                problems.append(f"{cls.__name__}: {expected}")
+            else:  # a model validator: its message names the variables
+                problems.append(msg)
         raise ConfigError("; ".join(problems)) from e
