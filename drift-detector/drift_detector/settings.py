@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     def _step_fits(self) -> Settings:
         if self.window_mode == "sliding" and self.window_step > self.window_size:
             raise ValueError(
-                f"DRIFT_WINDOW_STEP={self.window_step} must not exceed DRIFT_WINDOW_SIZE={self.window_size}"
+                "window_step must not exceed window_size "
+                f"(DRIFT_WINDOW_STEP={self.window_step} > DRIFT_WINDOW_SIZE={self.window_size})"
             )
         if self.sink_url is not None and not self.sink_url.startswith(("http://", "https://")):
-            raise ValueError(f"DRIFT_SINK_URL={self.sink_url!r}: expected an http:// or https:// URL")
+            raise ValueError(f"DRIFT_SINK_URL={self.sink_url!r}: sink_url must be an http:// or https:// URL")
         return self

@@ -30,7 +30,7 @@ from .analysis import (
     collect,
     judge,
 )
-from .errors import PrometheusUnavailableError, RolloutError
+from .errors import AnalysisVerdictFailedError, PrometheusUnavailableError, RolloutError
 from .kube import ISTIO, connect
 from .progressive import STATE_ANNOTATION, Progressive, RunOptions, RunState, now_iso, parse_steps
 from .prometheus import Prometheus
@@ -598,10 +598,16 @@ def run(steps: str, interval: float, max_failed_checks: int, restart: bool, **kw
 @prometheus_options
 @threshold_options
 @output_option
-def analyze(output: str, **kw: Any) -> None:
+@click.option(
+    "--exit-code",
+    "exit_code",
+    is_flag=True,
+    help="Exit 7 when the verdict is FAIL (a CI gate); without it the verdict is only printed.",
+)
+def analyze(output: str, exit_code: bool, **kw: Any) -> None:
     """The analysis `run` would act on, from Prometheus only (no Kubernetes): metrics and verdict.
 
-    Exits 0 whatever the verdict (8 when Prometheus is unreachable).
+    Exits 0 whatever the verdict unless --exit-code (then 7 on FAIL); 8 when Prometheus is unreachable.
     """
     thresholds, queries = _thresholds(kw), _queries(kw)
     url = kw.pop("prometheus_url")
@@ -619,13 +625,17 @@ def analyze(output: str, **kw: Any) -> None:
                 "verdict": verdict.as_dict(),
             }
         )
-        return
-    con = render.console()
-    selector = queries.selector("<name>")
-    con.print(f"analysis over the last {queries.window} from {url} (series {{{selector}}})")
-    con.print(render.metrics_table(stable, canary, [("InferenceService", kw["stable"], kw["canary"])]))
-    for line in render.verdict_lines(verdict):
-        con.print(line)
+    else:
+        con = render.console()
+        selector = queries.selector("<name>")
+        con.print(f"analysis over the last {queries.window} from {url} (series {{{selector}}})")
+        con.print(render.metrics_table(stable, canary, [("InferenceService", kw["stable"], kw["canary"])]))
+        for line in render.verdict_lines(verdict):
+            con.print(line)
+    if exit_code and not verdict.ok:
+        raise AnalysisVerdictFailedError(
+            f"analysis FAIL for canary {kw['canary']}: " + "; ".join(verdict.reasons or ["no passing verdict"])
+        )
 
 
 def main() -> None:

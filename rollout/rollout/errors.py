@@ -9,6 +9,7 @@
     │   └── KubeUnavailableError(9)    API server not reachable
     ├── RoutesError             (5)    VirtualService lacks the expected routes / destinations
     ├── AnalysisFailedError     (7)    `run`: the canary failed its checks, traffic rolled back to stable
+    ├── AnalysisVerdictFailedError (7) `analyze --exit-code`: the verdict is FAIL (nothing changed)
     └── PrometheusUnavailableError (8) Prometheus unreachable or answered an error; weights untouched
 
 Usage errors (bad options, weight 101) are click's own and exit with 2.
@@ -27,6 +28,7 @@ __all__ = [
     "EXIT_PROMETHEUS_UNAVAILABLE",
     "EXIT_USAGE",
     "AnalysisFailedError",
+    "AnalysisVerdictFailedError",
     "ConflictError",
     "ForbiddenError",
     "InvalidError",
@@ -90,6 +92,12 @@ class RoutesError(RolloutError):
 
 class AnalysisFailedError(RolloutError):
     """The canary failed its analysis; all traffic went back to stable before this was raised."""
+
+    exit_code = EXIT_ANALYSIS_FAILED
+
+
+class AnalysisVerdictFailedError(RolloutError):
+    """``analyze --exit-code``: the canary fails its checks; read-only, nothing was changed."""
 
     exit_code = EXIT_ANALYSIS_FAILED
 

@@ -361,6 +361,10 @@ def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stac
     assert "error rate (5xx, gRPC non-OK)" in table.stdout and "verdict: FAIL" in table.stdout
     assert "[FAIL] canary error rate" in table.stdout and "[ok] canary served" in table.stdout
     assert STABLE in table.stdout and BAD in table.stdout
+    gate = CliRunner().invoke(cli, [*args, "--exit-code"], catch_exceptions=False)
+    assert gate.exit_code == 7, gate.output  # a CI gate: FAIL is a non-zero exit
+    assert "verdict: FAIL" in gate.stdout
+    assert gate.stderr.startswith(f"error: analysis FAIL for canary {BAD}: ") and "canary error rate" in gate.stderr
 
 
 def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
@@ -378,6 +382,8 @@ def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
     # the drift query is configurable: any query that is > 0 for the canary counts as drift
     r = CliRunner().invoke(cli, [*base, "--drift-query", 'max(up{inference_service="{isvc}"})'])
     assert r.exit_code == 0, r.output
+    gated = CliRunner().invoke(cli, [*base, "--exit-code", "--drift-query", 'max(up{inference_service="{isvc}"})'])
+    assert gated.exit_code == 7 and "drift" in gated.stderr, gated.output
     out = json.loads(r.stdout)
     assert out["metrics"]["canary"]["drift"] == 1 and out["metrics"]["canary"]["drifted"] is True
     assert "drift detected on canary inputs" in out["verdict"]["reasons"]
