@@ -36,7 +36,11 @@ log = logging.getLogger("drift_detector")
 QUIET = ("uvicorn.access", "transformers", "alibi_detect")
 """The detector answers the payload logger, many times a second: no access lines; and the
 libraries alibi-detect pulls in stay quiet below WARNING."""
-LIBRARY_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+LIBRARY_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+}
 """transformers (imported by alibi-detect) installs its own stderr handler and prints advice
 ("None of PyTorch, TensorFlow >= 2.0, or Flax have been found") unless told by these variables."""
 

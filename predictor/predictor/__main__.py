@@ -134,8 +134,12 @@ def start(argv: list[str] | None) -> int:
     # GIL switch interval that hand-off waits on gRPC's poller thread (measured: 2x gRPC latency).
     sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
     model = OnnxModel(args.model_name, args.model_dir, settings)
-    log.info("loading model %s from %s (sha256 check %s)", args.model_name, args.model_dir,
-             "on" if settings.verify_sha256 else "off")
+    log.info(
+        "loading model %s from %s (sha256 check %s)",
+        args.model_name,
+        args.model_dir,
+        "on" if settings.verify_sha256 else "off",
+    )
     started = time.perf_counter()
     _load(args.model_dir, model)
     bundle = model.bundle
@@ -150,7 +154,9 @@ def start(argv: list[str] | None) -> int:
             "model_version": model.version,
             "model_path": str(bundle.model_path) if bundle is not None else None,
             "sha256": bundle.expected_sha256() if bundle is not None else None,
-            "sha256_verified": settings.verify_sha256 and bundle is not None and bundle.expected_sha256() is not None,
+            "sha256_verified": settings.verify_sha256
+            and bundle is not None
+            and bundle.expected_sha256() is not None,
         },
     )
     hook = payload_hook(args, logger_settings, model.name, kserve_model_server.app)
@@ -164,7 +170,9 @@ def start(argv: list[str] | None) -> int:
     )
     _quiet_request_lines(settings.access_log)
     log.info(
-        "serving %s on http port %s%s", model.name, args.http_port,
+        "serving %s on http port %s%s",
+        model.name,
+        args.http_port,
         f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
         extra={"http_port": args.http_port, "grpc_port": grpc_port},
     )

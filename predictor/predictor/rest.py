@@ -19,6 +19,7 @@ from typing import Any
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
+from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 from predictor import codec, metrics
 from predictor.caller import CALLER_HEADER, CLIENT, caller
@@ -90,18 +91,21 @@ class FastPath:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         who = caller(headers.get(CALLER_HEADER))
-        extra: list[tuple[bytes, bytes]] = []
+        request_id = headers.get("x-request-id") or new_id()
+        REQUEST_ID.set(request_id)  # on every log line about this request (and uvicorn's access line)
+        TRACE_ID.set(trace_id_of(headers.get("traceparent")))
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
         try:
             model = self._model(name)
             if protocol == "rest_v2":
-                content, content_type, json_length = await self._infer_v2(model, name, body, headers)
+                content, content_type, json_length = await self._infer_v2(
+                    model, name, body, headers, request_id
+                )
                 if json_length is not None:
                     extra.append((codec.HEADER_LENGTH.encode(), str(json_length).encode()))
             else:
-                request_id = headers.get("x-request-id") or new_id()
                 result = await model.predict(codec.loads(body), headers)
                 content, content_type = codec.dumps(result), JSON
-                extra.append((b"x-request-id", request_id.encode()))
             status = 200
         except Exception as exc:
             status = http_status(exc)
@@ -133,11 +137,11 @@ class FastPath:
 
     @staticmethod
     async def _infer_v2(
-        model: OnnxModel, name: str, body: bytes, headers: dict[str, str]
+        model: OnnxModel, name: str, body: bytes, headers: dict[str, str], request_id: str
     ) -> tuple[bytes, bytes, int | None]:
         request, binary_all = codec.decode_v2(body, headers.get(codec.HEADER_LENGTH), name)
         if not request.id:
-            request.id = headers.get("x-request-id") or new_id()
+            request.id = request_id
         result = await model.predict(request, headers)
         assert isinstance(result, InferResponse)
         content, json_length = codec.encode_v2(result, codec.binary_outputs(request, binary_all), binary_all)

@@ -634,7 +634,8 @@ def analyze(output: str, exit_code: bool, **kw: Any) -> None:
             con.print(line)
     if exit_code and not verdict.ok:
         raise AnalysisVerdictFailedError(
-            f"analysis FAIL for canary {kw['canary']}: " + "; ".join(verdict.reasons or ["no passing verdict"])
+            f"analysis FAIL for canary {kw['canary']}: "
+            + "; ".join(verdict.reasons or ["no passing verdict"])
         )
 
 

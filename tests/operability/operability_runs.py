@@ -38,7 +38,9 @@ class Run:
         return docs
 
 
-def run(component: str, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120) -> Run:
+def run(
+    component: str, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120
+) -> Run:
     """``python -m component args`` with our variables cleared, then ``env``; waits (bounded) for exit."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
     proc = subprocess.run(

@@ -52,7 +52,10 @@ def test_runbook_has_no_section_without_an_alert() -> None:
 def _rendered_urls(*args: str) -> list[str]:
     out = subprocess.run(
         ["helm", "template", "r", str(REPO / "helm/model-serving"), *args],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
     return re.findall(r"runbook_url: (\S+)", out)
 
@@ -62,11 +65,25 @@ def test_chart_prefixes_runbook_urls_with_the_base_url() -> None:
     plain = _rendered_urls()
     assert sorted(u.split("#")[1] for u in plain) == sorted(names)
     assert all(u.startswith("docs/runbook.md#") for u in plain)
-    based = _rendered_urls("--set", "monitoring.runbookBaseUrl=https://git.example.com/org/model-serving/-/blob/main/")
+    based = _rendered_urls(
+        "--set", "monitoring.runbookBaseUrl=https://git.example.com/org/model-serving/-/blob/main/"
+    )
     assert len(based) == len(plain)
-    assert all(u.startswith("https://git.example.com/org/model-serving/-/blob/main/docs/runbook.md#") for u in based)
+    assert all(
+        u.startswith("https://git.example.com/org/model-serving/-/blob/main/docs/runbook.md#") for u in based
+    )
     bad = subprocess.run(
-        ["helm", "template", "r", str(REPO / "helm/model-serving"), "--set", "monitoring.runbookBaseUrl=not a url"],
-        capture_output=True, text=True, check=False, timeout=120,
+        [
+            "helm",
+            "template",
+            "r",
+            str(REPO / "helm/model-serving"),
+            "--set",
+            "monitoring.runbookBaseUrl=not a url",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert bad.returncode != 0 and "runbookBaseUrl" in bad.stderr

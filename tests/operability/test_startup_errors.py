@@ -29,41 +29,117 @@ class Case:
 
 
 CASES = [
-    Case("http-port-in-use", "predictor", ": port already in use by another process; expected a free port",
-         exits.EXIT_PORT_IN_USE, ports="http-taken"),
-    Case("grpc-port-in-use", "predictor", ": port already in use by another process; expected a free port",
-         exits.EXIT_PORT_IN_USE, ports="grpc-taken"),
-    Case("drift-port-in-use", "drift_detector", ": port already in use by another process; expected a free port",
-         exits.EXIT_PORT_IN_USE, ports="http-taken"),
+    Case(
+        "http-port-in-use",
+        "predictor",
+        ": port already in use by another process; expected a free port",
+        exits.EXIT_PORT_IN_USE,
+        ports="http-taken",
+    ),
+    Case(
+        "grpc-port-in-use",
+        "predictor",
+        ": port already in use by another process; expected a free port",
+        exits.EXIT_PORT_IN_USE,
+        ports="grpc-taken",
+    ),
+    Case(
+        "drift-port-in-use",
+        "drift_detector",
+        ": port already in use by another process; expected a free port",
+        exits.EXIT_PORT_IN_USE,
+        ports="http-taken",
+    ),
     Case("same-port", "predictor", ": expected a different port for each", exits.EXIT_CONFIG, ports="same"),
-    Case("bad-integer", "predictor", "PREDICTOR_MAX_ROWS='abc': input should be a valid integer",
-         exits.EXIT_CONFIG, env={"PREDICTOR_MAX_ROWS": "abc"}),
-    Case("out-of-range", "predictor", "PREDICTOR_MAX_ROWS='0': input should be greater than or equal to 1",
-         exits.EXIT_CONFIG, env={"PREDICTOR_MAX_ROWS": "0"}),
-    Case("bad-level", "predictor", "PREDICTOR_LOG_LEVEL='LOUD': input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
-         exits.EXIT_CONFIG, env={"PREDICTOR_LOG_LEVEL": "LOUD"}),
-    Case("bad-boolean", "predictor", "PREDICTOR_VERIFY_SHA256='maybe': input should be a valid boolean",
-         exits.EXIT_CONFIG, env={"PREDICTOR_VERIFY_SHA256": "maybe"}),
-    Case("unknown-variable", "predictor",
-         "unknown variable PREDICTOR_MAXROWS (did you mean PREDICTOR_MAX_ROWS?)",
-         exits.EXIT_CONFIG, env={"PREDICTOR_MAXROWS": "5"}),
-    Case("drift-unknown-variable", "drift_detector",
-         "unknown variable DRIFT_WINDOWSIZE (did you mean DRIFT_WINDOW_SIZE?)",
-         exits.EXIT_CONFIG, env={"DRIFT_WINDOWSIZE": "5"}),
-    Case("drift-inconsistent", "drift_detector",
-         "window_step must not exceed window_size (DRIFT_WINDOW_STEP=500 > DRIFT_WINDOW_SIZE=200)",
-         exits.EXIT_CONFIG, env={"DRIFT_WINDOW_MODE": "sliding", "DRIFT_WINDOW_STEP": "500"}),
-    Case("bad-flag", "predictor", "argument --http_port: invalid int value: 'abc'", exits.EXIT_CONFIG,
-         ports="none", extra_args=("--http_port", "abc")),
-    Case("bundle-missing", "predictor", "is neither a directory nor an .onnx file", exits.EXIT_BUNDLE,
-         bundle="missing"),
-    Case("drift-bundle-missing", "drift_detector", "is not a directory; expected a model bundle",
-         exits.EXIT_BUNDLE, bundle="missing"),
-    Case("model-unreadable", "predictor", "onnxruntime cannot load the model", exits.EXIT_BUNDLE,
-         env={"PREDICTOR_VERIFY_SHA256": "false"}, bundle="garbage"),
-    Case("bare-onnx-unreadable", "predictor", "onnxruntime cannot load the model", exits.EXIT_BUNDLE,
-         bundle="bare"),
-    Case("sha256-mismatch", "predictor", "but the model card expects", exits.EXIT_INTEGRITY, bundle="tampered"),
+    Case(
+        "bad-integer",
+        "predictor",
+        "PREDICTOR_MAX_ROWS='abc': input should be a valid integer",
+        exits.EXIT_CONFIG,
+        env={"PREDICTOR_MAX_ROWS": "abc"},
+    ),
+    Case(
+        "out-of-range",
+        "predictor",
+        "PREDICTOR_MAX_ROWS='0': input should be greater than or equal to 1",
+        exits.EXIT_CONFIG,
+        env={"PREDICTOR_MAX_ROWS": "0"},
+    ),
+    Case(
+        "bad-level",
+        "predictor",
+        "PREDICTOR_LOG_LEVEL='LOUD': input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+        exits.EXIT_CONFIG,
+        env={"PREDICTOR_LOG_LEVEL": "LOUD"},
+    ),
+    Case(
+        "bad-boolean",
+        "predictor",
+        "PREDICTOR_VERIFY_SHA256='maybe': input should be a valid boolean",
+        exits.EXIT_CONFIG,
+        env={"PREDICTOR_VERIFY_SHA256": "maybe"},
+    ),
+    Case(
+        "unknown-variable",
+        "predictor",
+        "unknown variable PREDICTOR_MAXROWS (did you mean PREDICTOR_MAX_ROWS?)",
+        exits.EXIT_CONFIG,
+        env={"PREDICTOR_MAXROWS": "5"},
+    ),
+    Case(
+        "drift-unknown-variable",
+        "drift_detector",
+        "unknown variable DRIFT_WINDOWSIZE (did you mean DRIFT_WINDOW_SIZE?)",
+        exits.EXIT_CONFIG,
+        env={"DRIFT_WINDOWSIZE": "5"},
+    ),
+    Case(
+        "drift-inconsistent",
+        "drift_detector",
+        "window_step must not exceed window_size (DRIFT_WINDOW_STEP=500 > DRIFT_WINDOW_SIZE=200)",
+        exits.EXIT_CONFIG,
+        env={"DRIFT_WINDOW_MODE": "sliding", "DRIFT_WINDOW_STEP": "500"},
+    ),
+    Case(
+        "bad-flag",
+        "predictor",
+        "argument --http_port: invalid int value: 'abc'",
+        exits.EXIT_CONFIG,
+        ports="none",
+        extra_args=("--http_port", "abc"),
+    ),
+    Case(
+        "bundle-missing",
+        "predictor",
+        "is neither a directory nor an .onnx file",
+        exits.EXIT_BUNDLE,
+        bundle="missing",
+    ),
+    Case(
+        "drift-bundle-missing",
+        "drift_detector",
+        "is not a directory; expected a model bundle",
+        exits.EXIT_BUNDLE,
+        bundle="missing",
+    ),
+    Case(
+        "model-unreadable",
+        "predictor",
+        "onnxruntime cannot load the model",
+        exits.EXIT_BUNDLE,
+        env={"PREDICTOR_VERIFY_SHA256": "false"},
+        bundle="garbage",
+    ),
+    Case(
+        "bare-onnx-unreadable",
+        "predictor",
+        "onnxruntime cannot load the model",
+        exits.EXIT_BUNDLE,
+        bundle="bare",
+    ),
+    Case(
+        "sha256-mismatch", "predictor", "but the model card expects", exits.EXIT_INTEGRITY, bundle="tampered"
+    ),
 ]
 
 
@@ -124,7 +200,9 @@ def test_readme_table_is_exactly_the_tested_cases() -> None:
         cases = [c for c in CASES if c.expect in message and c.exit_code == code]
         assert cases, f"README row {what!r} ({message!r}, exit {code}) is not a tested case"
         matched.update(c.id for c in cases)
-    assert matched == {c.id for c in CASES}, f"cases missing from the README: {set(c.id for c in CASES) - matched}"
+    assert matched == {c.id for c in CASES}, (
+        f"cases missing from the README: {set(c.id for c in CASES) - matched}"
+    )
 
 
 def test_exit_codes_are_documented_in_the_readme() -> None:
@@ -133,5 +211,3 @@ def test_exit_codes_are_documented_in_the_readme() -> None:
     for name in ("EXIT_CONFIG", "EXIT_BUNDLE", "EXIT_INTEGRITY", "EXIT_PORT_IN_USE", "EXIT_UPSTREAM"):
         code = getattr(exits, name)
         assert re.search(rf"\| {code} \| `{name}`", section), f"{name} ({code}) not in the exit code table"
-
-

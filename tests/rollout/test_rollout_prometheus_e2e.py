@@ -364,7 +364,10 @@ def test_analyze_shows_both_sides_and_the_verdict_without_kubernetes(stack: Stac
     gate = CliRunner().invoke(cli, [*args, "--exit-code"], catch_exceptions=False)
     assert gate.exit_code == 7, gate.output  # a CI gate: FAIL is a non-zero exit
     assert "verdict: FAIL" in gate.stdout
-    assert gate.stderr.startswith(f"error: analysis FAIL for canary {BAD}: ") and "canary error rate" in gate.stderr
+    assert (
+        gate.stderr.startswith(f"error: analysis FAIL for canary {BAD}: ")
+        and "canary error rate" in gate.stderr
+    )
 
 
 def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
@@ -382,7 +385,9 @@ def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
     # the drift query is configurable: any query that is > 0 for the canary counts as drift
     r = CliRunner().invoke(cli, [*base, "--drift-query", 'max(up{inference_service="{isvc}"})'])
     assert r.exit_code == 0, r.output
-    gated = CliRunner().invoke(cli, [*base, "--exit-code", "--drift-query", 'max(up{inference_service="{isvc}"})'])
+    gated = CliRunner().invoke(
+        cli, [*base, "--exit-code", "--drift-query", 'max(up{inference_service="{isvc}"})']
+    )
     assert gated.exit_code == 7 and "drift" in gated.stderr, gated.output
     out = json.loads(r.stdout)
     assert out["metrics"]["canary"]["drift"] == 1 and out["metrics"]["canary"]["drifted"] is True

@@ -7,14 +7,15 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import itertools
 import textwrap
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
 from serving_common.operability.env import env_name, is_secret
 
@@ -33,7 +34,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError, SyntaxError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in zip(body, body[1:], strict=False):
+        for node, after in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
@@ -85,7 +86,7 @@ def env_help(classes: Iterable[type[BaseSettings]]) -> str:
             else:
                 default = "required"
             if isinstance(default, list):
-                default = "[]" if not default else default
+                default = default if default else "[]"
             meaning = docs.get(field, info.description or "")
             lines.append(f"  {env_name(cls, field)} [{default}]")
             if meaning:

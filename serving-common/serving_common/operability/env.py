@@ -23,7 +23,9 @@ __all__ = ["check_environment", "env_name", "settings_or_error", "variables_of"]
 
 S = TypeVar("S", bound=BaseSettings)
 
-_SERVICE_LINK = re.compile(r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)")
+_SERVICE_LINK = re.compile(
+    r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)"
+)
 _SECRET = re.compile(r"(token|secret|password|passwd|credential|api_?key|authorization)", re.IGNORECASE)
 
 
@@ -78,9 +80,7 @@ def _shown(name: str, value: Any) -> str:
     return repr(value[:200]) if isinstance(value, str) else repr(value)
 
 
-def settings_or_error(
-    cls: type[S], *, flags: Mapping[str, str] | None = None, **overrides: Any
-) -> S:
+def settings_or_error(cls: type[S], *, flags: Mapping[str, str] | None = None, **overrides: Any) -> S:
     """``cls(**overrides)``, or :class:`ConfigError` naming each bad variable or flag and its value.
 
     ``flags``: field -> the command-line flag that set it (named instead of the variable).

@@ -14,6 +14,7 @@ expected. On Kubernetes the line is also the container's termination message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -87,8 +88,6 @@ def report(component: str, error: StartupError, *, logged: bool = False) -> int:
     else:
         print(f"{component}: error: {message} (exit {error.exit_code})", file=sys.stderr, flush=True)
     if TERMINATION_LOG.exists():
-        try:
+        with contextlib.suppress(OSError):
             TERMINATION_LOG.write_text(f"{message} (exit {error.exit_code})\n")
-        except OSError:
-            pass
     return error.exit_code

@@ -27,8 +27,23 @@ TRACE_ID: ContextVar[str | None] = ContextVar("trace_id", default=None)
 
 ROUTED = ("kserve", "kserve.trace", "uvicorn", "uvicorn.error", "uvicorn.access")
 """Loggers that libraries configure with handlers of their own: given ours instead."""
-NOISY = ("httpx", "httpcore", "urllib3", "asyncio", "grpc", "numba", "matplotlib", "PIL", "h5py", "absl",
-         "tensorflow", "filelock", "multipart", "python_multipart", "fsspec")
+NOISY = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "asyncio",
+    "grpc",
+    "numba",
+    "matplotlib",
+    "PIL",
+    "h5py",
+    "absl",
+    "tensorflow",
+    "filelock",
+    "multipart",
+    "python_multipart",
+    "fsspec",
+)
 """Libraries that log at INFO/DEBUG about their own internals: WARNING and above only."""
 
 
@@ -63,7 +78,7 @@ class _Text(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -74,11 +89,13 @@ class _Text(logging.Formatter):
 
 def _utc(record: logging.LogRecord) -> str:
     """RFC 3339 UTC with milliseconds: ``2026-11-30T12:17:45.123Z``."""
-    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class _Json(JsonFormatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record)
 
 

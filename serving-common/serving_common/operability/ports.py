@@ -55,6 +55,7 @@ def check_ports(ports: Mapping[str, int | None]) -> None:
                 ) from e
             if e.errno == errno.EACCES:
                 raise ConfigError(
-                    f"{flag} {port}: permission denied; expected a port above 1023 (or the privilege to bind it)"
+                    f"{flag} {port}: permission denied; "
+                    "expected a port above 1023 (or the privilege to bind it)"
                 ) from e
             raise ConfigError(f"{flag} {port}: cannot bind ({e.strerror})") from e
