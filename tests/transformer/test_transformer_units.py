@@ -6,24 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput
 from serving_common import Bundle, Problem, records
-from serving_common.headers import forwarded, request_id
-from serving_common.predictor_errors import (
+from serving_common.framework.predictor_client import PredictorClient
+from serving_common.framework.records_model import MAX_LISTED_PROBLEMS, describe_problems
+from serving_common.framework.startup import explicit_protocol
+from serving_common.framework.status import (
     PredictorFailed,
     PredictorTimeout,
     PredictorUnavailable,
     grpc_code,
     http_status,
 )
-from serving_common.raw_request import MAX_LISTED_PROBLEMS, describe_problems
-from serving_common.startup import explicit_protocol
+from serving_common.headers import forwarded, new_id, request_id
 from transformer.__main__ import build_parser
-from transformer.client import PredictorClient
 
 RECORD = {"age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0}
 
@@ -127,7 +126,8 @@ def test_only_trace_auth_and_request_id_headers_are_forwarded() -> None:
     assert forwarded({}, "new")["x-request-id"] == "new"
     assert request_id({"X-Request-ID": "h"}, "v2") == "h"
     assert request_id({}, "v2") == "v2"
-    assert len(request_id(None)) == 36
+    made = {request_id(None) for _ in range(1000)}
+    assert len(made) == 1000 and all(len(r) == len(new_id()) == 33 for r in made)
 
 
 def test_problem_list_is_bounded_but_counted() -> None:
@@ -168,15 +168,23 @@ def test_predictor_errors_keep_their_meaning() -> None:
         (_RpcError(grpc.StatusCode.INTERNAL, "boom"), PredictorFailed, 502, "INTERNAL"),
     ]
     for error, kind, status, code in cases:
-        mapped = client._from_grpc(error)
+        mapped = client.from_grpc(error)
         assert isinstance(mapped, kind) and http_status(mapped) == status and grpc_code(mapped) == code
-    assert "bad rows" in str(client._from_grpc(cases[0][0]))
+    assert "bad rows" in str(client.from_grpc(cases[0][0]))
     for status, kind in [
         (400, InvalidInput),
         (503, PredictorUnavailable),
         (504, PredictorTimeout),
         (500, PredictorFailed),
     ]:
-        mapped = client._from_http(httpx.Response(status, json={"error": f"predictor said {status}"}))
+        mapped = client.from_http(status, b'{"error": "predictor said %d"}' % status)
         assert isinstance(mapped, kind)
         assert kind is PredictorTimeout or f"predictor said {status}" in str(mapped)
+    assert "HTTP 502: <html>bad gateway" in str(client.from_http(502, b"<html>bad gateway"))
+
+
+def test_unknown_predictor_protocol_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown predictor protocol 'rest'; expected one of \['grpc-v2', 'v2', 'v1'\]"
+    ):
+        PredictorClient(host="p:1", protocol="rest", model_name="m", timeout=2)
