@@ -16,7 +16,12 @@ from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
 from serving_common.framework.front import FrontServer
-from serving_common.framework.startup import check_flags, configure_logging, explicit_protocol
+from serving_common.framework.startup import (
+    check_flags,
+    configure_logging,
+    explicit_protocol,
+    quiet_access_log,
+)
 
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             predictor_health_check=args.enable_predictor_health_check,
         ),
     )
+    if not settings.access_log:
+        quiet_access_log()
     server.start([model])
     return 0
 

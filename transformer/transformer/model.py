@@ -127,12 +127,14 @@ class Transformer(RecordsModel):
         """The predictor's scores for ``matrix``, with the caller's trace headers forwarded."""
         return await self.client.infer(matrix, forwarded(headers, request_id), request_id)
 
-    def _labels(self, scores: Scores) -> tuple[list[str], np.ndarray]:
-        classes = self.classes
-        k = len(classes)
-        labels = [classes[i] if 0 <= i < k else str(i) for i in scores.labels.tolist()]
-        picked = np.clip(scores.labels, 0, scores.probabilities.shape[1] - 1)
-        probability = scores.probabilities[np.arange(len(labels)), picked]
+    def _labels(self, scores: Scores) -> tuple[list[str], list[float]]:
+        """Class names of the labels, and each row's probability of its label."""
+        classes, k = self.classes, len(self.classes)
+        last = scores.probabilities.shape[1] - 1
+        indices = scores.labels.tolist()
+        labels = [classes[i] if 0 <= i < k else str(i) for i in indices]
+        rows = scores.probabilities.tolist()
+        probability = [row[min(max(i, 0), last)] for i, row in zip(indices, rows, strict=True)]
         return labels, probability
 
     def v1_answer(self, scores: Scores, request_id: str) -> dict[str, Any]:
@@ -142,9 +144,7 @@ class Transformer(RecordsModel):
         return {
             "predictions": [
                 {"label": label, "probability": p, "probabilities": dict(zip(classes, row, strict=False))}
-                for label, p, row in zip(
-                    labels, probability.tolist(), scores.probabilities.tolist(), strict=True
-                )
+                for label, p, row in zip(labels, probability, scores.probabilities.tolist(), strict=True)
             ],
             "model_name": self.name,
             "model_version": scores.model_version or self.version,
@@ -156,7 +156,7 @@ class Transformer(RecordsModel):
         labels, probability = self._labels(scores)
         outputs = [
             InferOutput("label", [len(labels)], "BYTES", np.array(labels, dtype=np.object_)),
-            InferOutput("probability", [len(labels)], "FP32", probability.astype(np.float32)),
+            InferOutput("probability", [len(labels)], "FP32", np.array(probability, dtype=np.float32)),
             InferOutput(
                 "probabilities",
                 list(scores.probabilities.shape),

@@ -143,4 +143,4 @@ def _error(exc: Exception, name: str, protocol: str, rid: str) -> Answer:
         )
     else:
         log.info("%s %s request %s rejected (%d): %s", name, protocol, rid, status, exc)
-    return Answer(status, orjson.dumps({"error": str(exc)}), JSON)
+    return Answer(status, orjson.dumps({"error": str(exc) or type(exc).__name__}), JSON)

@@ -4,8 +4,8 @@ REST or V1 REST.
 
 One long-lived connection per target, made on first use inside the server's event loop: a
 ``grpc.aio`` channel with KServe's protobuf stub (the matrix goes as one raw FP32 buffer, the
-answer is read with ``np.frombuffer``), or one aiohttp keep-alive HTTP/1.1 pool (bodies written
-and read with orjson straight from and into numpy). No KServe ``InferRequest``/``InferResponse``,
+answer is read with ``np.frombuffer``), or one keep-alive HTTP/1.1 pool (``http_pool.py``; bodies
+written and read with orjson straight from and into numpy). No KServe ``InferRequest``/``InferResponse``,
 no pydantic, no log line on the request path.
 
 Every call is bounded by the timeout as a whole, and every failure is translated here into the
@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
-import aiohttp
 import grpc
 import numpy as np
 import orjson
@@ -32,6 +31,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from serving_common.framework import scores
+from serving_common.framework.http_pool import HttpPool, HttpProtocolError
 from serving_common.framework.scores import Scores
 from serving_common.framework.status import PredictorFailed, PredictorTimeout, PredictorUnavailable
 from serving_common.headers import CALLER_HEADER
@@ -43,7 +43,7 @@ PredictorProtocol = Literal["grpc-v2", "v2", "v1"]
 PROTOCOLS: tuple[str, ...] = get_args(PredictorProtocol)
 
 POOL_SIZE = 64
-"""Most HTTP connections to the predictor at once (all kept alive and reused)."""
+"""Most idle HTTP connections to the predictor kept for reuse."""
 KEEPALIVE_SECONDS = 4.0
 """An idle pooled connection is closed after this long: below uvicorn's 5 s default, so the pool
 never reuses a connection the predictor is about to close."""
@@ -83,12 +83,14 @@ class PredictorClient:
         """Called with the seconds of each predictor request (a histogram's ``observe``)."""
         scheme = "https" if use_ssl else "http"
         base = host if host.startswith(("http://", "https://")) else f"{scheme}://{host}"
-        verb = f"/v2/models/{model_name}/infer" if protocol == "v2" else f"/v1/models/{model_name}:predict"
-        self.url = base + verb
+        self.base_url = base
+        self.path = (
+            f"/v2/models/{model_name}/infer" if protocol == "v2" else f"/v1/models/{model_name}:predict"
+        )
         self._what = f"the {protocol} predictor at {host}"
         self._channel: grpc.aio.Channel | None = None
         self._stub: GRPCInferenceServiceStub | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._http: HttpPool | None = None
 
     def describe(self) -> str:
         return f"{self.protocol} predictor at {self.host}"
@@ -216,14 +218,9 @@ class PredictorClient:
 
     # --- REST -----------------------------------------------------------------------------
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _pool(self) -> HttpPool:
         if self._http is None:
-            connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
-            self._http = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent",),
-            )
+            self._http = HttpPool(self.base_url, size=POOL_SIZE, keepalive=KEEPALIVE_SECONDS)
         return self._http
 
     def _body(self, matrix: np.ndarray, request_id: str | None) -> bytes:
@@ -244,20 +241,13 @@ class PredictorClient:
         return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
     async def _rest(self, matrix: np.ndarray, headers: Mapping[str, str], request_id: str | None) -> Scores:
-        body = self._body(matrix, request_id)
         sent = {**headers, "content-type": "application/json"}
-        for attempt in (0, 1):
-            try:
-                async with self._session().post(self.url, data=body, headers=sent) as response:
-                    status, content = response.status, await response.read()
-                break
-            except aiohttp.ServerDisconnectedError as e:  # a kept-alive connection closed under us: once more
-                if attempt:
-                    raise PredictorUnavailable(f"{self._what} closed the connection: {e!r}") from e
-            except (aiohttp.ClientConnectionError, OSError) as e:
-                raise PredictorUnavailable(f"{self._what} cannot be reached: {e!r}") from e
-            except aiohttp.ClientError as e:
-                raise PredictorFailed(f"{self._what} failed: {e!r}") from e
+        try:
+            status, content = await self._pool().post(self.path, sent, self._body(matrix, request_id))
+        except OSError as e:  # ConnectionError included: cannot connect, or the connection was lost
+            raise PredictorUnavailable(f"{self._what} cannot be reached: {e!r}") from e
+        except HttpProtocolError as e:
+            raise PredictorFailed(f"{self._what} failed: {e}") from e
         if status != 200:
             raise self.from_http(status, content)
         try:
