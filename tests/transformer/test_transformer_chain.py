@@ -371,7 +371,12 @@ def test_trace_and_auth_headers_reach_the_predictor(stack: Stack, hop: str) -> N
     r = httpx.post(
         getattr(stack, hop).v1,
         json={"instances": [RECORD]},
-        headers={**TRACE_HEADERS, "x-private": "stays here", "cookie": "session=1"},
+        headers={
+            **TRACE_HEADERS,
+            "x-private": "stays here",
+            "cookie": "session=1",
+            "x-model-serving-caller": "explainer",  # only the explainer marks its calls (C1)
+        },
         timeout=30,
     )
     assert r.status_code == 200, r.text
@@ -381,7 +386,7 @@ def test_trace_and_auth_headers_reach_the_predictor(stack: Stack, hop: str) -> N
     seen = stack.fake.seen[-1]
     for name, value in TRACE_HEADERS.items():
         assert seen.get(name) == value, (name, seen)
-    assert "x-private" not in seen and "cookie" not in seen
+    assert "x-private" not in seen and "cookie" not in seen and "x-model-serving-caller" not in seen
 
 
 def test_request_id_is_made_when_missing_and_sent_on(stack: Stack) -> None:
