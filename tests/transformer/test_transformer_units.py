@@ -188,3 +188,45 @@ def test_unknown_predictor_protocol_is_refused() -> None:
         ValueError, match=r"unknown predictor protocol 'rest'; expected one of \['grpc-v2', 'v2', 'v1'\]"
     ):
         PredictorClient(host="p:1", protocol="rest", model_name="m", timeout=2)
+
+
+def test_column_vectoriser_agrees_with_the_record_vectoriser(gbm_bundle: Path) -> None:
+    """Same matrix, same problems in the same order, for good and bad columns of every kind."""
+    bundle = Bundle.open(gbm_bundle)
+    spec = bundle.spec()
+    rows = [spec.decode_row(row.tolist()) for row in bundle.reference()[:4]]
+    cases: list[list[Any]] = [
+        [
+            InferInput(g.name, [4], "BYTES" if g.type == "categorical" else "FP64", [r[g.name] for r in rows])
+            for g in spec.features
+        ]
+    ]
+    for f in spec.features:
+        if f.type == "categorical":
+            column = InferInput(f.name, [4], "BYTES", [b"female", b"male", b"alien", b"female"])
+        else:
+            column = InferInput(f.name, [4], "FP64", [1.0, np.nan, np.inf, 1e9])
+        others = [
+            InferInput(g.name, [4], "BYTES" if g.type == "categorical" else "FP64", [r[g.name] for r in rows])
+            for g in spec.features
+            if g.name != f.name
+        ]
+        cases.append([column, *others])
+        cases.append(others)  # the feature's column is missing altogether
+    cases.append([*cases[0], InferInput("colour", [4], "BYTES", [b"red"] * 4)])  # an extra column
+    cases.append(
+        [InferInput(f.name, [4], "INT64", [1, 2, 3, 400]) for f in spec.features]
+    )  # ints, wrong types
+    counts = []
+    for inputs in cases:
+        columns = records.columns_from_v2(inputs, 10)
+        assert columns is not None
+        by_columns, column_problems = spec.check_columns(columns, 4)
+        by_records, record_problems = spec.check(records.from_v2(inputs, 10))
+        assert [str(p) for p in column_problems] == [str(p) for p in record_problems]
+        valid = sorted({p.index for p in record_problems} ^ {0, 1, 2, 3})
+        np.testing.assert_array_equal(by_columns[valid], by_records[valid])
+        counts.append(len(record_problems))
+    # all good; an extra column is a problem in every record; bad values and missing required columns too
+    assert counts[0] == 0 and counts[-2] == 4 and sum(c > 0 for c in counts) >= len(spec.features)
+    assert records.columns_from_v2([InferInput("records", [1], "BYTES", [b"{}"])], 10) is None

@@ -42,8 +42,15 @@ def vectorise_request(
     :class:`InferRequest`); any bad request or record is one :class:`InvalidInput`."""
     try:
         if isinstance(payload, InferRequest):
-            raw = records.from_v2(payload.inputs, max_records)
             rid = request_id(headers, payload.id)
+            columns = records.columns_from_v2(payload.inputs, max_records)
+            if columns is not None:  # feature columns: vectorised column by column
+                n = len(next(iter(columns.values())))
+                matrix, problems = spec.check_columns(columns, n)
+                if problems:
+                    raise InvalidInput(describe_problems(problems, n))
+                return rid, matrix
+            raw = records.from_v2(payload.inputs, max_records)
         else:
             raw = records.from_v1(payload, max_records)
             rid = request_id(headers)
