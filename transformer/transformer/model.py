@@ -151,6 +151,34 @@ class Transformer(RecordsModel):
             "id": request_id,
         }
 
+    def v2_document(self, scores: Scores, request_id: str) -> dict[str, Any]:
+        """The V2 JSON answer, as :meth:`v2_answer` writes it when no binary output is asked for
+        (FP32 values as the doubles they are, as the V1 answer writes them)."""
+        labels, probability = self._labels(scores)
+        n = len(labels)
+        probabilities = scores.probabilities
+        return {
+            "id": request_id,
+            "model_name": self.name,
+            "model_version": scores.model_version or self.version,
+            "outputs": [
+                {"name": "label", "shape": [n], "datatype": "BYTES", "data": labels},
+                {
+                    "name": "probability",
+                    "shape": [n],
+                    "datatype": "FP32",
+                    "data": probability,
+                },
+                {
+                    "name": "probabilities",
+                    "shape": list(probabilities.shape),
+                    "datatype": "FP32",
+                    "parameters": {"classes": ",".join(self.classes)},
+                    "data": probabilities.reshape(-1).tolist(),
+                },
+            ],
+        }
+
     def v2_answer(self, scores: Scores, request_id: str, request: InferRequest) -> InferResponse:
         """Outputs ``label`` BYTES, ``probability`` FP32, ``probabilities`` FP32 ``[n, k]``."""
         labels, probability = self._labels(scores)
@@ -223,21 +251,6 @@ class Transformer(RecordsModel):
         assert result.scores is not None
         response = self.v2_answer(result.scores, result.request_id, result.request)
         if self.payload_logger is not None and result.event_id is not None:
-            doc = {
-                "id": response.id,
-                "model_name": response.model_name,
-                "model_version": response.model_version,
-                "outputs": [
-                    {
-                        "name": o.name,
-                        "shape": o.shape,
-                        "datatype": o.datatype,
-                        "data": np.asarray(o.data).reshape(-1).tolist(),
-                    }
-                    for o in response.outputs
-                ],
-            }
-            self.payload_logger.log_response(
-                result.event_id, payload_log.v2_document(doc), payload_log.CONTENT_TYPE
-            )
+            document = payload_log.v2_document(self.v2_document(result.scores, result.request_id))
+            self.payload_logger.log_response(result.event_id, document, payload_log.CONTENT_TYPE)
         return response

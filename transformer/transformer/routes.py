@@ -18,14 +18,13 @@ import logging
 import time
 
 import orjson
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
+from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
-from serving_common import records
 from serving_common.framework.front import Answer, Handler
-from serving_common.framework.records_model import describe_problems
-from serving_common.framework.rest import HEADER_LENGTH, decode_v2, loads
+from serving_common.framework.records_model import vectorise_v1, vectorise_v2
+from serving_common.framework.rest import HEADER_LENGTH, decode_v2, json_columns, loads
 from serving_common.framework.status import http_status
-from serving_common.headers import new_id
+from serving_common.headers import new_id, request_id
 
 from transformer import metrics
 from transformer.model import Transformer
@@ -75,13 +74,7 @@ class InferenceRoutes:
             model = self._model(name)
             await model.start_logger()
             assert model.spec is not None
-            try:
-                raw = records.from_v1(loads(body), model.max_records)
-            except records.RequestInvalid as e:
-                raise InvalidInput(str(e)) from e
-            matrix, problems = model.spec.check(raw)
-            if problems:
-                raise InvalidInput(describe_problems(problems, len(raw)))
+            matrix = vectorise_v1(loads(body), model.spec, model.max_records)
             scores = await model.score(matrix, headers, rid)
             answer = Answer(
                 200,
@@ -100,11 +93,21 @@ class InferenceRoutes:
         try:
             model = self._model(name)
             await model.start_logger()
+            assert model.spec is not None
+            plain = json_columns(body, headers)
+            if plain is not None:  # JSON in, JSON out: no InferRequest / InferResponse
+                rid = request_id(headers, plain[0])
+                matrix = vectorise_v2(plain[1], model.spec, model.max_records)
+                scores = await model.score(matrix, headers, rid)
+                document = orjson.dumps(model.v2_document(scores, rid), option=orjson.OPT_SERIALIZE_NUMPY)
+                return self._done(
+                    model, name, "rest_v2", start, headers, rid, body, Answer(200, document, JSON, _rid(rid))
+                )
             request = decode_v2(body, headers.get(HEADER_LENGTH), name)
             rid, matrix = model.vectorise(request, headers)
             scores = await model.score(matrix, headers, rid)
             content, json_length = model.v2_answer(scores, rid, request).to_rest()
-            extra = [(b"x-request-id", rid.encode("latin-1"))]
+            extra = _rid(rid)
             if json_length is None:
                 answer = Answer(200, orjson.dumps(content), JSON, extra)
             else:
@@ -133,6 +136,10 @@ class InferenceRoutes:
         if answer.status != 404:  # an unknown model's name is whatever a client sends: not a label
             metrics.REQUEST_METRICS.done(name, protocol, str(answer.status), time.perf_counter() - start)
         return answer
+
+
+def _rid(request_id: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-request-id", request_id.encode("latin-1"))]
 
 
 def _error(exc: Exception, name: str, protocol: str, rid: str) -> Answer:

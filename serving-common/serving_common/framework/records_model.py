@@ -6,7 +6,7 @@ record; and the client of the predictor of the same name behind them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,14 @@ from serving_common.features import FeatureSpec, Problem
 from serving_common.framework.predictor_client import PredictorClient
 from serving_common.headers import request_id
 
-__all__ = ["MAX_LISTED_PROBLEMS", "RecordsModel", "describe_problems", "vectorise_request"]
+__all__ = [
+    "MAX_LISTED_PROBLEMS",
+    "RecordsModel",
+    "describe_problems",
+    "vectorise_request",
+    "vectorise_v1",
+    "vectorise_v2",
+]
 
 MAX_LISTED_PROBLEMS = 200
 """A 400 lists at most this many problems (and says how many more there are)."""
@@ -35,31 +42,46 @@ def describe_problems(problems: list[Problem], n_records: int) -> str:
     return head + listed + (f"; and {more} more" if more > 0 else "")
 
 
+def _matrix(spec: FeatureSpec, raw: list[Any]) -> np.ndarray:
+    matrix, problems = spec.check(raw)
+    if problems:
+        raise InvalidInput(describe_problems(problems, len(raw)))
+    return matrix
+
+
+def vectorise_v1(body: Any, spec: FeatureSpec, max_records: int) -> np.ndarray:
+    """The checked matrix of a V1 body ``{"instances": [record, ...]}``; any problem is one 400."""
+    try:
+        raw = records.from_v1(body, max_records)
+    except records.RequestInvalid as e:
+        raise InvalidInput(str(e)) from e
+    return _matrix(spec, raw)
+
+
+def vectorise_v2(inputs: Sequence[records.V2Input], spec: FeatureSpec, max_records: int) -> np.ndarray:
+    """The checked matrix of a V2 request's inputs: feature columns (vectorised column by column)
+    or one input of JSON records; any problem is one 400."""
+    try:
+        columns = records.columns_from_v2(inputs, max_records)
+        if columns is None:
+            return _matrix(spec, records.from_v2(inputs, max_records))
+    except records.RequestInvalid as e:
+        raise InvalidInput(str(e)) from e
+    n = len(next(iter(columns.values())))
+    matrix, problems = spec.check_columns(columns, n)
+    if problems:
+        raise InvalidInput(describe_problems(problems, n))
+    return matrix
+
+
 def vectorise_request(
     payload: Any, headers: Mapping[str, str] | None, spec: FeatureSpec, max_records: int
 ) -> tuple[str, np.ndarray]:
     """The request id and the checked, vectorised records of ``payload`` (a V1 body or an
     :class:`InferRequest`); any bad request or record is one :class:`InvalidInput`."""
-    try:
-        if isinstance(payload, InferRequest):
-            rid = request_id(headers, payload.id)
-            columns = records.columns_from_v2(payload.inputs, max_records)
-            if columns is not None:  # feature columns: vectorised column by column
-                n = len(next(iter(columns.values())))
-                matrix, problems = spec.check_columns(columns, n)
-                if problems:
-                    raise InvalidInput(describe_problems(problems, n))
-                return rid, matrix
-            raw = records.from_v2(payload.inputs, max_records)
-        else:
-            raw = records.from_v1(payload, max_records)
-            rid = request_id(headers)
-    except records.RequestInvalid as e:
-        raise InvalidInput(str(e)) from e
-    matrix, problems = spec.check(raw)
-    if problems:
-        raise InvalidInput(describe_problems(problems, len(raw)))
-    return rid, matrix
+    if isinstance(payload, InferRequest):
+        return request_id(headers, payload.id), vectorise_v2(payload.inputs, spec, max_records)
+    return request_id(headers), vectorise_v1(payload, spec, max_records)
 
 
 class RecordsModel(Model):  # type: ignore[misc]
