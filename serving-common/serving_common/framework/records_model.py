@@ -21,6 +21,7 @@ from serving_common.framework.predictor_client import PredictorClient
 from serving_common.headers import request_id
 
 __all__ = [
+    "COLUMNS_MIN_ROWS",
     "MAX_LISTED_PROBLEMS",
     "RecordsModel",
     "describe_problems",
@@ -31,6 +32,11 @@ __all__ = [
 
 MAX_LISTED_PROBLEMS = 200
 """A 400 lists at most this many problems (and says how many more there are)."""
+
+
+COLUMNS_MIN_ROWS = 12
+"""Measured: numpy's per-column overhead costs more than per-value Python below ~12 rows
+(1 row: 94 us by column, 21 us by record; 256 rows: 184 us against 1477 us)."""
 
 
 def describe_problems(problems: list[Problem], n_records: int) -> str:
@@ -59,9 +65,13 @@ def vectorise_v1(body: Any, spec: FeatureSpec, max_records: int) -> np.ndarray:
 
 
 def vectorise_v2(inputs: Sequence[records.V2Input], spec: FeatureSpec, max_records: int) -> np.ndarray:
-    """The checked matrix of a V2 request's inputs: feature columns (vectorised column by column)
-    or one input of JSON records; any problem is one 400."""
+    """The checked matrix of a V2 request's inputs: feature columns (from :data:`COLUMNS_MIN_ROWS`
+    rows on vectorised column by column, below that record by record: same answer, less numpy
+    overhead) or one input of JSON records; any problem is one 400."""
     try:
+        shape = list(inputs[0].shape) if inputs else []
+        if not shape or not isinstance(shape[0], int) or shape[0] < COLUMNS_MIN_ROWS:
+            return _matrix(spec, records.from_v2(inputs, max_records))
         columns = records.columns_from_v2(inputs, max_records)
         if columns is None:
             return _matrix(spec, records.from_v2(inputs, max_records))
