@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     server = FrontServer(
         routes=lambda registry: InferenceRoutes(registry).route,
+        access_log=settings.access_log,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,  # the routes and the model live in this process; scale with replicas

@@ -95,20 +95,27 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 class _FrontRESTServer(RESTServer):  # type: ignore[misc]
     route: Route | None = None
+    access_log = True
 
     def create_application(self) -> None:
         super().create_application()
         if self.route is not None:
             self.config.app = Front(import_from_string(FASTAPI_APP_IMPORT_STRING), self.route)
+        # off at the source: uvicorn formats each access line's arguments before the logger's level check
+        self.config.access_log = self.access_log
 
 
 class FrontServer(ModelServer):  # type: ignore[misc]
     """KServe's ModelServer with a :class:`Front` before its REST app, on uvloop, one worker
-    (the routes and the model live in this process; scale with replicas)."""
+    (the routes and the model live in this process; scale with replicas); ``access_log``: uvicorn's
+    line per request."""
 
-    def __init__(self, *, routes: Callable[[ModelRepository], Route], **kwargs: Any) -> None:
+    def __init__(
+        self, *, routes: Callable[[ModelRepository], Route], access_log: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.route = routes(self.registered_models)
+        self.access_log = access_log
 
     def start(self, models: list[Any]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
@@ -126,6 +133,7 @@ class FrontServer(ModelServer):  # type: ignore[misc]
             ssl_keyfile=self.ssl_keyfile,
         )
         rest.route = self.route
+        rest.access_log = self.access_log
         self._rest_server = rest
         self.servers.append(rest.start())
         if self.enable_grpc:

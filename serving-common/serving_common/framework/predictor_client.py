@@ -45,8 +45,9 @@ PROTOCOLS: tuple[str, ...] = get_args(PredictorProtocol)
 POOL_SIZE = 64
 """Most idle HTTP connections to the predictor kept for reuse."""
 KEEPALIVE_SECONDS = 4.0
-"""An idle pooled connection is closed after this long: below uvicorn's 5 s default, so the pool
-never reuses a connection the predictor is about to close."""
+"""An idle pooled connection is closed after this long: below the servers' idle timeouts (uvicorn's
+own default is 5 s, KServe's ``--timeout_keep_alive`` 65 s), so the pool never reuses a connection
+the predictor is about to close."""
 
 
 class PredictorClient:
