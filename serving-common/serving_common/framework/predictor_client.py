@@ -18,6 +18,7 @@ which runs the call on the server's event loop: one transport for both.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -122,8 +123,15 @@ class PredictorClient:
         headers: Mapping[str, str],
         request_id: str | None,
     ) -> Scores:
-        """:meth:`infer` from a worker thread, run on ``loop`` (the server's), blocking until done."""
-        return asyncio.run_coroutine_threadsafe(self.infer(matrix, headers, request_id), loop).result()
+        """:meth:`infer` from a worker thread, run on ``loop`` (the server's), blocking until done;
+        bounded even if the loop stops (then a :class:`PredictorTimeout`)."""
+        future = asyncio.run_coroutine_threadsafe(self.infer(matrix, headers, request_id), loop)
+        requests = -(-matrix.shape[0] // (self.max_rows or max(1, matrix.shape[0])))
+        try:
+            return future.result(timeout=self.timeout * requests + 1.0)
+        except concurrent.futures.TimeoutError as e:
+            future.cancel()
+            raise self._timeout() from e
 
     async def close(self) -> None:
         if self._channel is not None:
