@@ -230,3 +230,59 @@ def test_column_vectoriser_agrees_with_the_record_vectoriser(gbm_bundle: Path) -
     # all good; an extra column is a problem in every record; bad values and missing required columns too
     assert counts[0] == 0 and counts[-2] == 4 and sum(c > 0 for c in counts) >= len(spec.features)
     assert records.columns_from_v2([InferInput("records", [1], "BYTES", [b"{}"])], 10) is None
+
+
+def test_one_parser_reads_every_predictor_answer() -> None:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from serving_common.framework import scores
+
+    probabilities = np.array([[0.25, 0.75], [0.9, 0.1]], dtype=np.float32)
+    raw = pb.ModelInferResponse(
+        model_version="v7",
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(name="label", datatype="INT64", shape=[2]),
+            pb.ModelInferResponse.InferOutputTensor(name="probabilities", datatype="FP32", shape=[2, 2]),
+        ],
+        raw_output_contents=[np.array([1, 0], dtype=np.int64).tobytes(), probabilities.tobytes()],
+    )
+    rest = {
+        "model_version": "v7",
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [2], "data": [1, 0]},
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [2, 2],
+                "data": probabilities.reshape(-1).tolist(),
+            },
+        ],
+    }
+    v1 = {
+        "predictions": [
+            {"label": 1, "probabilities": [0.25, 0.75]},
+            {"label": 0, "probabilities": [0.9, 0.1]},
+        ]
+    }
+    for answer, version in [
+        (scores.from_grpc(raw, "p"), "v7"),
+        (scores.from_v2(rest, "p"), "v7"),
+        (scores.from_v1(v1, "p"), None),
+        (scores.from_v1({"predictions": probabilities.tolist()}, "p"), None),  # labels from argmax
+    ]:
+        assert answer.labels.tolist() == [1, 0] and answer.model_version == version
+        np.testing.assert_array_equal(answer.probabilities, probabilities)
+    for bad, message in [
+        (
+            lambda: scores.from_v2({"outputs": [rest["outputs"][0]]}, "p"),
+            "p answered without 'probabilities'",
+        ),
+        (lambda: scores.from_v2({"error": "x"}, "p"), "p answered without 'outputs'"),
+        (lambda: scores.from_v1({"predictions": []}, "p"), "without per-row 'label' and 'probabilities'"),
+        (
+            lambda: scores.from_v2({"outputs": [{**rest["outputs"][1], "shape": [4]}]}, "p"),
+            "'probabilities' from p has shape [4]",
+        ),
+    ]:
+        with pytest.raises(PredictorFailed) as err:
+            bad()
+        assert message in str(err.value)
