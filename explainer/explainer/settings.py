@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from serving_common.framework.predictor_client import PredictorProtocol
@@ -31,3 +33,7 @@ class ExplainerSettings(BaseSettings):
     """Most records one explain request may carry; more is a 400."""
     explained_class: str | None = None
     """The class whose probability is explained (default: the spec's last class, the positive one)."""
+    log_format: Literal["json", "text"] = "json"
+    """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged (libraries' own chatter stays at WARNING)."""

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 
+import prometheus_client
 from serving_common.logger_config import add_logger_arguments
 from serving_common.operability import (
     BundleUnusableError,
@@ -102,6 +103,7 @@ def start(argv: list[str] | None) -> int:
     settings = settings_or_error(PredictorSettings)
     logger_settings = settings_or_error(PredictorLoggerSettings)
     configure_logging("predictor", settings.log_format, settings.log_level)
+    prometheus_client.disable_created_metrics()  # no `_created` series: one per counter, never queried
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # onnxruntime's C++ warnings about graph rewrites: errors only
@@ -181,6 +183,9 @@ def start(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # KServe parses sys.argv when imported (below, lazily) and names errors after argv[0]
+    # ("__main__.py: error: ..."): name the command the user typed instead.
+    sys.argv[0] = "python -m predictor"
     try:
         return start(argv)
     except StartupError as e:

@@ -17,6 +17,8 @@ from support import REPO, VENV_DRIFT_PYTHON
 COMMANDS = {
     "predictor": [sys.executable, "-m", "predictor", "--model_name", "diabetes-risk"],
     "drift_detector": [str(VENV_DRIFT_PYTHON), "-m", "drift_detector"],
+    "transformer": [sys.executable, "-m", "transformer", "--model_name", "diabetes-risk"],
+    "explainer": [sys.executable, "-m", "explainer", "--model_name", "diabetes-risk"],
 }
 OUR_PREFIXES = ("PREDICTOR_", "TRANSFORMER_", "EXPLAINER_", "DRIFT_")
 

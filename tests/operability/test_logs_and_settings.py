@@ -188,3 +188,12 @@ def test_notes_inference_command_runs_as_printed(stack: Stack, scenario: str) ->
         if scenario == "default"
         else "probabilities" in outputs
     )
+
+
+def test_no_created_series_on_metrics(stack: Stack) -> None:
+    for base in (stack.predictor, stack.transformer):
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        assert "_total" in text  # counters are there (KServe's and ours) ...
+        assert not [
+            ln for ln in text.splitlines() if "_created" in ln.split("{")[0].split(" ")[0]
+        ]  # ... alone

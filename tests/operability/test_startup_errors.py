@@ -28,7 +28,52 @@ class Case:
     extra_args: tuple[str, ...] = ()
 
 
+IN_USE = ": port already in use by another process; expected a free port"
 CASES = [
+    Case("transformer-grpc-port-in-use", "transformer", IN_USE, exits.EXIT_PORT_IN_USE, ports="grpc-taken"),
+    Case("explainer-http-port-in-use", "explainer", IN_USE, exits.EXIT_PORT_IN_USE, ports="http-taken"),
+    Case(
+        "transformer-bad-protocol",
+        "transformer",
+        "TRANSFORMER_PREDICTOR_PROTOCOL='rest': input should be 'grpc-v2', 'v2' or 'v1'",
+        exits.EXIT_CONFIG,
+        env={"TRANSFORMER_PREDICTOR_PROTOCOL": "rest"},
+    ),
+    Case(
+        "bad-flag-protocol",
+        "transformer",
+        "argument --predictor_protocol: invalid choice: 'rest'",
+        exits.EXIT_CONFIG,
+        extra_args=("--predictor_protocol", "rest"),
+    ),
+    Case(
+        "transformer-no-predictor-host",
+        "transformer",
+        "--predictor_host '': expected HOST:PORT of the predictor",
+        exits.EXIT_CONFIG,
+        extra_args=("--predictor_host", ""),
+    ),
+    Case(
+        "explainer-unknown-variable",
+        "explainer",
+        "unknown variable EXPLAINER_NSAMPLE (did you mean EXPLAINER_NSAMPLES?)",
+        exits.EXIT_CONFIG,
+        env={"EXPLAINER_NSAMPLE": "64"},
+    ),
+    Case(
+        "transformer-bundle-missing",
+        "transformer",
+        "is neither a directory nor an .onnx file",
+        exits.EXIT_BUNDLE,
+        bundle="missing",
+    ),
+    Case(
+        "explainer-bundle-missing",
+        "explainer",
+        "is neither a directory nor an .onnx file",
+        exits.EXIT_BUNDLE,
+        bundle="missing",
+    ),
     Case(
         "http-port-in-use",
         "predictor",
@@ -147,8 +192,10 @@ def _args(case: Case, bundle: Path, http: int, grpc: int) -> list[str]:
     args = ["--model_dir", str(bundle)]
     if case.ports != "none":
         args += ["--http_port", str(http)]
-        if case.component == "predictor":
+        if case.component != "drift_detector":
             args += ["--grpc_port", str(http if case.ports == "same" else grpc)]
+    if case.component in ("transformer", "explainer") and "--predictor_host" not in case.extra_args:
+        args += ["--predictor_host", "127.0.0.1:1"]  # never called: the start stops before
     return [*args, *case.extra_args]
 
 
@@ -173,7 +220,7 @@ def test_misconfiguration_is_one_line_and_its_exit_code(
     if case.bundle != "good":
         assert str(broken_bundles[case.bundle]) in problem[0]
     assert "Traceback" not in result.output, result.output
-    if case.id != "bad-flag":  # argparse prints its usage first; ours end on the one line
+    if not case.id.startswith("bad-flag"):  # argparse prints its usage first; ours end on the one line
         assert case.expect in result.output.strip().splitlines()[-1]
         assert f"(exit {case.exit_code})" in problem[0]
 

@@ -2,7 +2,10 @@
 --model_dir BUNDLE [--http_port N --grpc_port M] [--logger_url URL]``.
 
 Built on ``kserve.model_server.parser``, so every flag KServe's controller appends works. The
-predictor protocol defaults to ``TRANSFORMER_PREDICTOR_PROTOCOL`` (grpc-v2), not KServe's v1.
+predictor protocol defaults to ``TRANSFORMER_PREDICTOR_PROTOCOL`` (grpc-v2), not KServe's v1;
+every ``TRANSFORMER_*`` variable is listed with default and meaning at the end of ``--help``.
+A misconfiguration stops the start with one line and the shared exit code (2 flag/variable,
+3 bundle, 5 port in use; ``serving_common.operability.exits``).
 """
 
 from __future__ import annotations
@@ -12,15 +15,23 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+import prometheus_client
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
 from serving_common.framework.front import FrontServer
-from serving_common.framework.startup import (
-    check_flags,
+from serving_common.framework.startup import check_flags, predictor_protocol, quiet_access_log
+from serving_common.operability import (
+    BundleUnusableError,
+    StartupError,
+    check_environment,
+    check_ports,
     configure_logging,
-    explicit_protocol,
-    quiet_access_log,
+    configured,
+    effective_settings,
+    env_help,
+    report,
+    settings_or_error,
 )
 
 from transformer.model import Transformer
@@ -35,7 +46,11 @@ log = logging.getLogger("transformer")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m transformer", parents=[kserve_parser], description=__doc__
+        prog="python -m transformer",
+        parents=[kserve_parser],
+        description=__doc__,
+        epilog=env_help([TransformerSettings]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model_dir", required=True, help="model bundle directory (its feature spec is used)"
@@ -69,14 +84,31 @@ def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> P
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def start(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args)
-    settings = TransformerSettings()
-    protocol = explicit_protocol(argv) or settings.predictor_protocol
-    if not check_flags(args, log):
-        return 2
+    check_environment("TRANSFORMER_", [TransformerSettings], help_hint="python -m transformer --help")
+    settings = settings_or_error(TransformerSettings)
+    configure_logging("transformer", settings.log_format, settings.log_level)
+    prometheus_client.disable_created_metrics()  # no `_created` series: one per counter, never queried
+    protocol = predictor_protocol(argv, settings.predictor_protocol)
+    grpc_port = args.grpc_port if args.enable_grpc else None
+    log.info(
+        "effective settings",
+        extra={
+            "settings": effective_settings(
+                settings,
+                model_name=args.model_name,
+                model_dir=args.model_dir,
+                predictor_host=args.predictor_host,
+                predictor_protocol=protocol,
+                http_port=args.http_port,
+                grpc_port=grpc_port,
+                logger_url=args.logger_url,
+            )
+        },
+    )
+    check_flags(args, log)
+    check_ports({"--http_port": args.http_port, "--grpc_port": grpc_port})
     model = Transformer(
         args.model_name,
         model_dir=args.model_dir,
@@ -88,9 +120,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         model.load()
-    except BundleError as e:
-        log.error("cannot load the bundle: %s", e)
-        return 1
+    except (BundleError, OSError) as e:
+        raise BundleUnusableError(
+            f"--model_dir {args.model_dir!r}: {e}; expected a model bundle with feature_spec.json"
+        ) from e
+    log.info(
+        "serving %s on http port %s%s, predictor %s over %s",
+        model.name,
+        args.http_port,
+        f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
+        args.predictor_host,
+        protocol,
+        extra={"http_port": args.http_port, "grpc_port": grpc_port, "predictor_host": args.predictor_host},
+    )
     server = FrontServer(
         routes=lambda registry: InferenceRoutes(registry).route,
         access_log=settings.access_log,
@@ -106,10 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             predictor_health_check=args.enable_predictor_health_check,
         ),
     )
-    if not settings.access_log:
-        quiet_access_log()
+    quiet_access_log(settings.access_log)
     server.start([model])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return start(sys.argv[1:] if argv is None else argv)
+    except StartupError as e:
+        return report("transformer", e, logged=configured())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from serving_common.framework.predictor_client import PredictorProtocol
@@ -28,3 +30,7 @@ class TransformerSettings(BaseSettings):
     access_log: bool = False
     """One log line per HTTP request (uvicorn's access log and KServe's trace lines). Off by
     default: measured at ~8 % of a 1-row request's CPU; errors are logged either way."""
+    log_format: Literal["json", "text"] = "json"
+    """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged (libraries' own chatter stays at WARNING)."""
