@@ -60,7 +60,7 @@ def start(argv: list[str]) -> int:
     check_environment("EXPLAINER_", [ExplainerSettings], help_hint="python -m explainer --help")
     settings = settings_or_error(ExplainerSettings)
     configure_logging("explainer", settings.log_format, settings.log_level)
-    prometheus_client.disable_created_metrics()  # no `_created` series: one per counter, never queried
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
     protocol = predictor_protocol(argv, settings.predictor_protocol)
     grpc_port = args.grpc_port if args.enable_grpc else None
     log.info(

@@ -103,7 +103,7 @@ def start(argv: list[str] | None) -> int:
     settings = settings_or_error(PredictorSettings)
     logger_settings = settings_or_error(PredictorLoggerSettings)
     configure_logging("predictor", settings.log_format, settings.log_level)
-    prometheus_client.disable_created_metrics()  # no `_created` series: one per counter, never queried
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # onnxruntime's C++ warnings about graph rewrites: errors only
