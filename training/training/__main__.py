@@ -7,10 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
+from serving_common.operability import configure_logging
+
 from training.bundle_writer import PARITY_TOLERANCE, ParityError, train_bundle
 from training.models import TRAINERS
 
 log = logging.getLogger("training")
+
+LIBRARY_LOGGERS = ("onnx_ir", "onnxscript", "onnx", "torch.onnx", "sklearn")
+"""The ONNX exporter's passes log every step at INFO: held at WARNING."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed for the split and the model")
     parser.add_argument("--name", default="diabetes-risk", help="model name in the card")
     parser.add_argument("--version", default=None, help="model version (default: the model kind + '-1')")
+    parser.add_argument("--log_format", choices=["text", "json"], default="text", help="log line format")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("training", args.log_format, "INFO", quiet=LIBRARY_LOGGERS)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # the ONNX exporter's "torchvision is not installed"
     try:
         card = train_bundle(args.model, args.out, seed=args.seed, name=args.name, version=args.version)
     except ParityError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +37,28 @@ def _signature(args: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+log = logging.getLogger("training")
+
+
 def train_bundle(
     kind: str, out: Path, *, seed: int = 7, name: str = "diabetes-risk", version: str | None = None
 ) -> dict[str, Any]:
+    started = time.perf_counter()
+
+    def step(n: int, what: str) -> None:
+        log.info(
+            "[%d/4] %s (%.1f s)", n, what, time.perf_counter() - started, extra={"step": n, "model": kind}
+        )
+
+    step(1, f"loading the data set and building the feature spec (seed {seed})")
     split = data.load(seed)
     feature_spec = spec.build(split)
     x_train = feature_spec.vectorise(split.train_records)
     x_test = feature_spec.vectorise(split.test_records)
 
+    step(2, f"training {kind} on {len(split.train_records)} records and exporting it to ONNX")
     trained = TRAINERS[kind](x_train, split.y_train, seed, feature_spec.input_name)
+    step(3, f"checking ONNX parity on {len(split.test_records)} held-out records")
 
     session = ort.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
     onnx_proba = session.run([OUTPUT_PROBABILITIES], {feature_spec.input_name: x_test})[0]
@@ -52,6 +67,7 @@ def train_bundle(
     if diff > PARITY_TOLERANCE:
         raise ParityError(f"ONNX and native probabilities differ by {diff:.3e} on the held-out set")
 
+    step(4, f"writing the bundle to {out}")
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(trained.onnx_bytes)
     (out / SPEC_FILE).write_text(feature_spec.model_dump_json(indent=2) + "\n")

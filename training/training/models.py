@@ -11,6 +11,7 @@ Preprocessing lives inside both graphs (imputation for the trees, standardisatio
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +122,10 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int, input_name: str) -> Train
         opt.step()
     model.eval()
 
+    # the exporter logs at WARNING that torchvision is absent (its ops are not ours) and its
+    # passes log each step at INFO: library noise for whoever trains
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    exporter_log.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         # torch.export's own internals emit FutureWarnings about its pytree API; not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
