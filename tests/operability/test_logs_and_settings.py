@@ -50,6 +50,7 @@ def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
          "--predictor_host", f"127.0.0.1:{p_grpc}", "--predictor_protocol", "grpc-v2",
          "--http_port", str(t_http), "--grpc_port", str(t_grpc)],
         ready_url=f"http://127.0.0.1:{t_http}/v2/models/{MODEL}/ready",
+        env={"TRANSFORMER_ACCESS_LOG": "true"},
         log_path=logs / "transformer.log",
     )  # fmt: skip
     predictor.env.pop("PREDICTOR_LOGGER_TOKEN_X")  # (unknown variables are refused: see the next tests)
@@ -197,3 +198,25 @@ def test_no_created_series_on_metrics(stack: Stack) -> None:
         assert not [
             ln for ln in text.splitlines() if "_created" in ln.split("{")[0].split(" ")[0]
         ]  # ... alone
+
+
+def test_transformer_access_line_carries_the_request_id(stack: Stack) -> None:
+    record = {"age": 59, "sex": "male", "bmi": 32.1, "bp": 101, "tc": 157, "ldl": 93.2, "hdl": 38, "tch": 4,
+              "ltg": 4.8598, "glu": 87}  # fmt: skip
+    url = f"{stack.transformer}/v1/models/{MODEL}:predict"
+    r = httpx.post(url, json={"instances": [record]}, headers={"x-request-id": "req-chain-1"}, timeout=10)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "req-chain-1"
+    bad = httpx.post(url, json={"instances": [{"age": "old"}]}, timeout=10)
+    assert bad.status_code == 400 and bad.headers["x-request-id"]
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(ln) for ln in stack.transformer_log.read_text().splitlines() if ln.strip()]
+        mine = [d for d in lines if d.get("request_id") in ("req-chain-1", bad.headers["x-request-id"])]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(d["logger"], d["request_id"]) for d in mine if d["logger"] == "uvicorn.access"] == [
+        ("uvicorn.access", "req-chain-1"),
+        ("uvicorn.access", bad.headers["x-request-id"]),
+    ], mine
+    assert {d["component"] for d in lines} == {"transformer"}

@@ -24,6 +24,9 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
+from serving_common.headers import new_id
+from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
+
 __all__ = ["Answer", "Front", "FrontServer", "Handler", "Route"]
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,14 @@ class Front:
                 if body is None:  # the client went away
                     return
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                REQUEST_ID.set(headers.get("x-request-id"))  # log lines about this request carry it
+                TRACE_ID.set(trace_id_of(headers.get("traceparent")))
                 answer = await target[0](target[1], body, headers)
+                answered = next((v for k, v in answer.headers if k == b"x-request-id"), None)
+                if answered is None:  # every answer names its request
+                    answered = (headers.get("x-request-id") or new_id()).encode("latin-1")
+                    answer.headers.append((b"x-request-id", answered))
+                REQUEST_ID.set(answered.decode("latin-1"))  # and so does the access line
                 start = {
                     "type": "http.response.start",
                     "status": answer.status,
