@@ -29,6 +29,7 @@ from serving_common.operability import (
     report,
     settings_or_error,
 )
+from serving_common.operability.tracing import configure_tracing, shutdown_tracing
 
 from predictor.settings import PredictorLoggerSettings, PredictorSettings
 
@@ -103,6 +104,7 @@ def start(argv: list[str] | None) -> int:
     settings = settings_or_error(PredictorSettings)
     logger_settings = settings_or_error(PredictorLoggerSettings)
     configure_logging("predictor", settings.log_format, settings.log_level)
+    configure_tracing("predictor", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
     import onnxruntime as ort
 
@@ -178,7 +180,10 @@ def start(argv: list[str] | None) -> int:
         f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
         extra={"http_port": args.http_port, "grpc_port": grpc_port},
     )
-    server.start([model])
+    try:
+        server.start([model])
+    finally:
+        shutdown_tracing()
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
+from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 from predictor import codec, metrics
@@ -70,6 +71,11 @@ class FastPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             target = route(scope["path"])
             if target is not None:
+                if tracing.enabled():
+                    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                    with tracing.server_span(f"POST {scope['path']}", headers, model=target[1]):
+                        await self._serve(target[0], target[1], scope, receive, send)
+                    return
                 await self._serve(target[0], target[1], scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -93,7 +99,8 @@ class FastPath:
         who = caller(headers.get(CALLER_HEADER))
         request_id = headers.get("x-request-id") or new_id()
         REQUEST_ID.set(request_id)  # on every log line about this request (and uvicorn's access line)
-        TRACE_ID.set(trace_id_of(headers.get("traceparent")))
+        if not tracing.enabled():  # else the span set it
+            TRACE_ID.set(trace_id_of(headers.get("traceparent")))
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
         try:
             model = self._model(name)

@@ -38,6 +38,11 @@ class PredictorSettings(BaseSettings):
     """Testing only: fraction of inference requests failed with an internal error."""
     fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
     """Testing only: delay added to every inference request, in milliseconds."""
+    otlp_endpoint: str | None = None
+    """OpenTelemetry collector (OTLP/HTTP base URL, e.g. ``http://otel-collector.monitoring:4318``):
+    one span per request, child of the caller's W3C ``traceparent``; unset: tracing off."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of new traces sampled (a caller's sampled ``traceparent`` is always followed)."""
     log_format: Literal["json", "text"] = "json"
     """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -33,6 +33,7 @@ from serving_common.operability import (
     report,
     settings_or_error,
 )
+from serving_common.operability.tracing import configure_tracing, shutdown_tracing
 
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
@@ -89,6 +90,7 @@ def start(argv: list[str]) -> int:
     check_environment("TRANSFORMER_", [TransformerSettings], help_hint="python -m transformer --help")
     settings = settings_or_error(TransformerSettings)
     configure_logging("transformer", settings.log_format, settings.log_level)
+    configure_tracing("transformer", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
     protocol = predictor_protocol(argv, settings.predictor_protocol)
     grpc_port = args.grpc_port if args.enable_grpc else None
@@ -149,7 +151,10 @@ def start(argv: list[str]) -> int:
         ),
     )
     quiet_access_log(settings.access_log)
-    server.start([model])
+    try:
+        server.start([model])
+    finally:
+        shutdown_tracing()
     return 0
 
 

@@ -30,6 +30,11 @@ class TransformerSettings(BaseSettings):
     access_log: bool = False
     """One log line per HTTP request (uvicorn's access log and KServe's trace lines). Off by
     default: measured at ~8 % of a 1-row request's CPU; errors are logged either way."""
+    otlp_endpoint: str | None = None
+    """OpenTelemetry collector (OTLP/HTTP base URL, e.g. ``http://otel-collector.monitoring:4318``):
+    one span per request, child of the caller's W3C ``traceparent``; unset: tracing off."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of new traces sampled (a caller's sampled ``traceparent`` is always followed)."""
     log_format: Literal["json", "text"] = "json"
     """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

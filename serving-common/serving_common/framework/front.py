@@ -25,6 +25,7 @@ from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
 from serving_common.headers import new_id
+from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 __all__ = ["Answer", "Front", "FrontServer", "Handler", "Route"]
@@ -70,8 +71,12 @@ class Front:
                     return
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 REQUEST_ID.set(headers.get("x-request-id"))  # log lines about this request carry it
-                TRACE_ID.set(trace_id_of(headers.get("traceparent")))
-                answer = await target[0](target[1], body, headers)
+                if tracing.enabled():  # the predictor call then carries this span's traceparent
+                    with tracing.server_span(f"POST {scope['path']}", headers, model=target[1]):
+                        answer = await target[0](target[1], body, dict(tracing.outgoing(headers)))
+                else:
+                    TRACE_ID.set(trace_id_of(headers.get("traceparent")))
+                    answer = await target[0](target[1], body, headers)
                 answered = next((v for k, v in answer.headers if k == b"x-request-id"), None)
                 if answered is None:  # every answer names its request
                     answered = (headers.get("x-request-id") or new_id()).encode("latin-1")
