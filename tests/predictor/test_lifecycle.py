@@ -48,15 +48,15 @@ def test_tampered_model_is_refused(gbm_bundle: Path, tmp_path: Path) -> None:
     with (bundle / "model.onnx").open("ab") as fh:
         fh.write(b"\x00")
     done = _run_predictor(bundle)
-    assert done.returncode == 3
-    assert "refusing to become ready: model.onnx has sha256" in done.stderr
+    assert done.returncode == 4  # EXIT_INTEGRITY (serving_common.operability.exits)
+    assert ": model.onnx has sha256" in done.stderr
     card = json.loads((bundle / "model_card.json").read_text())
     assert f"but the model card expects {card['artifacts']['model.onnx']['sha256']}" in done.stderr
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
     done = _run_predictor(tmp_path / "nope")
-    assert done.returncode == 2
+    assert done.returncode == 3  # EXIT_BUNDLE
     assert "is neither a directory nor an .onnx file" in done.stderr
 
 
