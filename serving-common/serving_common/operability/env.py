@@ -23,8 +23,13 @@ __all__ = ["check_environment", "env_name", "settings_or_error", "variables_of"]
 
 S = TypeVar("S", bound=BaseSettings)
 
-_SERVICE_LINK = re.compile(
-    r"(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)"
+_LINK_FORMS = (  # Kubernetes service links: (name suffix, value) of <SERVICE>_...
+    (re.compile(r"(\w+_)?SERVICE_HOST"), re.compile(r"[0-9a-fA-F.:]+")),
+    (re.compile(r"(\w+_)?SERVICE_PORT(_\w+)?"), re.compile(r"\d+")),
+    (re.compile(r"(\w+_)?PORT(_\d+_(TCP|UDP|SCTP))?"), re.compile(r"(tcp|udp|sctp)://\S+")),
+    (re.compile(r"(\w+_)?PORT_\d+_(TCP|UDP|SCTP)_PROTO"), re.compile(r"tcp|udp|sctp")),
+    (re.compile(r"(\w+_)?PORT_\d+_(TCP|UDP|SCTP)_PORT"), re.compile(r"\d+")),
+    (re.compile(r"(\w+_)?PORT_\d+_(TCP|UDP|SCTP)_ADDR"), re.compile(r"[0-9a-fA-F.:]+")),
 )
 _SECRET = re.compile(r"(token|secret|password|passwd|credential|api_?key|authorization)", re.IGNORECASE)
 
@@ -37,6 +42,11 @@ def env_name(cls: type[BaseSettings], field: str) -> str:
 def variables_of(classes: Iterable[type[BaseSettings]]) -> dict[str, tuple[type[BaseSettings], str]]:
     """Every variable the settings classes read: name -> (class, field)."""
     return {env_name(cls, field): (cls, field) for cls in classes for field in cls.model_fields}
+
+
+def _service_link(rest: str, value: str) -> bool:
+    """``rest`` (the name after the prefix) and ``value`` look like a Kubernetes service link."""
+    return any(name.fullmatch(rest) and shape.fullmatch(value) for name, shape in _LINK_FORMS)
 
 
 def is_secret(name: str) -> bool:
@@ -62,7 +72,7 @@ def check_environment(
         for name in sorted(env)
         if name.upper().startswith(prefix)
         and name.upper() not in known
-        and not _SERVICE_LINK.fullmatch(name.upper()[len(prefix) :])
+        and not _service_link(name.upper()[len(prefix) :], env[name])
     ]
     if not unknown:
         return
