@@ -39,6 +39,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import (
 )
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 from predictor import metrics
 from predictor.caller import CALLER_HEADER, CLIENT, caller
@@ -160,6 +161,8 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         received_ns = time.time_ns()
         name = request.model_name
         metadata = dict(context.invocation_metadata())
+        REQUEST_ID.set(metadata.get("x-request-id") or request.id or None)  # every call: pooled threads
+        TRACE_ID.set(trace_id_of(metadata.get("traceparent")))
         who = caller(metadata.get(CALLER_HEADER))
         hook = self.payload_hook if who == CLIENT else None
         code = "OK"
