@@ -220,3 +220,38 @@ def test_transformer_access_line_carries_the_request_id(stack: Stack) -> None:
         ("uvicorn.access", bad.headers["x-request-id"]),
     ], mine
     assert {d["component"] for d in lines} == {"transformer"}
+
+
+def test_grpc_failure_line_carries_the_request_id(gbm_bundle: Path, tmp_path: Path) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    http, port = free_port(), free_port()
+    failing = ServerProcess(
+        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(gbm_bundle),
+         "--http_port", str(http), "--grpc_port", str(port)],
+        ready_url=f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready",
+        env={"PREDICTOR_FAULT_ERROR_RATE": "1.0"}, log_path=tmp_path / "predictor.log",
+    )  # fmt: skip
+    request = pb.ModelInferRequest(
+        model_name=MODEL,
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(
+                name="input",
+                datatype="FP32",
+                shape=[1, 10],
+                contents=pb.InferTensorContents(fp32_contents=[0.0] * 10),
+            )
+        ],
+    )
+    with failing, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(request, metadata=[("x-request-id", "req-grpc-1")], timeout=20)
+        assert info.value.code() == grpc.StatusCode.INTERNAL
+    lines = [json.loads(ln) for ln in (tmp_path / "predictor.log").read_text().splitlines() if ln.strip()]
+    failed = [d for d in lines if d.get("request_id") == "req-grpc-1"]
+    assert [(d["level"], d["message"].split(":")[0]) for d in failed] == [("ERROR", "gRPC call failed")], (
+        failed
+    )
