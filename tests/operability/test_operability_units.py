@@ -111,7 +111,7 @@ def test_text_lines_carry_the_request_id(restored_logging: None, capsys: pytest.
         logging.getLogger("kserve").warning("model %s slow", "m")
     finally:
         REQUEST_ID.reset(token)
-    logging.getLogger("demo").info("after")
+    logging.getLogger("demo").info("effective settings", extra={"settings": {"DEMO_A": 1, "--b": "x"}})
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith(" WARNING kserve: model m slow [request_id=req-7]")
-    assert err[1].endswith(" INFO demo: after")
+    assert err[1].endswith(" INFO demo: effective settings: DEMO_A=1 --b=x")

@@ -83,6 +83,9 @@ class _Text(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
+        settings = getattr(record, "settings", None)
+        if isinstance(settings, dict):  # the effective settings, readable in text too
+            line += ": " + " ".join(f"{k}={v}" for k, v in settings.items())
         ids = [f"{k}={getattr(record, k)}" for k in ("request_id", "trace_id") if hasattr(record, k)]
         return f"{line} [{' '.join(ids)}]" if ids else line
 
