@@ -32,6 +32,8 @@ from serving_common.operability import (
     report,
     settings_or_error,
 )
+from serving_common.operability.asgi import RequestContext
+from serving_common.operability.tracing import configure_tracing, shutdown_tracing
 
 from explainer.model import Explainer
 from explainer.rest import ExplainRoutes
@@ -60,6 +62,7 @@ def start(argv: list[str]) -> int:
     check_environment("EXPLAINER_", [ExplainerSettings], help_hint="python -m explainer --help")
     settings = settings_or_error(ExplainerSettings)
     configure_logging("explainer", settings.log_format, settings.log_level)
+    configure_tracing("explainer", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
     protocol = predictor_protocol(argv, settings.predictor_protocol)
     grpc_port = args.grpc_port if args.enable_grpc else None
@@ -106,8 +109,12 @@ def start(argv: list[str]) -> int:
         http_port=args.http_port, grpc_port=args.grpc_port, workers=1, enable_grpc=args.enable_grpc
     )
     ExplainRoutes(server.registered_models).install(app)
+    app.add_middleware(RequestContext)  # request/trace id on its lines, span, x-request-id on answers
     quiet_access_log(True)  # one access line per explain request (KServe's trace lines off)
-    server.start([model])
+    try:
+        server.start([model])
+    finally:
+        shutdown_tracing()
     return 0
 
 

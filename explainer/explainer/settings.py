@@ -33,6 +33,11 @@ class ExplainerSettings(BaseSettings):
     """Most records one explain request may carry; more is a 400."""
     explained_class: str | None = None
     """The class whose probability is explained (default: the spec's last class, the positive one)."""
+    otlp_endpoint: str | None = None
+    """OpenTelemetry collector (OTLP/HTTP base URL, e.g. ``http://otel-collector.monitoring:4318``):
+    one span per explain request, the predictor calls its children; unset: tracing off."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of new traces sampled (a caller's sampled ``traceparent`` is always followed)."""
     log_format: Literal["json", "text"] = "json"
     """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

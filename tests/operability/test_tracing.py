@@ -117,3 +117,45 @@ def test_transformer_and_predictor_spans_form_one_trace(
     assert by_service["transformer"]["parent"] == CLIENT_SPAN  # the client's trace, continued
     assert by_service["predictor"]["parent"] == by_service["transformer"]["span_id"]  # the hop
     assert by_service["predictor"]["name"] == f"POST /v2/models/{MODEL}/infer"
+
+
+def test_explainer_calls_are_children_of_the_explain_span(
+    collector: tuple[Collector, str], gbm_bundle: Path, tmp_path: Path
+) -> None:
+    found, endpoint = collector
+    p_http, p_grpc, e_http, e_grpc = free_port(), free_port(), free_port(), free_port()
+    predictor = ServerProcess(
+        ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(gbm_bundle),
+         "--http_port", str(p_http), "--grpc_port", str(p_grpc)],
+        ready_url=f"http://127.0.0.1:{p_http}/v2/models/{MODEL}/ready",
+        env={"PREDICTOR_OTLP_ENDPOINT": endpoint}, log_path=tmp_path / "predictor.log",
+    )  # fmt: skip
+    explainer = ServerProcess(
+        ["-m", "explainer", "--model_name", MODEL, "--model_dir", str(gbm_bundle),
+         "--predictor_host", f"127.0.0.1:{p_http}", "--predictor_protocol", "v2",
+         "--http_port", str(e_http), "--grpc_port", str(e_grpc)],
+        ready_url=f"http://127.0.0.1:{e_http}/v2/models/{MODEL}/ready",
+        env={"EXPLAINER_OTLP_ENDPOINT": endpoint}, log_path=tmp_path / "explainer.log",
+    )  # fmt: skip
+    record = {"age": 59, "sex": "male", "bmi": 32.1, "bp": 101, "tc": 157, "ldl": 93.2, "hdl": 38, "tch": 4,
+              "ltg": 4.8598, "glu": 87}  # fmt: skip
+    with predictor, explainer:
+        r = httpx.post(
+            f"http://127.0.0.1:{e_http}/v1/models/{MODEL}:explain",
+            json={"instances": [record]},
+            headers={"x-request-id": "req-explain-1"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["x-request-id"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with found.lock:
+                explain = [s for s in found.spans if s["service"] == "explainer"]
+                calls = [s for s in found.spans if s["service"] == "predictor"]
+            if explain and calls:
+                break
+            time.sleep(0.2)
+    assert len(explain) == 1 and explain[0]["name"] == f"POST /v1/models/{MODEL}:explain", found.spans
+    assert calls and all(c["trace_id"] == explain[0]["trace_id"] for c in calls)
+    assert all(c["parent"] == explain[0]["span_id"] for c in calls)  # each predictor call: a child
