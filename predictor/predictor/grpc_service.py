@@ -39,6 +39,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import (
 )
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 from predictor import metrics
@@ -71,6 +72,20 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
         log.error("gRPC call failed: %s", exc, exc_info=exc)
         context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
     context.abort(grpc.StatusCode[code], str(exc))
+
+
+def _traced(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A span per call when tracing is on (child of the caller's ``traceparent`` metadata)."""
+
+    @functools.wraps(method)
+    def call(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        if not tracing.enabled():
+            return method(self, request, context)
+        metadata = dict(context.invocation_metadata())
+        with tracing.server_span("ModelInfer", metadata, model=request.model_name):
+            return method(self, request, context)
+
+    return call
 
 
 def _mapped(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -154,6 +169,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         response = done.result(timeout=300)
         return pb.RepositoryModelUnloadResponse(model_name=response["name"], isUnloaded=response["unload"])
 
+    @_traced
     def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.ServicerContext
     ) -> pb.ModelInferResponse:
@@ -162,7 +178,8 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         name = request.model_name
         metadata = dict(context.invocation_metadata())
         REQUEST_ID.set(metadata.get("x-request-id") or request.id or None)  # every call: pooled threads
-        TRACE_ID.set(trace_id_of(metadata.get("traceparent")))
+        if not tracing.enabled():  # else the span set it
+            TRACE_ID.set(trace_id_of(metadata.get("traceparent")))
         who = caller(metadata.get(CALLER_HEADER))
         hook = self.payload_hook if who == CLIENT else None
         code = "OK"

@@ -76,11 +76,13 @@ def collector() -> Iterator[tuple[Collector, str]]:
         thread.join(timeout=10)
 
 
+@pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
 def test_transformer_and_predictor_spans_form_one_trace(
-    collector: tuple[Collector, str], gbm_bundle: Path, tmp_path: Path
+    collector: tuple[Collector, str], gbm_bundle: Path, tmp_path: Path, protocol: str
 ) -> None:
     found, endpoint = collector
     p_http, p_grpc, t_http, t_grpc = free_port(), free_port(), free_port(), free_port()
+    hop = p_http if protocol == "v2" else p_grpc
     predictor = ServerProcess(
         ["-m", "predictor", "--model_name", MODEL, "--model_dir", str(gbm_bundle),
          "--http_port", str(p_http), "--grpc_port", str(p_grpc)],
@@ -89,7 +91,7 @@ def test_transformer_and_predictor_spans_form_one_trace(
     )  # fmt: skip
     transformer = ServerProcess(
         ["-m", "transformer", "--model_name", MODEL, "--model_dir", str(gbm_bundle),
-         "--predictor_host", f"127.0.0.1:{p_http}", "--predictor_protocol", "v2",
+         "--predictor_host", f"127.0.0.1:{hop}", "--predictor_protocol", protocol,
          "--http_port", str(t_http), "--grpc_port", str(t_grpc)],
         ready_url=f"http://127.0.0.1:{t_http}/v2/models/{MODEL}/ready",
         env={"TRANSFORMER_OTLP_ENDPOINT": endpoint}, log_path=tmp_path / "transformer.log",
@@ -116,7 +118,8 @@ def test_transformer_and_predictor_spans_form_one_trace(
     assert set(by_service) == {"transformer", "predictor"}, found.spans
     assert by_service["transformer"]["parent"] == CLIENT_SPAN  # the client's trace, continued
     assert by_service["predictor"]["parent"] == by_service["transformer"]["span_id"]  # the hop
-    assert by_service["predictor"]["name"] == f"POST /v2/models/{MODEL}/infer"
+    expected = f"POST /v2/models/{MODEL}/infer" if protocol == "v2" else "ModelInfer"
+    assert by_service["predictor"]["name"] == expected
 
 
 def test_explainer_calls_are_children_of_the_explain_span(
