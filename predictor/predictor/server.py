@@ -15,6 +15,7 @@ from typing import Any
 
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
@@ -36,11 +37,22 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
         self.config.app = FastPath(app, self.dataplane.model_registry, self.payload_hook)
 
 
+class OnnxDataPlane(DataPlane):  # type: ignore[misc]
+    """KServe's data plane, whose REST model metadata says what the gRPC one says: platform
+    ``onnxruntime`` and the served bundle's version (KServe's answers ``""`` and no versions)."""
+
+    async def model_metadata(self, model_name: str) -> dict[str, Any]:
+        metadata: dict[str, Any] = await super().model_metadata(model_name)
+        version = getattr(self.get_model_from_registry(model_name), "version", None)
+        return {**metadata, "platform": "onnxruntime", "versions": [version] if version else []}
+
+
 class PredictorServer(ModelServer):  # type: ignore[misc]
     def __init__(
         self, *, payload_hook: PayloadHook | None = None, uvloop: bool = True, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        self.dataplane = OnnxDataPlane(model_registry=self.registered_models)
         self.payload_hook = payload_hook
         self.use_uvloop = uvloop
 

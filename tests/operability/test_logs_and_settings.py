@@ -255,3 +255,19 @@ def test_grpc_failure_line_carries_the_request_id(gbm_bundle: Path, tmp_path: Pa
     assert [(d["level"], d["message"].split(":")[0]) for d in failed] == [("ERROR", "gRPC call failed")], (
         failed
     )
+
+
+def test_rest_and_grpc_model_metadata_agree(stack: Stack, gbm_bundle: Path) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    rest = httpx.get(f"{stack.predictor}/v2/models/{MODEL}", timeout=10).json()
+    with grpc.insecure_channel(f"127.0.0.1:{stack.predictor_grpc}") as channel:
+        answer = GRPCInferenceServiceStub(channel).ModelMetadata(
+            pb.ModelMetadataRequest(name=MODEL), timeout=10
+        )
+    version = json.loads((gbm_bundle / "model_card.json").read_text())["version"]
+    assert rest["platform"] == answer.platform == "onnxruntime"
+    assert rest["versions"] == list(answer.versions) == [version]
+    assert [i["name"] for i in rest["inputs"]] == [i.name for i in answer.inputs] == ["input"]
