@@ -1,0 +1,5 @@
+"""Batch scoring: a file of raw records in, predictions and rejects out (``python -m predictor.batch``).
+
+Layering: ``cli`` -> ``job`` -> (``sources`` -> ``chunk``, ``vectorise``, ``engine`` / ``remote``,
+``sinks``, ``checkpoint``, ``progress``); ``settings`` and ``errors`` are read by all.
+"""
