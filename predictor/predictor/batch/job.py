@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +16,7 @@ import numpy as np
 from serving_common import Bundle, BundleError, FeatureSpec, Problem
 
 from predictor.batch.checkpoint import Checkpoint
+from predictor.batch.chunk import Chunk
 from predictor.batch.engine import Engine, Scores
 from predictor.batch.errors import CheckpointConflict, ModelUnusable, TooManyRejects
 from predictor.batch.progress import Progress
@@ -142,26 +145,39 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
     progress = Progress(end - start, rows_done, job.progress)
     began = time.monotonic()
     chunk_number = chunks_done
-    try:
-        for chunk in source.chunks(start + rows_done, end, job.chunk_rows):
-            matrix, keep, problems = vectorise(spec, chunk)
-            scores = engine.score(matrix) if len(keep) else Scores(
-                np.empty(0, np.int64), np.empty((0, len(spec.classes)), np.float32)
-            )
-            outputs.write_chunk(
-                chunk_number,
-                _predictions(chunk.start, keep, chunk.ids, scores, spec.classes, engine.model_version, with_id),
-                _rejects(chunk.ids, problems, chunk.record, chunk.start, with_id),
-            )
-            chunk_number += 1
-            scored += len(keep)
-            rejected += len(problems)
-            rows_done += chunk.n
-            checkpoint.save(chunk_number, rows_done, scored, rejected)
-            progress.update(chunk.n)
-    finally:
-        progress.close()
-        engine.close()
+    empty = Scores(np.empty(0, np.int64), np.empty((0, len(spec.classes)), np.float32))
+    # Two stages: the engine scores chunk k (onnxruntime and sockets release the GIL) while this
+    # thread reads and vectorises chunk k + 1; at most two chunks are in memory.
+    pending: tuple[Chunk, np.ndarray, dict[int, list[Problem]], Future[Scores] | None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score") as scorer:
+        try:
+            for chunk in itertools.chain(source.chunks(start + rows_done, end, job.chunk_rows), [None]):
+                staged = None
+                if chunk is not None:
+                    matrix, keep, problems = vectorise(spec, chunk)
+                    future = scorer.submit(engine.score, matrix) if len(keep) else None
+                    staged = (chunk, keep, problems, future)
+                if pending is not None:
+                    done, keep_done, problems_done, scoring = pending
+                    scores = scoring.result() if scoring is not None else empty
+                    outputs.write_chunk(
+                        chunk_number,
+                        _predictions(done.start, keep_done, done.ids, scores, spec.classes,
+                                     engine.model_version, with_id),
+                        _rejects(done.ids, problems_done, done.record, done.start, with_id),
+                    )
+                    chunk_number += 1
+                    scored += len(keep_done)
+                    rejected += len(problems_done)
+                    rows_done += done.n
+                    checkpoint.save(chunk_number, rows_done, scored, rejected)
+                    progress.update(done.n)
+                pending = staged
+        finally:
+            if pending is not None and pending[3] is not None:
+                pending[3].cancel()
+            progress.close()
+            engine.close()
     outputs.finish(chunk_number)
     seconds = time.monotonic() - began
     summary = Summary(

@@ -42,7 +42,6 @@ FORMATS: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_CSV_BLOCK = 1 << 20
 
 
 def detect_format(path: Path, given: str | None) -> Format:
@@ -102,13 +101,10 @@ class Source:
         """Number of records in the file (a streaming pass for CSV and JSON Lines)."""
         if self.fmt == "parquet":
             return int(self._parquet().metadata.num_rows)
-        if self.fmt == "jsonl":
-            with self.path.open("rb") as fh:
-                return sum(1 for line in fh if line.strip())
-        total = 0
-        for batch in self._csv_reader(include=[self._csv_header()[0]]):
-            total += batch.num_rows
-        return total
+        with self.path.open("rb") as fh:
+            if self.fmt == "csv":
+                fh.readline()
+            return sum(1 for line in fh if line.strip())
 
     # --- reading -----------------------------------------------------------------------
 
@@ -116,10 +112,10 @@ class Source:
         """Chunks of records ``[start, end)``, ``chunk_rows`` each (the last may be shorter)."""
         if start >= end:
             return
-        if self.fmt == "jsonl":
-            yield from self._jsonl_chunks(start, end, chunk_rows)
-        else:
+        if self.fmt == "parquet":
             yield from self._table_chunks(start, end, chunk_rows)
+        else:
+            yield from self._line_chunks(start, end, chunk_rows)
 
     def _table_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
         batches, position = self._arrow_batches(start)
@@ -150,12 +146,6 @@ class Source:
 
     def _arrow_batches(self, start: int) -> tuple[Iterator[pa.RecordBatch], int]:
         """Record batches from about ``start`` on, and the record number of the first one."""
-        if self.fmt == "csv":
-            header = self._csv_header()
-            include = self._check_columns(header, "the CSV header")
-            if self.id_column:
-                include.append(self.id_column)
-            return self._csv_reader(include=include), 0
         pf = self._parquet()
         self._check_parquet_types(pf.schema_arrow)
         include = [n for n in self.spec.names if n in pf.schema_arrow.names]
@@ -173,11 +163,10 @@ class Source:
         return self._guard(pf.iter_batches(batch_size=65_536, row_groups=groups, columns=include)), first
 
     def _guard(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        kind = {"csv": "CSV", "parquet": "Parquet"}.get(self.fmt, self.fmt)
         try:
             yield from batches
         except (pa.ArrowInvalid, OSError) as e:
-            raise InputInvalid(f"{self.path}: cannot read it as {kind}: {e}") from e
+            raise InputInvalid(f"{self.path}: cannot read it as Parquet: {e}") from e
 
     # --- CSV ---------------------------------------------------------------------------
 
@@ -191,21 +180,24 @@ class Source:
             raise InputInvalid(f"{self.path}: the CSV file is empty; expected a header line of column names")
         return header
 
-    def _csv_reader(self, include: list[str]) -> Iterator[pa.RecordBatch]:
-        header = self._csv_header()
+    def _csv_chunk(self, start: int, header: bytes, lines: list[bytes], include: list[str]) -> Chunk:
         convert = pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
+            column_types={name: pa.string() for name in include},
             include_columns=include,
             strings_can_be_null=True,
             null_values=[""],
         )
         try:
-            reader = pacsv.open_csv(
-                self.path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK), convert_options=convert
+            table = pacsv.read_csv(
+                pa.py_buffer(header + b"".join(lines)),
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 30),
+                convert_options=convert,
             )
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputInvalid(f"{self.path}: cannot read it as CSV: {e}") from e
-        return self._guard(iter(reader))
+        except pa.ArrowInvalid as e:
+            raise InputInvalid(
+                f"{self.path}: cannot read records {start}-{start + len(lines) - 1} as CSV: {e}"
+            ) from e
+        return self._arrow_chunk(start, table)
 
     # --- Parquet -----------------------------------------------------------------------
 
@@ -260,26 +252,36 @@ class Source:
 
     # --- JSON Lines --------------------------------------------------------------------
 
-    def _jsonl_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
+    def _line_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
+        """CSV and JSON Lines: one record per non-blank line (CSV: after the header line)."""
+        header, include = b"", []
+        if self.fmt == "csv":
+            include = self._check_columns(self._csv_header(), "the CSV header")
+            if self.id_column:
+                include.append(self.id_column)
         number = 0
-        buffer: list[Any] = []
+        buffer: list[bytes] = []
         try:
             with self.path.open("rb") as fh:
+                if self.fmt == "csv":
+                    header = fh.readline()
                 for line in fh:
                     if not line.strip():
                         continue
                     if number >= start:
-                        buffer.append(line)
+                        buffer.append(line if line.endswith(b"\n") else line + b"\n")
                     number += 1
                     if len(buffer) == chunk_rows or (buffer and number >= end):
-                        yield self._jsonl_chunk(number - len(buffer), buffer, first=number - len(buffer) == start)
+                        first = number - len(buffer)
+                        if self.fmt == "csv":
+                            yield self._csv_chunk(first, header, buffer, include)
+                        else:
+                            yield self._jsonl_chunk(first, buffer, first=first == start)
                         buffer = []
                     if number >= end:
                         return
         except OSError as e:
             raise InputInvalid(f"{self.path}: cannot read it: {e}") from e
-        if buffer:
-            yield self._jsonl_chunk(number - len(buffer), buffer, first=number - len(buffer) == start)
 
     def _jsonl_chunk(self, start: int, lines: list[bytes], first: bool) -> Chunk:
         records: list[Any] = []
