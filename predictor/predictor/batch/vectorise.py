@@ -21,7 +21,7 @@ __all__ = ["vectorise"]
 
 
 def _encode_list(spec: FeatureSpec, feature: Feature, values: list[Any]) -> tuple[np.ndarray, dict[int, str]]:
-    out = np.empty(len(values), dtype=np.float64)
+    out = np.zeros(len(values), dtype=np.float64)
     problems: dict[int, str] = {}
     cache: dict[tuple[type, Any], float | str] = {}
     for i, value in enumerate(values):
@@ -52,6 +52,7 @@ def _encode_numbers(spec: FeatureSpec, feature: Feature, values: np.ndarray) -> 
         encoded = spec.encode_value(feature, float(values[i]))
         if isinstance(encoded, str):
             problems[i] = encoded
+            out[i] = 0.0
         else:
             out[i] = encoded
     return out, problems
