@@ -108,6 +108,7 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
     except BundleError as e:
         raise ModelUnusable(str(e)) from e
     source = Source(job.input, job.input_format, spec, job.id_column)
+    source.check()
     total = source.count()
     start, end = shard_range(total, job.shard_index, job.shard_count)
     with_id = job.id_column is not None

@@ -97,6 +97,20 @@ class Source:
             )
         return [n for n in self.spec.names if n in present]
 
+    def check(self) -> None:
+        """Raise :class:`InputInvalid` when the file cannot be scored at all (before any work)."""
+        if self.fmt == "csv":
+            self._check_columns(self._csv_header(), "the CSV header")
+        elif self.fmt == "parquet":
+            self._check_parquet_types(self._parquet().schema_arrow)
+        else:
+            first = next(self._line_chunks(0, 1000, 1000), None)
+            if first is not None:
+                present = {n for n, values in first.columns.items() if any(v is not None for v in values)}
+                if self.id_column and first.ids and any(v is not None for v in first.ids):
+                    present.add(self.id_column)
+                self._check_columns(sorted(present), "the first 1000 records")
+
     def count(self) -> int:
         """Number of records in the file (a streaming pass for CSV and JSON Lines)."""
         if self.fmt == "parquet":
@@ -272,18 +286,21 @@ class Source:
                         buffer.append(line if line.endswith(b"\n") else line + b"\n")
                     number += 1
                     if len(buffer) == chunk_rows or (buffer and number >= end):
-                        first = number - len(buffer)
-                        if self.fmt == "csv":
-                            yield self._csv_chunk(first, header, buffer, include)
-                        else:
-                            yield self._jsonl_chunk(first, buffer, first=first == start)
+                        yield self._lines_chunk(number - len(buffer), header, buffer, include)
                         buffer = []
                     if number >= end:
                         return
         except OSError as e:
             raise InputInvalid(f"{self.path}: cannot read it: {e}") from e
+        if buffer:  # the file ended before ``end``
+            yield self._lines_chunk(number - len(buffer), header, buffer, include)
 
-    def _jsonl_chunk(self, start: int, lines: list[bytes], first: bool) -> Chunk:
+    def _lines_chunk(self, start: int, header: bytes, lines: list[bytes], include: list[str]) -> Chunk:
+        if self.fmt == "csv":
+            return self._csv_chunk(start, header, lines, include)
+        return self._jsonl_chunk(start, lines)
+
+    def _jsonl_chunk(self, start: int, lines: list[bytes]) -> Chunk:
         records: list[Any] = []
         unreadable: dict[int, str] = {}
         for i, line in enumerate(lines):
@@ -299,9 +316,6 @@ class Source:
                 unreadable[i] = f"is a {type(record).__name__}; expected an object of features"
                 record = {}
             records.append(record)
-        if first:
-            present = {k for r in records for k in r}
-            self._check_columns(sorted(present), "the first chunk of records")
         columns: dict[str, Column] = {n: [r.get(n) for r in records] for n in self.spec.names}
         ids = [r.get(self.id_column) for r in records] if self.id_column else None
         return Chunk(start, len(records), columns, ids, unreadable)
