@@ -117,32 +117,36 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
         prediction_schema(spec.classes, with_id), rejects_schema(with_id),
     )
     engine = make_engine()
-    stat = job.input.stat()
-    checkpoint = Checkpoint(
-        outputs.parts / "checkpoint.json",
-        {
-            "input": str(job.input.resolve()), "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-            "rows": [start, end], "shard": [job.shard_index, job.shard_count], "chunk_rows": job.chunk_rows,
-            "id_column": job.id_column, "output_format": job.output_format, "model_version": engine.model_version,
-        },
-    )
-    if job.restart:
-        outputs.discard()
-    saved = checkpoint.load()
-    if saved is None and not job.overwrite:
-        for existing in (job.output, job.rejects):
-            if existing.exists():
-                raise CheckpointConflict(
-                    f"{existing} exists and no checkpoint of this run is beside it; "
-                    "pass --overwrite to replace it"
-                )
-    chunks_done = int(saved["chunks_done"]) if saved else 0
-    scored = int(saved["scored"]) if saved else 0
-    rejected = int(saved["rejected"]) if saved else 0
-    rows_done = min(chunks_done * job.chunk_rows, end - start)
-    if saved:
-        log.info("resuming %s after chunk %d (%d rows done)", job.output, chunks_done, rows_done)
-    outputs.prepare(chunks_done)
+    try:
+        stat = job.input.stat()
+        checkpoint = Checkpoint(
+            outputs.parts / "checkpoint.json",
+            {
+                "input": str(job.input.resolve()), "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+                "rows": [start, end], "shard": [job.shard_index, job.shard_count], "chunk_rows": job.chunk_rows,
+                "id_column": job.id_column, "output_format": job.output_format, "model_version": engine.model_version,
+            },
+        )
+        if job.restart:
+            outputs.discard()
+        saved = checkpoint.load()
+        if saved is None and not job.overwrite:
+            for existing in (job.output, job.rejects):
+                if existing.exists():
+                    raise CheckpointConflict(
+                        f"{existing} exists and no checkpoint of this run is beside it; "
+                        "pass --overwrite to replace it"
+                    )
+        chunks_done = int(saved["chunks_done"]) if saved else 0
+        scored = int(saved["scored"]) if saved else 0
+        rejected = int(saved["rejected"]) if saved else 0
+        rows_done = min(chunks_done * job.chunk_rows, end - start)
+        if saved:
+            log.info("resuming %s after chunk %d (%d rows done)", job.output, chunks_done, rows_done)
+        outputs.prepare(chunks_done)
+    except BaseException:
+        engine.close()
+        raise
     progress = Progress(end - start, rows_done, job.progress)
     began = time.monotonic()
     chunk_number = chunks_done
