@@ -56,13 +56,19 @@ def write(path: Path, cols: dict[str, Any]) -> Path:
     return path
 
 
-def batch(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def batch(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     """``python -m predictor.batch ARGS`` as a real process; its exit code, stdout and stderr."""
     import os
 
     return subprocess.run(
         [sys.executable, "-m", "predictor.batch", *map(str, args)],
-        cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 

@@ -1,4 +1,4 @@
-"""Batch scoring fixtures: the CLI runs as a real process on files in tmp_path (bundles from tests/conftest)."""
+"""Batch scoring fixtures: the CLI runs as a real process on files in tmp_path (bundles: tests/conftest)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,9 @@ def test_a_csv_without_a_required_column_exits_3_naming_it(gbm_bundle: Path, tmp
 
 def test_a_missing_id_column_exits_3(gbm_bundle: Path, tmp_path: Path) -> None:
     src = write(tmp_path / "records.jsonl", columns(gbm_bundle, 10))
-    done = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv", "--id-column", "mrn")
+    done = batch(
+        "--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv", "--id-column", "mrn"
+    )
     assert done.returncode == 3
     assert "lacks column(s) 'mrn'" in _one_error_line(done.stderr)
 
@@ -52,11 +54,17 @@ def test_a_parquet_column_of_the_wrong_type_exits_3(gbm_bundle: Path, tmp_path: 
     [
         ("records.parquet", b"this is not parquet", "cannot read it as Parquet"),
         ("records.csv", b"", "the CSV file is empty"),
-        ("records.csv", b'age,sex,bmi,bp,tc,ldl,hdl,tch,ltg,glu\n1,"female\n', "cannot read records 0-0 as CSV"),
+        (
+            "records.csv",
+            b'age,sex,bmi,bp,tc,ldl,hdl,tch,ltg,glu\n1,"female\n',
+            "cannot read records 0-0 as CSV",
+        ),
         ("records.xlsx", b"PK", "cannot tell the format from the extension '.xlsx'"),
     ],
 )
-def test_unreadable_files_exit_3(gbm_bundle: Path, tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+def test_unreadable_files_exit_3(
+    gbm_bundle: Path, tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
     src = tmp_path / name
     src.write_bytes(content)
     done = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv")
@@ -92,7 +100,9 @@ def test_existing_output_and_foreign_checkpoints_exit_5(gbm_bundle: Path, tmp_pa
 
     parts = tmp_path / "p.csv.parts"
     parts.mkdir()
-    (parts / "checkpoint.json").write_text(json.dumps({"identity": {"input": "/elsewhere.csv"}, "chunks_done": 1}))
+    (parts / "checkpoint.json").write_text(
+        json.dumps({"identity": {"input": "/elsewhere.csv"}, "chunks_done": 1})
+    )
     foreign = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "p.csv")
     assert foreign.returncode == 5
     assert "belongs to another run" in _one_error_line(foreign.stderr)
@@ -105,8 +115,16 @@ def test_too_many_rejects_exit_7_after_writing_both_files(gbm_bundle: Path, tmp_
     cols = columns(gbm_bundle, 10)
     cols["sex"][:3] = ["x", "y", "z"]
     src = write(tmp_path / "records.csv", cols)
-    done = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv",
-                 "--max-reject-fraction", "0.2")
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        src,
+        "--output",
+        tmp_path / "o.csv",
+        "--max-reject-fraction",
+        "0.2",
+    )
     assert done.returncode == 7
     assert "3 of 10 records rejected (30.0%)" in _one_error_line(done.stderr)
     assert (tmp_path / "o.rejects.csv").read_text().count("\n") == 4
@@ -117,6 +135,8 @@ def test_too_many_rejects_exit_7_after_writing_both_files(gbm_bundle: Path, tmp_
     [["--shard-index", "3", "--shard-count", "3"], ["--chunk-rows", "0"], ["--engine", "v2-rest"]],
 )
 def test_usage_mistakes_exit_2(gbm_bundle: Path, tmp_path: Path, args: list[str]) -> None:
-    done = batch("--model_dir", gbm_bundle, "--input", tmp_path / "i.csv", "--output", tmp_path / "o.csv", *args)
+    done = batch(
+        "--model_dir", gbm_bundle, "--input", tmp_path / "i.csv", "--output", tmp_path / "o.csv", *args
+    )
     assert done.returncode == 2
     assert "error:" in done.stderr

@@ -25,12 +25,38 @@ def test_peak_rss_on_a_100k_row_file_is_bounded_by_the_chunk_size(gbm_bundle: Pa
     size = src.stat().st_size
     assert size > 80 * MIB
     row_bytes = size // 100_000
-    warm_args = ["--model_dir", str(gbm_bundle), "--input", str(warm), "--output", str(tmp_path / "w.csv"),
-                 "--progress", "never"]
-    args = ["--model_dir", str(gbm_bundle), "--input", str(src), "--output", str(tmp_path / "o.csv"),
-            "--id-column", "pid", "--chunk-rows", str(CHUNK_ROWS), "--progress", "never"]
-    done = subprocess.run([sys.executable, "tests/batch/rss_probe.py", json.dumps(warm_args), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    warm_args = [
+        "--model_dir",
+        str(gbm_bundle),
+        "--input",
+        str(warm),
+        "--output",
+        str(tmp_path / "w.csv"),
+        "--progress",
+        "never",
+    ]
+    args = [
+        "--model_dir",
+        str(gbm_bundle),
+        "--input",
+        str(src),
+        "--output",
+        str(tmp_path / "o.csv"),
+        "--id-column",
+        "pid",
+        "--chunk-rows",
+        str(CHUNK_ROWS),
+        "--progress",
+        "never",
+    ]
+    done = subprocess.run(
+        [sys.executable, "tests/batch/rss_probe.py", json.dumps(warm_args), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     measured = json.loads(done.stdout.splitlines()[-1])
     assert measured["code"] == 0

@@ -18,8 +18,11 @@ MAX_ROWS = 512
 
 @pytest.fixture(scope="module")
 def predictor(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PredictorProcess]:
-    p = predictor_process(gbm_bundle, tmp_path_factory.mktemp("predictor") / "predictor.log",
-                          env={"PREDICTOR_MAX_ROWS": str(MAX_ROWS)})
+    p = predictor_process(
+        gbm_bundle,
+        tmp_path_factory.mktemp("predictor") / "predictor.log",
+        env={"PREDICTOR_MAX_ROWS": str(MAX_ROWS)},
+    )
     p.process.start()
     yield p
     assert p.process.stop() is not None
@@ -42,14 +45,38 @@ def in_process(gbm_bundle: Path, records_file: Path, tmp_path_factory: pytest.Te
 
 @pytest.mark.parametrize(("engine", "address"), [("v2-rest", "http"), ("v2-grpc", "grpc")])
 def test_the_predictor_engines_score_exactly_as_in_process(
-    gbm_bundle: Path, predictor: PredictorProcess, records_file: Path, in_process: Path, tmp_path: Path,
-    engine: str, address: str,
+    gbm_bundle: Path,
+    predictor: PredictorProcess,
+    records_file: Path,
+    in_process: Path,
+    tmp_path: Path,
+    engine: str,
+    address: str,
 ) -> None:
     host = predictor.http.removeprefix("http://") if address == "http" else predictor.grpc
     out = tmp_path / "scores.csv"
-    done = batch("--model_dir", gbm_bundle, "--input", records_file, "--output", out, "--id-column", "pid",
-                 "--engine", engine, "--predictor-host", host, "--model-name", MODEL,
-                 "--batch-rows", str(MAX_ROWS), "--concurrency", "4", "--chunk-rows", "2000")
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        records_file,
+        "--output",
+        out,
+        "--id-column",
+        "pid",
+        "--engine",
+        engine,
+        "--predictor-host",
+        host,
+        "--model-name",
+        MODEL,
+        "--batch-rows",
+        str(MAX_ROWS),
+        "--concurrency",
+        "4",
+        "--chunk-rows",
+        "2000",
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["scored"], summary["rejected"], summary["model_version"]) == (4_999, 1, "gbm-1")
@@ -66,14 +93,18 @@ class _Flaky(BaseHTTPRequestHandler):
     seen: list[int] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         with self.lock:
             n = len(self.seen)
             status = (503 if n % 2 == 0 else 504) if n < self.failures else 0
             if not status:
-                answer = httpx.post(self.upstream + self.path, content=body,
-                                    headers={"content-type": "application/json"}, timeout=30)
+                answer = httpx.post(
+                    self.upstream + self.path,
+                    content=body,
+                    headers={"content-type": "application/json"},
+                    timeout=30,
+                )
                 status, content = answer.status_code, answer.content
             else:
                 content = json.dumps({"error": "not now"}).encode()
@@ -97,10 +128,27 @@ def test_503_and_504_answers_are_retried_with_backoff_and_no_row_is_lost(
     thread.start()
     try:
         out = tmp_path / "scores.csv"
-        done = batch("--model_dir", gbm_bundle, "--input", records_file, "--output", out, "--id-column", "pid",
-                     "--engine", "v2-rest", "--predictor-host", f"127.0.0.1:{server.server_port}",
-                     "--model-name", MODEL, "--batch-rows", "500", "--concurrency", "1",
-                     env={"PREDICTOR_BATCH_BACKOFF_SECONDS": "0.01", "PREDICTOR_BATCH_RETRIES": "5"})
+        done = batch(
+            "--model_dir",
+            gbm_bundle,
+            "--input",
+            records_file,
+            "--output",
+            out,
+            "--id-column",
+            "pid",
+            "--engine",
+            "v2-rest",
+            "--predictor-host",
+            f"127.0.0.1:{server.server_port}",
+            "--model-name",
+            MODEL,
+            "--batch-rows",
+            "500",
+            "--concurrency",
+            "1",
+            env={"PREDICTOR_BATCH_BACKOFF_SECONDS": "0.01", "PREDICTOR_BATCH_RETRIES": "5"},
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -116,9 +164,21 @@ def test_503_and_504_answers_are_retried_with_backoff_and_no_row_is_lost(
 def test_a_predictor_that_stays_unreachable_fails_the_job_with_exit_6(
     gbm_bundle: Path, records_file: Path, tmp_path: Path
 ) -> None:
-    done = batch("--model_dir", gbm_bundle, "--input", records_file, "--output", tmp_path / "o.csv",
-                 "--engine", "v2-grpc", "--predictor-host", f"127.0.0.1:{free_port()}", "--model-name", MODEL,
-                 env={"PREDICTOR_BATCH_BACKOFF_SECONDS": "0.01", "PREDICTOR_BATCH_RETRIES": "2"})
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        records_file,
+        "--output",
+        tmp_path / "o.csv",
+        "--engine",
+        "v2-grpc",
+        "--predictor-host",
+        f"127.0.0.1:{free_port()}",
+        "--model-name",
+        MODEL,
+        env={"PREDICTOR_BATCH_BACKOFF_SECONDS": "0.01", "PREDICTOR_BATCH_RETRIES": "2"},
+    )
     assert done.returncode == 6
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "is unavailable" in errors[0] and "(after 2 retries)" in errors[0]
@@ -127,8 +187,21 @@ def test_a_predictor_that_stays_unreachable_fails_the_job_with_exit_6(
 def test_batches_above_the_predictors_row_limit_fail_with_advice(
     gbm_bundle: Path, predictor: PredictorProcess, records_file: Path, tmp_path: Path
 ) -> None:
-    done = batch("--model_dir", gbm_bundle, "--input", records_file, "--output", tmp_path / "o.csv",
-                 "--engine", "v2-rest", "--predictor-host", predictor.http, "--model-name", MODEL,
-                 "--batch-rows", str(MAX_ROWS + 1))
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        records_file,
+        "--output",
+        tmp_path / "o.csv",
+        "--engine",
+        "v2-rest",
+        "--predictor-host",
+        predictor.http,
+        "--model-name",
+        MODEL,
+        "--batch-rows",
+        str(MAX_ROWS + 1),
+    )
     assert done.returncode == 6
     assert "lower --batch-rows to the predictor's PREDICTOR_MAX_ROWS" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,8 +20,12 @@ from support import REPO
 
 def _kill_mid_file(args: list[str], checkpoint: Path, after_chunks: int) -> None:
     """Start the CLI, SIGKILL it once the checkpoint counts ``after_chunks`` chunks (bounded wait)."""
-    proc = subprocess.Popen([sys.executable, "-m", "predictor.batch", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "predictor.batch", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(3000):  # bounded: 300 s at most
             if proc.poll() is not None:
@@ -45,8 +50,18 @@ def test_a_run_killed_mid_file_resumes_and_scores_every_row_exactly_once(
     cols["age"][5_432] = None  # one reject, to check rejects are not duplicated either
     src = write(tmp_path / f"records.{fmt}", cols)
     out = tmp_path / f"scores.{fmt}"
-    args = ["--model_dir", str(gbm_bundle), "--input", str(src), "--output", str(out),
-            "--id-column", "pid", "--chunk-rows", "500"]
+    args = [
+        "--model_dir",
+        str(gbm_bundle),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--id-column",
+        "pid",
+        "--chunk-rows",
+        "500",
+    ]
     _kill_mid_file(args, tmp_path / f"scores.{fmt}.parts" / "checkpoint.json", after_chunks=3)
     assert not out.exists()
     saved = json.loads((tmp_path / f"scores.{fmt}.parts" / "checkpoint.json").read_text())
@@ -61,8 +76,9 @@ def test_a_run_killed_mid_file_resumes_and_scores_every_row_exactly_once(
     summary = json.loads(resumed.stdout)
     assert (summary["scored"], summary["rejected"]) == (99_999, 1)
 
-    whole = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / f"whole.{fmt}",
-                  "--id-column", "pid")
+    whole = batch(
+        "--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / f"whole.{fmt}", "--id-column", "pid"
+    )
     assert whole.returncode == 0, whole.stderr
     assert read(tmp_path / f"whole.{fmt}").equals(table)
 
@@ -70,8 +86,13 @@ def test_a_run_killed_mid_file_resumes_and_scores_every_row_exactly_once(
 def test_parts_written_after_the_last_checkpoint_are_discarded_on_resume(tmp_path: Path) -> None:
     from predictor.batch.sinks import Outputs, prediction_schema, rejects_schema
 
-    outputs = Outputs(tmp_path / "o.csv", tmp_path / "o.rejects.csv", "csv",
-                      prediction_schema(["a", "b"], False), rejects_schema(False))
+    outputs = Outputs(
+        tmp_path / "o.csv",
+        tmp_path / "o.rejects.csv",
+        "csv",
+        prediction_schema(["a", "b"], False),
+        rejects_schema(False),
+    )
     outputs.parts.mkdir()
     for name in ("pred-000000.csv", "rej-000000.csv", "pred-000001.csv", "pred-000002.csv.tmp"):
         (outputs.parts / name).write_text("x")
@@ -84,14 +105,27 @@ def test_sharded_runs_concatenate_to_the_unsharded_output(gbm_bundle: Path, tmp_
     cols = columns(gbm_bundle, 10_001)
     cols["sex"][7_000] = "unknown"
     src = write(tmp_path / f"records.{fmt}", cols)
-    whole = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / f"all.{fmt}",
-                  "--chunk-rows", "1000")
+    whole = batch(
+        "--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / f"all.{fmt}", "--chunk-rows", "1000"
+    )
     assert whole.returncode == 0, whole.stderr
     for index in range(3):
         # the Indexed Job's way: JOB_COMPLETION_INDEX, `{shard}` in the output names
-        done = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / f"part-{{shard}}.{fmt}",
-                     "--rejects", tmp_path / f"rejects-{{shard}}.{fmt}", "--shard-count", "3",
-                     "--chunk-rows", "1000", env={"JOB_COMPLETION_INDEX": str(index)})
+        done = batch(
+            "--model_dir",
+            gbm_bundle,
+            "--input",
+            src,
+            "--output",
+            tmp_path / f"part-{{shard}}.{fmt}",
+            "--rejects",
+            tmp_path / f"rejects-{{shard}}.{fmt}",
+            "--shard-count",
+            "3",
+            "--chunk-rows",
+            "1000",
+            env={"JOB_COMPLETION_INDEX": str(index)},
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["shard"] == f"{index}/3"
     parts = [read(tmp_path / f"part-{i:05d}.{fmt}") for i in range(3)]
@@ -106,14 +140,24 @@ def test_shard_ranges_cover_every_record_once() -> None:
         for count in (1, 2, 3, 8):
             ranges = [shard_range(total, i, count) for i in range(count)]
             assert ranges[0][0] == 0 and ranges[-1][1] == total
-            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
             assert max(e - s for s, e in ranges) - min(e - s for s, e in ranges) <= 1
 
 
 def test_shard_flags_without_placeholder_name_the_files_by_shard(gbm_bundle: Path, tmp_path: Path) -> None:
     src = write(tmp_path / "records.csv", columns(gbm_bundle, 10))
-    done = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv",
-                 "--shard-index", "1", "--shard-count", "2")
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        src,
+        "--output",
+        tmp_path / "o.csv",
+        "--shard-index",
+        "1",
+        "--shard-count",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     assert read(tmp_path / "o-00001-of-00002.csv").column("row").to_pylist() == [5, 6, 7, 8, 9]
     assert (tmp_path / "o-00001-of-00002.rejects.csv").is_file()

@@ -29,7 +29,13 @@ def test_a_100k_row_csv_scored_in_process_equals_onnxruntime(
     labels, probabilities = truth(gbm_bundle, spec.vectorise(records({n: cols[n] for n in spec.names})))
     table = read(out)
     assert table.column_names == [
-        "row", "id", "label", "probability", "p_low_risk", "p_high_risk", "model_version",
+        "row",
+        "id",
+        "label",
+        "probability",
+        "p_low_risk",
+        "p_high_risk",
+        "model_version",
     ]
     assert table.column("row").to_pylist() == list(range(100_000))
     assert table.column("id").to_pylist() == cols["pid"]
@@ -63,19 +69,31 @@ def test_bad_records_are_rejected_with_reasons_and_every_good_record_is_scored(
         cols[field][row] = value
     src = write(tmp_path / f"records.{fmt}", cols)
     out = tmp_path / f"scores.{fmt}"
-    done = batch("--model_dir", gbm_bundle, "--input", src, "--output", out, "--id-column", "pid",
-                 "--chunk-rows", "700")
+    done = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        src,
+        "--output",
+        out,
+        "--id-column",
+        "pid",
+        "--chunk-rows",
+        "700",
+    )
     assert done.returncode == 0, done.stderr
     rejects = read(tmp_path / f"scores.rejects.{fmt}")
     assert rejects.column("row").to_pylist() == sorted(BAD)
     assert rejects.column("id").to_pylist() == [f"p{r}" for r in sorted(BAD)]
     reasons = rejects.column("reason").to_pylist()
-    for (row, (field, value, reason)), got in zip(sorted(BAD.items()), reasons, strict=True):
+    for (row, (_field, _value, reason)), got in zip(sorted(BAD.items()), reasons, strict=True):
         if fmt == "parquet" and row == 3:
             reason = "field 'age': is missing; expected a number in [0, 120] years"
         assert got == reason, row
         assert json.loads(rejects.column("record").to_pylist()[sorted(BAD).index(row)])["sex"] in (
-            "female", "male", "other",
+            "female",
+            "male",
+            "other",
         )
     table = read(out)
     good = [r for r in range(3000) if r not in BAD]
@@ -106,8 +124,18 @@ def test_progress_is_shown_when_forced_and_silent_when_stderr_is_not_a_terminal(
     gbm_bundle: Path, tmp_path: Path
 ) -> None:
     src = write(tmp_path / "records.csv", columns(gbm_bundle, 500))
-    forced = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "a.csv",
-                   "--chunk-rows", "100", "--progress", "always")
+    forced = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        src,
+        "--output",
+        tmp_path / "a.csv",
+        "--chunk-rows",
+        "100",
+        "--progress",
+        "always",
+    )
     assert forced.returncode == 0, forced.stderr
     assert "500/500" in forced.stderr and "rows/s" in forced.stderr
     auto = batch("--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "b.csv")

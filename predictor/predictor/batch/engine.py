@@ -44,9 +44,7 @@ class Engine(Protocol):
 def concat(parts: list[Scores]) -> Scores:
     if len(parts) == 1:
         return parts[0]
-    return Scores(
-        np.concatenate([p.labels for p in parts]), np.concatenate([p.probabilities for p in parts])
-    )
+    return Scores(np.concatenate([p.labels for p in parts]), np.concatenate([p.probabilities for p in parts]))
 
 
 class OnnxEngine:

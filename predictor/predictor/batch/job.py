@@ -73,8 +73,13 @@ def _json_value(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def _rejects(chunk_ids: list[Any] | None, problems: dict[int, list[Problem]], record: Callable[[int], Any],
-             start: int, with_id: bool) -> dict[str, list[Any]]:
+def _rejects(
+    chunk_ids: list[Any] | None,
+    problems: dict[int, list[Problem]],
+    record: Callable[[int], Any],
+    start: int,
+    with_id: bool,
+) -> dict[str, list[Any]]:
     rows = sorted(problems)
     out: dict[str, list[Any]] = {"row": [start + i for i in rows]}
     if with_id:
@@ -86,8 +91,15 @@ def _rejects(chunk_ids: list[Any] | None, problems: dict[int, list[Problem]], re
     return out
 
 
-def _predictions(start: int, keep: np.ndarray, ids: list[Any] | None, scores: Scores,
-                 classes: Sequence[str], version: str, with_id: bool) -> dict[str, Any]:
+def _predictions(
+    start: int,
+    keep: np.ndarray,
+    ids: list[Any] | None,
+    scores: Scores,
+    classes: Sequence[str],
+    version: str,
+    with_id: bool,
+) -> dict[str, Any]:
     labels = scores.labels
     out: dict[str, Any] = {"row": keep.astype(np.int64) + start}
     if with_id:
@@ -113,8 +125,11 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
     start, end = shard_range(total, job.shard_index, job.shard_count)
     with_id = job.id_column is not None
     outputs = Outputs(
-        job.output, job.rejects, job.output_format,
-        prediction_schema(spec.classes, with_id), rejects_schema(with_id),
+        job.output,
+        job.rejects,
+        job.output_format,
+        prediction_schema(spec.classes, with_id),
+        rejects_schema(with_id),
     )
     engine = make_engine()
     try:
@@ -122,9 +137,15 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
         checkpoint = Checkpoint(
             outputs.parts / "checkpoint.json",
             {
-                "input": str(job.input.resolve()), "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-                "rows": [start, end], "shard": [job.shard_index, job.shard_count], "chunk_rows": job.chunk_rows,
-                "id_column": job.id_column, "output_format": job.output_format, "model_version": engine.model_version,
+                "input": str(job.input.resolve()),
+                "input_size": stat.st_size,
+                "input_mtime_ns": stat.st_mtime_ns,
+                "rows": [start, end],
+                "shard": [job.shard_index, job.shard_count],
+                "chunk_rows": job.chunk_rows,
+                "id_column": job.id_column,
+                "output_format": job.output_format,
+                "model_version": engine.model_version,
             },
         )
         if job.restart:
@@ -167,8 +188,15 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
                     scores = scoring.result() if scoring is not None else empty
                     outputs.write_chunk(
                         chunk_number,
-                        _predictions(done.start, keep_done, done.ids, scores, spec.classes,
-                                     engine.model_version, with_id),
+                        _predictions(
+                            done.start,
+                            keep_done,
+                            done.ids,
+                            scores,
+                            spec.classes,
+                            engine.model_version,
+                            with_id,
+                        ),
                         _rejects(done.ids, problems_done, done.record, done.start, with_id),
                     )
                     chunk_number += 1
@@ -186,8 +214,16 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
     outputs.finish(chunk_number)
     seconds = time.monotonic() - began
     summary = Summary(
-        str(job.input), str(job.output), str(job.rejects), f"{job.shard_index}/{job.shard_count}",
-        end - start, scored, rejected, round(seconds, 3), round(progress.rate(), 1), engine.model_version,
+        str(job.input),
+        str(job.output),
+        str(job.rejects),
+        f"{job.shard_index}/{job.shard_count}",
+        end - start,
+        scored,
+        rejected,
+        round(seconds, 3),
+        round(progress.rate(), 1),
+        engine.model_version,
     )
     if end > start and rejected / (end - start) > job.max_reject_fraction:
         raise TooManyRejects(
@@ -195,4 +231,3 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
             f"--max-reject-fraction {job.max_reject_fraction:g}; see {job.rejects}"
         )
     return summary
-

@@ -39,8 +39,9 @@ _MAX_BACKOFF = 30.0
 class V2Engine:
     """Scores rows on a predictor; construct with :meth:`create` (checks it answers, reads its version)."""
 
-    def __init__(self, client: PredictorClient, *, batch_rows: int, concurrency: int, retries: int,
-                 backoff: float) -> None:
+    def __init__(
+        self, client: PredictorClient, *, batch_rows: int, concurrency: int, retries: int, backoff: float
+    ) -> None:
         self._client = client
         self._batch_rows = batch_rows
         self._concurrency = concurrency
@@ -59,11 +60,19 @@ class V2Engine:
         if not name:
             raise EngineFailed("the bundle's model card has no name; give --model-name")
         client = PredictorClient(
-            host=args.predictor_host, protocol=_PROTOCOLS[args.engine], model_name=name,
-            timeout=settings.timeout_seconds, input_name=bundle.spec().input_name,
+            host=args.predictor_host,
+            protocol=_PROTOCOLS[args.engine],
+            model_name=name,
+            timeout=settings.timeout_seconds,
+            input_name=bundle.spec().input_name,
         )
-        engine = cls(client, batch_rows=args.batch_rows, concurrency=args.concurrency,
-                     retries=settings.retries, backoff=settings.backoff_seconds)
+        engine = cls(
+            client,
+            batch_rows=args.batch_rows,
+            concurrency=args.concurrency,
+            retries=settings.retries,
+            backoff=settings.backoff_seconds,
+        )
         try:
             probe = engine._run(engine._call(np.zeros((1, bundle.spec().n_features), dtype=np.float32)))
         except BaseException:

@@ -88,7 +88,9 @@ class _Writer:
 class Outputs:
     """The prediction and rejects files of one run, and their parts folder."""
 
-    def __init__(self, output: Path, rejects: Path, fmt: Format, pred_schema: pa.Schema, rej_schema: pa.Schema):
+    def __init__(
+        self, output: Path, rejects: Path, fmt: Format, pred_schema: pa.Schema, rej_schema: pa.Schema
+    ):
         self.output = output
         self.rejects = rejects
         self.parts = output.with_name(output.name + ".parts")
@@ -106,9 +108,8 @@ class Outputs:
         for path in self.parts.iterdir():
             stem = path.name.split(".", 1)[0]
             kind, _, number = stem.partition("-")
-            if kind in ("pred", "rej") and (not number.isdigit() or int(number) >= chunks_done):
-                path.unlink()
-            elif path.name.endswith(".tmp"):
+            uncounted = kind in ("pred", "rej") and (not number.isdigit() or int(number) >= chunks_done)
+            if uncounted or path.name.endswith(".tmp"):
                 path.unlink()
 
     def write_chunk(self, chunk: int, predictions: dict[str, Any], rejects: dict[str, Any]) -> None:

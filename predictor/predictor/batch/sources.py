@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -132,7 +131,7 @@ class Source:
             yield from self._line_chunks(start, end, chunk_rows)
 
     def _table_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
-        batches, position = self._arrow_batches(start)
+        batches, position = self._arrow_batches(start, min(chunk_rows, 65_536))
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         chunk_start = start
@@ -158,14 +157,18 @@ class Source:
         if pending_rows:
             yield self._arrow_chunk(chunk_start, pa.Table.from_batches(pending))
 
-    def _arrow_batches(self, start: int) -> tuple[Iterator[pa.RecordBatch], int]:
-        """Record batches from about ``start`` on, and the record number of the first one."""
+    def _arrow_batches(self, start: int, batch_rows: int) -> tuple[Iterator[pa.RecordBatch], int]:
+        """Record batches from the row group holding ``start`` on, and the record number of the first one.
+
+        pyarrow reads a row group's selected columns at once: memory also holds one row group.
+        """
         pf = self._parquet()
         self._check_parquet_types(pf.schema_arrow)
         include = [n for n in self.spec.names if n in pf.schema_arrow.names]
         if self.id_column:
             include.append(self.id_column)
-        groups, first = [], 0
+        groups: list[int] = []
+        first = 0
         position = 0
         for g in range(pf.metadata.num_row_groups):
             rows = pf.metadata.row_group(g).num_rows
@@ -174,7 +177,7 @@ class Source:
                     first = position
                 groups.append(g)
             position += rows
-        return self._guard(pf.iter_batches(batch_size=65_536, row_groups=groups, columns=include)), first
+        return self._guard(pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=include)), first
 
     def _guard(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         try:

@@ -39,7 +39,9 @@ def _encode_list(spec: FeatureSpec, feature: Feature, values: list[Any]) -> tupl
     return out, problems
 
 
-def _encode_numbers(spec: FeatureSpec, feature: Feature, values: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+def _encode_numbers(
+    spec: FeatureSpec, feature: Feature, values: np.ndarray
+) -> tuple[np.ndarray, dict[int, str]]:
     with np.errstate(invalid="ignore"):
         plain = np.isfinite(values)
         if feature.minimum is not None:
@@ -58,7 +60,9 @@ def _encode_numbers(spec: FeatureSpec, feature: Feature, values: np.ndarray) -> 
     return out, problems
 
 
-def _column(spec: FeatureSpec, feature: Feature, column: Column | None, n: int) -> tuple[np.ndarray, dict[int, str]]:
+def _column(
+    spec: FeatureSpec, feature: Feature, column: Column | None, n: int
+) -> tuple[np.ndarray, dict[int, str]]:
     if column is None:
         return _encode_list(spec, feature, [None] * n)
     if isinstance(column, np.ndarray) and column.dtype.kind == "f":
