@@ -7,10 +7,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Chunk", "Column"]
+__all__ = ["Categories", "Chunk", "Column"]
 
-Column = np.ndarray | list[Any]
-"""A feature's raw values: float64 with NaN for missing (numbers), or Python values (anything)."""
+
+@dataclass(frozen=True)
+class Categories:
+    """A text column, dictionary-encoded: row ``i`` holds ``values[codes[i]]`` (code -1: missing)."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+    def __getitem__(self, i: int) -> Any:
+        code = int(self.codes[i])
+        return None if code < 0 else self.values[code]
+
+
+Column = np.ndarray | list[Any] | Categories
+"""A feature's raw values: float64 with NaN for missing (numbers), distinct texts, or Python values."""
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
@@ -50,6 +49,14 @@ class Job:
     overwrite: bool = False
     progress: Literal["auto", "always", "never"] = "auto"
     max_reject_fraction: float = 1.0
+
+
+@dataclass
+class _Tally:
+    chunks: int
+    rows: int
+    scored: int
+    rejected: int
 
 
 @dataclass(frozen=True)
@@ -170,47 +177,46 @@ def run(job: Job, make_engine: Callable[[], Engine]) -> Summary:
         raise
     progress = Progress(end - start, rows_done, job.progress)
     began = time.monotonic()
-    chunk_number = chunks_done
+    tally = _Tally(chunks_done, rows_done, scored, rejected)
     empty = Scores(np.empty(0, np.int64), np.empty((0, len(spec.classes)), np.float32))
-    # Two stages: the engine scores chunk k (onnxruntime and sockets release the GIL) while this
-    # thread reads and vectorises chunk k + 1; at most two chunks are in memory.
-    pending: tuple[Chunk, np.ndarray, dict[int, list[Problem]], Future[Scores] | None] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score") as scorer:
+
+    def finish(
+        chunk: Chunk, matrix: np.ndarray, keep: np.ndarray, problems: dict[int, list[Problem]]
+    ) -> None:
+        """Score one chunk, write its parts, then checkpoint it (in order, on the one worker)."""
+        scores = engine.score(matrix) if len(keep) else empty
+        outputs.write_chunk(
+            tally.chunks,
+            _predictions(chunk.start, keep, chunk.ids, scores, spec.classes, engine.model_version, with_id),
+            _rejects(chunk.ids, problems, chunk.record, chunk.start, with_id),
+        )
+        tally.chunks += 1
+        tally.rows += chunk.n
+        tally.scored += len(keep)
+        tally.rejected += len(problems)
+        checkpoint.save(tally.chunks, tally.rows, tally.scored, tally.rejected)
+
+    # Two stages: the worker scores, writes and checkpoints chunk k (onnxruntime, sockets and
+    # fsync release the GIL) while this thread reads and vectorises chunk k + 1; at most two
+    # chunks are in memory.
+    in_flight: tuple[Future[None], int] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score") as worker:
         try:
-            for chunk in itertools.chain(source.chunks(start + rows_done, end, job.chunk_rows), [None]):
-                staged = None
-                if chunk is not None:
-                    matrix, keep, problems = vectorise(spec, chunk)
-                    future = scorer.submit(engine.score, matrix) if len(keep) else None
-                    staged = (chunk, keep, problems, future)
-                if pending is not None:
-                    done, keep_done, problems_done, scoring = pending
-                    scores = scoring.result() if scoring is not None else empty
-                    outputs.write_chunk(
-                        chunk_number,
-                        _predictions(
-                            done.start,
-                            keep_done,
-                            done.ids,
-                            scores,
-                            spec.classes,
-                            engine.model_version,
-                            with_id,
-                        ),
-                        _rejects(done.ids, problems_done, done.record, done.start, with_id),
-                    )
-                    chunk_number += 1
-                    scored += len(keep_done)
-                    rejected += len(problems_done)
-                    rows_done += done.n
-                    checkpoint.save(chunk_number, rows_done, scored, rejected)
-                    progress.update(done.n)
-                pending = staged
+            for chunk in source.chunks(start + rows_done, end, job.chunk_rows):
+                matrix, keep, problems = vectorise(spec, chunk)
+                if in_flight is not None:
+                    in_flight[0].result()
+                    progress.update(in_flight[1])
+                in_flight = (worker.submit(finish, chunk, matrix, keep, problems), chunk.n)
+            if in_flight is not None:
+                in_flight[0].result()
+                progress.update(in_flight[1])
         finally:
-            if pending is not None and pending[3] is not None:
-                pending[3].cancel()
+            if in_flight is not None:
+                in_flight[0].cancel()
             progress.close()
             engine.close()
+    chunk_number, scored, rejected = tally.chunks, tally.scored, tally.rejected
     outputs.finish(chunk_number)
     seconds = time.monotonic() - began
     summary = Summary(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from serving_common import FeatureSpec
 
-from predictor.batch.chunk import Chunk, Column
+from predictor.batch.chunk import Categories, Chunk, Column
 from predictor.batch.errors import InputInvalid
 
 __all__ = ["FORMATS", "Format", "Source", "detect_format"]
@@ -55,6 +56,34 @@ def detect_format(path: Path, given: str | None) -> Format:
             "use .csv, .jsonl or .parquet, or give --input-format"
         )
     return fmt
+
+
+_BLOCK = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Whole lines of a file: where each ends, and which of them are records (not empty)."""
+
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    """Index of each line's ``\\n``."""
+    records: np.ndarray
+    """Line numbers (in this block) of the records."""
+
+    @classmethod
+    def of(cls, data: bytes) -> _Lines:
+        raw = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(raw == 10)
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        lengths = ends - starts
+        empty = (lengths == 0) | ((lengths == 1) & (raw[np.maximum(ends - 1, 0)] == 13))
+        return cls(data, starts, ends, np.flatnonzero(~empty))
+
+    def span(self, first: int, stop: int) -> bytes:
+        """The bytes of records ``first .. stop - 1`` (with any empty lines between them)."""
+        return self.data[int(self.starts[self.records[first]]) : int(self.ends[self.records[stop - 1]]) + 1]
 
 
 def _number(text: Any) -> Any:
@@ -105,7 +134,11 @@ class Source:
         else:
             first = next(self._line_chunks(0, 1000, 1000), None)
             if first is not None:
-                present = {n for n, values in first.columns.items() if any(v is not None for v in values)}
+                present = {
+                    n
+                    for n, values in first.columns.items()
+                    if any(values[i] is not None for i in range(first.n))
+                }
                 if self.id_column and first.ids and any(v is not None for v in first.ids):
                     present.add(self.id_column)
                 self._check_columns(sorted(present), "the first 1000 records")
@@ -114,9 +147,9 @@ class Source:
         """Number of records in the file (a streaming pass for CSV and JSON Lines)."""
         if self.fmt == "parquet":
             return int(self._parquet().metadata.num_rows)
+        if self.fmt == "csv":
+            return sum(len(block.records) for block in self._csv_blocks())
         with self.path.open("rb") as fh:
-            if self.fmt == "csv":
-                fh.readline()
             return sum(1 for line in fh if line.strip())
 
     # --- reading -----------------------------------------------------------------------
@@ -127,6 +160,8 @@ class Source:
             return
         if self.fmt == "parquet":
             yield from self._table_chunks(start, end, chunk_rows)
+        elif self.fmt == "csv":
+            yield from self._csv_chunks(start, end, chunk_rows)
         else:
             yield from self._line_chunks(start, end, chunk_rows)
 
@@ -197,7 +232,59 @@ class Source:
             raise InputInvalid(f"{self.path}: the CSV file is empty; expected a header line of column names")
         return header
 
-    def _csv_chunk(self, start: int, header: bytes, lines: list[bytes], include: list[str]) -> Chunk:
+    def _csv_blocks(self) -> Iterator[_Lines]:
+        """The CSV file after its header, in blocks of whole lines, with where each record is.
+
+        A record is a line that is not empty (pyarrow skips empty lines too); a record holding a
+        newline inside quotes is not supported (pyarrow's default), and fails as a parse error.
+        """
+        try:
+            with self.path.open("rb") as fh:
+                fh.readline()
+                carry = b""
+                while True:
+                    block = fh.read(_BLOCK)
+                    data = carry + block
+                    if not block:
+                        if data.strip(b"\r\n"):
+                            yield _Lines.of(data + b"\n")
+                        return
+                    cut = data.rfind(b"\n") + 1
+                    if cut:
+                        yield _Lines.of(data[:cut])
+                    carry = data[cut:]
+        except OSError as e:
+            raise InputInvalid(f"{self.path}: cannot read it: {e}") from e
+
+    def _csv_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
+        include = self._check_columns(self._csv_header(), "the CSV header")
+        if self.id_column:
+            include.append(self.id_column)
+        with self.path.open("rb") as fh:
+            header = fh.readline()
+        number = 0  # records before this block
+        pieces: list[bytes] = []
+        held, first = 0, start
+        for block in self._csv_blocks():
+            n = len(block.records)
+            i = min(max(start - number, 0), n)
+            while i < n and number + i < end:
+                take = min(chunk_rows - held, n - i, end - number - i)
+                if not held:
+                    first = number + i
+                pieces.append(block.span(i, i + take))
+                held += take
+                i += take
+                if held == chunk_rows or first + held == end:
+                    yield self._csv_chunk(first, header + b"".join(pieces), held, include)
+                    pieces, held = [], 0
+            number += n
+            if number >= end:
+                break
+        if held:
+            yield self._csv_chunk(first, header + b"".join(pieces), held, include)
+
+    def _csv_chunk(self, start: int, data: bytes, n: int, include: list[str]) -> Chunk:
         convert = pacsv.ConvertOptions(
             column_types={name: pa.string() for name in include},
             include_columns=include,
@@ -206,14 +293,17 @@ class Source:
         )
         try:
             table = pacsv.read_csv(
-                pa.py_buffer(header + b"".join(lines)),
+                pa.py_buffer(data),
                 read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 30),
                 convert_options=convert,
             )
         except pa.ArrowInvalid as e:
+            raise InputInvalid(f"{self.path}: cannot read records {start}-{start + n - 1} as CSV: {e}") from e
+        if table.num_rows != n:
             raise InputInvalid(
-                f"{self.path}: cannot read records {start}-{start + len(lines) - 1} as CSV: {e}"
-            ) from e
+                f"{self.path}: records {start}-{start + n - 1} are {n} lines but {table.num_rows} CSV rows; "
+                "records must be one per line (no line breaks inside quoted values)"
+            )
         return self._arrow_chunk(start, table)
 
     # --- Parquet -----------------------------------------------------------------------
@@ -262,6 +352,10 @@ class Source:
                         columns[name] = [_number(v) for v in col.to_pylist()]
                         continue
                 columns[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                encoded = pc.dictionary_encode(col.combine_chunks())
+                codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+                columns[name] = Categories(codes, encoded.dictionary.to_pylist())
             else:
                 columns[name] = col.to_pylist()
         ids = table.column(self.id_column).to_pylist() if self.id_column else None
@@ -270,18 +364,11 @@ class Source:
     # --- JSON Lines --------------------------------------------------------------------
 
     def _line_chunks(self, start: int, end: int, chunk_rows: int) -> Iterator[Chunk]:
-        """CSV and JSON Lines: one record per non-blank line (CSV: after the header line)."""
-        header, include = b"", []
-        if self.fmt == "csv":
-            include = self._check_columns(self._csv_header(), "the CSV header")
-            if self.id_column:
-                include.append(self.id_column)
+        """JSON Lines: one record per non-blank line."""
         number = 0
         buffer: list[bytes] = []
         try:
             with self.path.open("rb") as fh:
-                if self.fmt == "csv":
-                    header = fh.readline()
                 for line in fh:
                     if not line.strip():
                         continue
@@ -289,19 +376,14 @@ class Source:
                         buffer.append(line if line.endswith(b"\n") else line + b"\n")
                     number += 1
                     if len(buffer) == chunk_rows or (buffer and number >= end):
-                        yield self._lines_chunk(number - len(buffer), header, buffer, include)
+                        yield self._jsonl_chunk(number - len(buffer), buffer)
                         buffer = []
                     if number >= end:
                         return
         except OSError as e:
             raise InputInvalid(f"{self.path}: cannot read it: {e}") from e
         if buffer:  # the file ended before ``end``
-            yield self._lines_chunk(number - len(buffer), header, buffer, include)
-
-    def _lines_chunk(self, start: int, header: bytes, lines: list[bytes], include: list[str]) -> Chunk:
-        if self.fmt == "csv":
-            return self._csv_chunk(start, header, lines, include)
-        return self._jsonl_chunk(start, lines)
+            yield self._jsonl_chunk(number - len(buffer), buffer)
 
     def _jsonl_chunk(self, start: int, lines: list[bytes]) -> Chunk:
         records: list[Any] = []

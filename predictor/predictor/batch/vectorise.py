@@ -2,8 +2,8 @@
 
 Every value goes through :meth:`FeatureSpec.encode_value` (the one vectoriser shared with training
 and the transformer), except numbers that are plainly valid (finite and inside the feature's
-range), which ``encode_value`` would return unchanged; they are taken as a numpy slice. Categorical
-values are encoded once per distinct value. The result equals ``FeatureSpec.check`` on the same
+range), which ``encode_value`` would return unchanged; they are taken as a numpy slice. Text
+columns are encoded once per distinct value. The result equals ``FeatureSpec.check`` on the same
 records (``tests/batch/test_vectorise.py`` holds it to that), problems included, except that
 columns the model does not know are ignored (files carry ids, dates, ...), not rejected.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from serving_common import Feature, FeatureSpec, Problem
 
-from predictor.batch.chunk import Chunk, Column
+from predictor.batch.chunk import Categories, Chunk, Column
 
 __all__ = ["vectorise"]
 
@@ -60,11 +60,26 @@ def _encode_numbers(
     return out, problems
 
 
+def _encode_categories(
+    spec: FeatureSpec, feature: Feature, column: Categories
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Each distinct value (and "missing") encoded once, then spread over the rows by code."""
+    distinct = [*column.values, None]  # code -1 picks the last: missing
+    encoded = [spec.encode_value(feature, v) for v in distinct]
+    numbers = np.asarray([0.0 if isinstance(e, str) else e for e in encoded], dtype=np.float64)
+    bad = np.asarray([isinstance(e, str) for e in encoded], dtype=bool)
+    codes = np.where(column.codes < 0, len(distinct) - 1, column.codes)
+    problems = {i: str(encoded[codes[i]]) for i in np.flatnonzero(bad[codes]).tolist()}
+    return numbers[codes], problems
+
+
 def _column(
     spec: FeatureSpec, feature: Feature, column: Column | None, n: int
 ) -> tuple[np.ndarray, dict[int, str]]:
     if column is None:
         return _encode_list(spec, feature, [None] * n)
+    if isinstance(column, Categories):
+        return _encode_categories(spec, feature, column)
     if isinstance(column, np.ndarray) and column.dtype.kind == "f":
         return _encode_numbers(spec, feature, column.astype(np.float64, copy=False))
     values = list(column)
