@@ -142,3 +142,28 @@ def test_progress_is_shown_when_forced_and_silent_when_stderr_is_not_a_terminal(
     assert auto.returncode == 0, auto.stderr
     assert "rows/s]" not in auto.stderr and "|" not in auto.stderr
     assert "scored 500 and rejected 0 of 500 records" in auto.stderr
+
+
+def test_csv_line_endings_blank_lines_and_a_last_line_without_newline(
+    gbm_bundle: Path, tmp_path: Path
+) -> None:
+    src = write(tmp_path / "records.csv", columns(gbm_bundle, 30))
+    header, *lines = src.read_bytes().splitlines()
+    body = b"\r\n".join([header, *lines[:10], b"", *lines[10:20], b"", b"", *lines[20:]])  # no final newline
+    src.write_bytes(body)
+    done = batch(
+        "--model_dir", gbm_bundle, "--input", src, "--output", tmp_path / "o.csv", "--chunk-rows", "7"
+    )
+    assert done.returncode == 0, done.stderr
+    table = read(tmp_path / "o.csv")
+    assert table.column("row").to_pylist() == list(range(30))
+    whole = batch(
+        "--model_dir",
+        gbm_bundle,
+        "--input",
+        write(tmp_path / "plain.csv", columns(gbm_bundle, 30)),
+        "--output",
+        tmp_path / "p.csv",
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert table.equals(read(tmp_path / "p.csv"))
