@@ -112,7 +112,7 @@ def check_same(ours_out: Path, raw_out: Path, classes: tuple[str, ...]) -> None:
     loadgen.check_close("probabilities", got, b.column("p_high").to_numpy().astype(np.float32), atol=1e-6)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -127,7 +127,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of the online-path run")
     parser.add_argument("--no-remote", action="store_true", help="skip the InferenceService part")
-    a = parser.parse_args()
+    parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[2] / "bench-results")
+    a = parser.parse_args(argv)
     bundle = Bundle.open(a.bundle)
     spec = bundle.spec()
     failures: list[str] = []
@@ -175,9 +176,8 @@ def main() -> int:
 
         if not a.no_remote:
             failures += remote(a, bundle, work, results)
-    out = Path(__file__).resolve().parents[2] / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "batch.json").write_text(json.dumps(results, indent=1))
+    a.results.mkdir(exist_ok=True)
+    (a.results / "batch.json").write_text(json.dumps(results, indent=1))
     return loadgen.report("batch", failures)
 
 
