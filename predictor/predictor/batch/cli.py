@@ -41,7 +41,12 @@ def parse_args(argv: list[str] | None, settings: BatchSettings) -> argparse.Name
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model_dir", default="/mnt/models", help="model bundle directory (default /mnt/models)")
+    p.add_argument(
+        "--model_dir",
+        "--model-dir",
+        default="/mnt/models",
+        help="model bundle directory (default /mnt/models)",
+    )
     p.add_argument("--input", required=True, type=Path, help="CSV, JSON Lines or Parquet file of raw records")
     p.add_argument("--output", required=True, type=Path, help="predictions file (.csv, .jsonl, .parquet)")
     p.add_argument("--rejects", type=Path, help="rejected records (default <output>.rejects.<ext>)")
