@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from serving_common import FeatureSpec
 
-from predictor.batch.chunk import Categories, Chunk, Column
+from predictor.batch.arrow_columns import arrow_chunk
+from predictor.batch.chunk import Chunk, Column
 from predictor.batch.errors import InputInvalid
+from predictor.batch.lines import BLOCK, Lines
 
 __all__ = ["FORMATS", "Format", "Source", "detect_format"]
 
@@ -58,43 +58,6 @@ def detect_format(path: Path, given: str | None) -> Format:
     return fmt
 
 
-_BLOCK = 1 << 22
-
-
-@dataclass(frozen=True)
-class _Lines:
-    """Whole lines of a file: where each ends, and which of them are records (not empty)."""
-
-    data: bytes
-    starts: np.ndarray
-    ends: np.ndarray
-    """Index of each line's ``\\n``."""
-    records: np.ndarray
-    """Line numbers (in this block) of the records."""
-
-    @classmethod
-    def of(cls, data: bytes) -> _Lines:
-        raw = np.frombuffer(data, dtype=np.uint8)
-        ends = np.flatnonzero(raw == 10)
-        starts = np.concatenate(([0], ends[:-1] + 1))
-        lengths = ends - starts
-        empty = (lengths == 0) | ((lengths == 1) & (raw[np.maximum(ends - 1, 0)] == 13))
-        return cls(data, starts, ends, np.flatnonzero(~empty))
-
-    def span(self, first: int, stop: int) -> bytes:
-        """The bytes of records ``first .. stop - 1`` (with any empty lines between them)."""
-        return self.data[int(self.starts[self.records[first]]) : int(self.ends[self.records[stop - 1]]) + 1]
-
-
-def _number(text: Any) -> Any:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text  # the vectoriser rejects the record, naming the field
-
-
 @dataclass
 class Source:
     """One input file, read for a spec (and an optional id column)."""
@@ -107,7 +70,6 @@ class Source:
     def __post_init__(self) -> None:
         if not self.path.is_file():
             raise InputInvalid(f"{self.path}: no such file")
-        self._numeric = {f.name for f in self.spec.features if f.type == "numeric"}
         self._required = [f.name for f in self.spec.features if f.missing.policy == "reject"]
 
     # --- shape checks ------------------------------------------------------------------
@@ -183,14 +145,14 @@ class Source:
             while pending_rows >= chunk_rows or (pending_rows and position >= end):
                 table = pa.Table.from_batches(pending)
                 take = min(chunk_rows, pending_rows)
-                yield self._arrow_chunk(chunk_start, table.slice(0, take))
+                yield arrow_chunk(self.spec, self.id_column, chunk_start, table.slice(0, take))
                 rest = table.slice(take)
                 pending, pending_rows = rest.to_batches(), rest.num_rows
                 chunk_start += take
             if position >= end:
                 return
         if pending_rows:
-            yield self._arrow_chunk(chunk_start, pa.Table.from_batches(pending))
+            yield arrow_chunk(self.spec, self.id_column, chunk_start, pa.Table.from_batches(pending))
 
     def _arrow_batches(self, start: int, batch_rows: int) -> tuple[Iterator[pa.RecordBatch], int]:
         """Record batches from the row group holding ``start`` on, and the record number of the first one.
@@ -232,7 +194,7 @@ class Source:
             raise InputInvalid(f"{self.path}: the CSV file is empty; expected a header line of column names")
         return header
 
-    def _csv_blocks(self) -> Iterator[_Lines]:
+    def _csv_blocks(self) -> Iterator[Lines]:
         """The CSV file after its header, in blocks of whole lines, with where each record is.
 
         A record is a line that is not empty (pyarrow skips empty lines too); a record holding a
@@ -243,15 +205,15 @@ class Source:
                 fh.readline()
                 carry = b""
                 while True:
-                    block = fh.read(_BLOCK)
+                    block = fh.read(BLOCK)
                     data = carry + block
                     if not block:
                         if data.strip(b"\r\n"):
-                            yield _Lines.of(data + b"\n")
+                            yield Lines.of(data + b"\n")
                         return
                     cut = data.rfind(b"\n") + 1
                     if cut:
-                        yield _Lines.of(data[:cut])
+                        yield Lines.of(data[:cut])
                     carry = data[cut:]
         except OSError as e:
             raise InputInvalid(f"{self.path}: cannot read it: {e}") from e
@@ -304,7 +266,7 @@ class Source:
                 f"{self.path}: records {start}-{start + n - 1} are {n} lines but {table.num_rows} CSV rows; "
                 "records must be one per line (no line breaks inside quoted values)"
             )
-        return self._arrow_chunk(start, table)
+        return arrow_chunk(self.spec, self.id_column, start, table)
 
     # --- Parquet -----------------------------------------------------------------------
 
@@ -333,33 +295,6 @@ class Source:
                     f"{self.path}: column {feature.name!r} has type {t}; expected {expected}, "
                     f"{feature.expected()}"
                 )
-
-    # --- Arrow -> chunk ----------------------------------------------------------------
-
-    def _arrow_chunk(self, start: int, table: pa.Table) -> Chunk:
-        columns: dict[str, Column] = {}
-        for name in self.spec.names:
-            if name not in table.column_names:
-                continue
-            col = table.column(name)
-            if pa.types.is_dictionary(col.type):
-                col = col.cast(col.type.value_type)
-            if name in self._numeric:
-                if pa.types.is_string(col.type):
-                    try:
-                        col = pc.cast(col, pa.float64())
-                    except pa.ArrowInvalid:
-                        columns[name] = [_number(v) for v in col.to_pylist()]
-                        continue
-                columns[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
-            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                encoded = pc.dictionary_encode(col.combine_chunks())
-                codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-                columns[name] = Categories(codes, encoded.dictionary.to_pylist())
-            else:
-                columns[name] = col.to_pylist()
-        ids = table.column(self.id_column).to_pylist() if self.id_column else None
-        return Chunk(start, table.num_rows, columns, ids)
 
     # --- JSON Lines --------------------------------------------------------------------
 
