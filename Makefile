@@ -73,12 +73,14 @@ lint: install ## ruff, mypy and the package boundaries (import-linter contracts 
 BENCH_DURATION ?= 3
 BENCH_PROFILE  ?=
 BENCHES := predictor chain explainer $(if $(wildcard tests/bench/bench_drift.py),drift) \
-           $(if $(wildcard tests/bench/bench_logging.py),logging)
+           $(if $(wildcard tests/bench/bench_logging.py),logging) \
+           $(if $(wildcard tests/bench/bench_batch.py),batch)
 BENCH_ARGS_predictor := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
 BENCH_ARGS_chain     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION) $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE))
 BENCH_ARGS_explainer := --bundle $(BUNDLES)/gbm
+BENCH_ARGS_batch     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
 
-bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging
+bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging; batch
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@mkdir -p bench-results && if [ -f bench-results/chain.json ]; then mv -f bench-results/chain.json bench-results/chain-previous.json; fi
 	@rm -f bench-results/predictor.json bench-results/explainer.json
@@ -87,7 +89,7 @@ bench: install bundles ## predictor vs naive and raw onnxruntime; transformer ch
 	  echo "== bench $$b"; \
 	  case $$b in \
 	    predictor) args="$(BENCH_ARGS_predictor)";; chain) args="$(BENCH_ARGS_chain)";; \
-	    explainer) args="$(BENCH_ARGS_explainer)";; *) args="";; \
+	    explainer) args="$(BENCH_ARGS_explainer)";; batch) args="$(BENCH_ARGS_batch)";; *) args="";; \
 	  esac; \
 	  $(BIN)/python tests/bench/bench_$$b.py $$args || failed="$$failed $$b"; \
 	done; \
