@@ -130,7 +130,7 @@ class LocalGateway:
             current = self._read(name)
             stored_rv = str(current["metadata"].get("resourceVersion", "0"))
             try:
-                result = (
+                patched = (
                     json_patch(current, patch) if isinstance(patch, list) else merge_patch(current, patch)
                 )
             except PatchTestFailed as e:
