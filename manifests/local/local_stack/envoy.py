@@ -27,10 +27,12 @@ from typing import Any
 
 from .errors import TranslateError
 
-__all__ = ["ROUTE_CONFIG_NAME", "bootstrap", "cluster_name", "translate"]
+__all__ = ["ROUTES_VERSION_HEADER", "ROUTE_CONFIG_NAME", "bootstrap", "cluster_name", "translate"]
 
 Obj = dict[str, Any]
 ROUTE_CONFIG_NAME = "model-serving"
+#: Response header naming the VirtualService resourceVersion whose routes answered
+ROUTES_VERSION_HEADER = "x-local-routes-version"
 _EXT = "type.googleapis.com/envoy.extensions"
 _TOP = {"apiVersion", "kind", "metadata", "spec"}
 _SPEC = {"hosts", "gateways", "http"}
@@ -194,6 +196,11 @@ def translate(vs: Obj, clusters: set[str]) -> Obj:
             {
                 "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
                 "name": ROUTE_CONFIG_NAME,
+                # the revision on every answer (and in the config's hash: Envoy ignores an update
+                # whose routes hash like the current ones, so its version would not move)
+                "response_headers_to_add": [
+                    {"header": {"key": ROUTES_VERSION_HEADER, "value": str(meta.get("resourceVersion", "0"))}}
+                ],
                 "virtual_hosts": [
                     {"name": str(meta.get("name", "local")), "domains": ["*"], "routes": routes}
                 ],

