@@ -85,7 +85,10 @@ def test_set_weight_writes_weights_revision_annotation_and_event(stack_dir: Path
     event = json.loads((stack_dir / "events.jsonl").read_text().splitlines()[-1])
     assert event["reason"] == "RolloutSetWeight" and "canary 30%" in event["message"]
     assert run(stack_dir, "promote").exit_code == 0 and weights(stack_dir) == [0, 100]
-    assert run(stack_dir, "rollback", "--patch-type", "json").exit_code == 0 and weights(stack_dir) == [100, 0]
+    assert run(stack_dir, "rollback", "--patch-type", "json").exit_code == 0 and weights(stack_dir) == [
+        100,
+        0,
+    ]
     assert stored(stack_dir)["metadata"]["resourceVersion"] == "4"
 
 
@@ -94,7 +97,9 @@ def test_a_stale_resource_version_is_a_conflict_and_writes_nothing(stack_dir: Pa
     before = (stack_dir / "virtualservice.yaml").read_text()
     result = run(stack_dir, "set-weight", "50", "--resource-version", "1")
     assert result.exit_code == 3, result.output
-    assert "changed by someone else" in result.stderr and "resourceVersion 1 expected, 2 stored" in result.stderr
+    assert (
+        "changed by someone else" in result.stderr and "resourceVersion 1 expected, 2 stored" in result.stderr
+    )
     assert (stack_dir / "virtualservice.yaml").read_text() == before
 
 

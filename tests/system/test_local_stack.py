@@ -1,4 +1,4 @@
-"""``make up`` as a whole: Envoy's routes from the chart, the rollout CLI on real metrics, alerts, ``make down``.
+"""``make up`` as a whole: Envoy routes from the chart, the rollout CLI on real metrics, ``make down``.
 
 One stack for the module (tests run in file order and leave the routes as they found them);
 the last test stops it and checks that nothing it started is left.
@@ -180,10 +180,8 @@ def test_shifted_traffic_fires_the_drift_alert_in_alertmanager(stack: LocalStack
 
     def firing() -> list[dict]:  # type: ignore[type-arg]
         alerts = httpx.get(f"{stack.url('alertmanager')}/api/v2/alerts", timeout=5).json()
-        return [
-            a for a in alerts
-            if a["labels"]["alertname"] == "ModelDriftDetected" and a["labels"].get("inferenceservice") == stable
-        ]  # fmt: skip
+        drift = [a for a in alerts if a["labels"]["alertname"] == "ModelDriftDetected"]
+        return [a for a in drift if a["labels"].get("inferenceservice") == stable]
 
     alerts = wait_for("ModelDriftDetected for the stable InferenceService in Alertmanager", firing, 90, 1)
     assert alerts[0]["labels"]["isvc_namespace"] == stack.info["namespace"]

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-
 from serving_common import Bundle
 
 __all__ = ["Answer", "Background", "predict", "records", "send"]
@@ -38,7 +37,9 @@ class Answer:
     body: Any
 
 
-def predict(client: httpx.Client, url: str, model: str, record: dict[str, Any], headers: dict[str, str]) -> Answer:
+def predict(
+    client: httpx.Client, url: str, model: str, record: dict[str, Any], headers: dict[str, str]
+) -> Answer:
     r = client.post(f"{url}/v1/models/{model}:predict", json={"instances": [record]}, headers=headers)
     try:
         body = r.json()
@@ -63,7 +64,9 @@ def send(
         httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency)) as client,
         ThreadPoolExecutor(concurrency) as pool,
     ):
-        return list(pool.map(lambda i: predict(client, url, model, recs[i % len(recs)], headers or {}), range(n)))
+        return list(
+            pool.map(lambda i: predict(client, url, model, recs[i % len(recs)], headers or {}), range(n))
+        )
 
 
 class Background:
@@ -80,7 +83,9 @@ class Background:
             i = 0
             while not self.stopped.wait(self.period):
                 try:
-                    self.answers.append(predict(client, self.url, self.model, self.recs[i % len(self.recs)], {}))
+                    self.answers.append(
+                        predict(client, self.url, self.model, self.recs[i % len(self.recs)], {})
+                    )
                 except httpx.HTTPError:
                     self.answers.append(Answer(0, None, None))
                 i += 1
