@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start everything and wait until ready")
+    sub.add_parser("demo", help="a narrated scenario on the running stack")
     sub.add_parser("down", help="stop everything (nothing is left running)")
     st = sub.add_parser("status", help="processes, readiness, routes")
     st.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             print(endpoints(stack.up()))
+        elif args.command == "demo":
+            from .demo import run
+
+            if not stack.supervisor.running():
+                raise StackError("the stack is not up: make up (make demo does it first)")
+            return run(settings, stack)
         elif args.command == "down":
             pids = stack.down()
             print(f"stopped {len(pids)} processes" if pids else "the stack was not running")
