@@ -110,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                     ready = "ready" if r["ready"] else "NOT READY"
                     print(f"{r['name']:22} {r['state']:9} pid {r['pid']:<8} {ready:9} {r['uptime']}")
                 routes = json.loads(stack.paths.status.read_text()) if stack.paths.status.exists() else {}
-                print(f"routes: {routes}")
+                if routes.get("ok"):
+                    print(
+                        f"routes: VirtualService resourceVersion {routes['resourceVersion']} applied to Envoy"
+                    )
+                else:
+                    print(f"routes: last VirtualService change NOT applied: {routes.get('error')}")
                 print(endpoints(stack.describe()))
         elif args.command == "env":
             changes: dict[str, str | None] = {}

@@ -66,6 +66,7 @@ class Stack:
         }
         for d in ("logs", "envoy/routes", "prometheus", "alertmanager"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
+        (self.dir / ".gitignore").write_text("# the local stack's state (make up): never committed\n*\n")
         self.say(f"rendering the chart with {s.values}")
         rendered = render(s)
         topo = build(rendered, s)
