@@ -85,6 +85,15 @@ def _matchers(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value.strip()
 
 
+def _required(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """Required, with a default that only --router local provides (click lets a callable's None through)."""
+    if not value:
+        if ctx.params.get("router") == "local":  # no stack description: exit 9, "make up"
+            LocalStack(ctx.params.get("local_stack") or ".stack")
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(f: F) -> F:
         for d in reversed(decorators):
@@ -105,6 +114,7 @@ kube_options = _compose(
         env="VIRTUAL_SERVICE",
         required=True,
         default=lambda: _local_default("virtualService.name"),
+        callback=_required,
         help="Name of the Istio VirtualService that splits traffic (--router local: the stack's).",
     ),
     _opt(
@@ -175,6 +185,7 @@ side_options = _compose(
         env="STABLE",
         required=True,
         default=lambda: _local_default("stable"),
+        callback=_required,
         help="Name of the stable InferenceService (--router local: the stack's).",
     ),
     _opt(
@@ -182,6 +193,7 @@ side_options = _compose(
         env="CANARY",
         required=True,
         default=lambda: _local_default("canary"),
+        callback=_required,
         help="Name of the canary InferenceService (--router local: the stack's).",
     ),
 )
