@@ -7,6 +7,7 @@ translate, naming it; the processes must get the chart's own args with loopback 
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,17 @@ def test_scrape_configs_apply_the_pod_monitors_relabelings(settings: StackSettin
         j["job_name"] == "envoy" and j["metrics_path"] == "/stats/prometheus"
         for j in config["scrape_configs"]
     )
+
+
+def test_up_refuses_ports_in_use_naming_them(settings: StackSettings) -> None:
+    from local_stack.errors import StackError
+    from local_stack.stack import Stack
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = StackSettings(**{**settings.model_dump(), "ports": {"prometheus": port}})
+        with pytest.raises(StackError, match=f"ports in use: .*prometheus {port}"):
+            Stack(busy, say=lambda _: None).up()
+    assert not (busy.state_dir / "supervisord.pid").exists()

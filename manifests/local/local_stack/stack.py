@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from .envoy import bootstrap, cluster_name
 from .errors import ProcessError, StackError
 from .monitoring import alertmanager_config, prometheus_config
 from .routes import RoutePaths, sync
-from .settings import StackSettings
+from .settings import DEFAULT_PORTS, StackSettings
 from .supervisor import Supervisor
 from .topology import Program, Topology, build
 
@@ -32,6 +33,17 @@ def _binary(path: str, what: str, hint: str) -> str:
     if not found:
         raise StackError(f"{what} not found ({path}): {hint}")
     return found
+
+
+def _free(port: int) -> bool:
+    """Bindable as the servers bind (SO_REUSEADDR: a closed server's TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class Stack:
@@ -64,6 +76,12 @@ class Stack:
                 "pip install supervisor (make install)",
             ),
         }
+        busy = [f"{name} {s.port(name)}" for name in DEFAULT_PORTS if not _free(s.port(name))]
+        if busy:
+            raise StackError(
+                f"ports in use: {', '.join(busy)}; stop what uses them or move the stack, "
+                """e.g. STACK_PORTS='{"prometheus": 19090}' make up"""
+            )
         for d in ("logs", "envoy/routes", "prometheus", "alertmanager"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
         (self.dir / ".gitignore").write_text("# the local stack's state (make up): never committed\n*\n")
@@ -267,12 +285,11 @@ class Stack:
             raise StackError("the stack is not up (make up)")
         if env:
             self.supervisor.set_env(name, env)
-        rpc = self.supervisor.rpc()
-        if rpc.supervisor.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
-            rpc.supervisor.stopProcess(name, True)
+        if self.supervisor.call("getProcessInfo", name)["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+            self.supervisor.call("stopProcess", name, True)
         if not start:
             return
-        rpc.supervisor.startProcess(name, True)
+        self.supervisor.call("startProcess", name, True)
         ready = self.describe()["programs"].get(name, {}).get("ready")
         deadline = time.monotonic() + self.settings.ready_timeout
         with httpx.Client(timeout=2.0) as client:

@@ -107,9 +107,16 @@ class Supervisor:
         return env
 
     # the daemon ----------------------------------------------------------------------------------
-    def rpc(self) -> Any:
+    def call(self, method: str, *args: Any) -> Any:
+        """One XML-RPC call to supervisord (``supervisor.<method>``), its connection closed after."""
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+            return getattr(proxy.supervisor, method)(*args)
+        except xmlrpc.client.Fault as e:
+            raise ProcessError(f"supervisord refused {method}{args}: {e.faultString}") from e
+        finally:
+            transport.close()
 
     def pid(self) -> int | None:
         try:
@@ -122,8 +129,8 @@ class Supervisor:
         if self.pid() is None:
             return False
         try:
-            return str(self.rpc().supervisor.getState()["statename"]) == "RUNNING"
-        except (OSError, xmlrpc.client.Error):
+            return str(self.call("getState")["statename"]) == "RUNNING"
+        except (OSError, xmlrpc.client.Error, ProcessError):
             return False
 
     def start(self, supervisord: str) -> None:
@@ -141,7 +148,7 @@ class Supervisor:
             )
 
     def processes(self) -> list[dict[str, Any]]:
-        info: list[dict[str, Any]] = self.rpc().supervisor.getAllProcessInfo()
+        info: list[dict[str, Any]] = self.call("getAllProcessInfo")
         return info
 
     def stop_all(self, timeout: float = 60.0) -> list[int]:
@@ -153,11 +160,11 @@ class Supervisor:
         pid = self.pid()
         pids: list[int] = []
         if pid is not None:
-            with contextlib.suppress(OSError, xmlrpc.client.Error):
+            with contextlib.suppress(OSError, xmlrpc.client.Error, ProcessError):
                 pids = [int(p["pid"]) for p in self.processes() if int(p["pid"]) > 0]
             try:
-                self.rpc().supervisor.shutdown()
-            except (OSError, xmlrpc.client.Error):
+                self.call("shutdown")
+            except (OSError, xmlrpc.client.Error, ProcessError):
                 os.kill(pid, signal.SIGTERM)
             pids.append(pid)
         deadline = time.monotonic() + timeout
