@@ -57,6 +57,34 @@ def test_weights_90_10_within_binomial_tolerance(stack: LocalStack, recs: list[d
     assert abs(seen["mlp-1"] - 200) <= 4.5 * sd, seen  # false alarm rate ~7e-6
 
 
+def test_prometheus_series_carry_the_pod_monitors_labels_and_the_charts_rules(stack: LocalStack) -> None:
+    prom = stack.url("prometheus")
+
+    def query(q: str) -> list[dict]:  # type: ignore[type-arg]
+        result: list[dict] = httpx.get(f"{prom}/api/v1/query", params={"query": q}, timeout=5).json()["data"][
+            "result"
+        ]  # type: ignore[type-arg]
+        return result
+
+    for track in ("stable", "canary"):
+        series = wait_for(
+            f"{track} predictor series",
+            lambda t=track: query(f'predictor_requests_total{{isvc="model-serving-{t}", track="{t}"}}'),  # type: ignore[misc]
+            20,
+        )
+        assert series[0]["metric"]["component"] == "predictor"
+        assert series[0]["metric"]["namespace"] == stack.info["namespace"]
+    assert wait_for("envoy scraped", lambda: query('up{component="envoy"} == 1'), 20)
+    assert wait_for("drift detector scraped", lambda: query('up{component="drift-detector"} == 1'), 20)
+    groups = httpx.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    rules = {r["name"] for g in groups for r in g["rules"]}
+    assert {
+        "ModelDriftDetected",
+        "ModelServingHighErrorRate",
+        "model_serving:predictor_requests:rate5m",
+    } <= rules
+
+
 def test_pin_headers_always_reach_their_track(stack: LocalStack, recs: list[dict]) -> None:  # type: ignore[type-arg]
     url, model = stack.url("envoy"), stack.info["model"]
     assert versions(send(url, model, recs, 60, headers=CANARY)) == {"mlp-1": 60}
@@ -118,9 +146,11 @@ def test_mirror_reaches_canary_and_never_changes_the_answer(stack: LocalStack, r
 
 def test_rollout_run_promotes_a_healthy_canary_step_by_step(stack: LocalStack, recs: list[dict]) -> None:  # type: ignore[type-arg]
     _reset(stack, 0)
-    with Background(stack.url("envoy"), stack.info["model"], recs, rate=25):
+    with Background(stack.url("envoy"), stack.info["model"], recs, rate=25) as traffic:
         done = stack.rollout("run", "--restart", "--steps", "30,60,100", *RUN)
     assert done.returncode == 0, done.stdout + done.stderr
+    # three live route changes under keep-alive traffic: not one request lost or failed
+    assert len(traffic.answers) > 20 and {a.status for a in traffic.answers} == {200}
     assert "rollout succeeded: canary at 100%" in done.stdout
     assert stack.weights() == (0, 100)
     annotations = stack.virtual_service()["metadata"]["annotations"]

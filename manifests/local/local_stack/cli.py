@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.program}: {args.command}ed")
         elif args.command == "exec":
             _exec(settings, args.program)
-        elif args.command == "routes":
+        elif args.command in ("routes", "receiver"):
+            # supervisord stops programs with SIGTERM: exit 0, not "terminated by SIGTERM"
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        if args.command == "routes":
             from .envoy import cluster_name
             from .routes import watch
 
             services = stack.describe()["services"]
             clusters = {cluster_name(h, int(p)) for h, ports in services.items() for p in ports}
             watch(stack.paths, clusters, settings.routes_poll_interval)
-        elif args.command == "receiver":
+        if args.command == "receiver":
             from .receiver import serve
 
             serve(settings.port("receiver"))

@@ -140,8 +140,9 @@ class Stack:
                 "receiver",
                 [*py, *state, "receiver"],
                 ready_url=f"http://127.0.0.1:{s.port('receiver')}/healthz",
+                priority=100,
             ),
-            Program("routes", [*py, *state, "routes"]),
+            Program("routes", [*py, *state, "routes"], priority=100),
             Program(
                 "envoy",
                 [
@@ -155,6 +156,7 @@ class Stack:
                     "warn",
                 ],
                 ready_url=f"{admin}/ready",
+                priority=300,  # the front door: stopped first
             ),
             Program(
                 "alertmanager",
@@ -167,6 +169,7 @@ class Stack:
                     "--log.level=warn",
                 ],
                 ready_url=f"http://127.0.0.1:{s.port('alertmanager')}/-/ready",
+                priority=100,
             ),
             Program(
                 "prometheus",
@@ -180,6 +183,7 @@ class Stack:
                     "--log.level=warn",
                 ],
                 ready_url=f"http://127.0.0.1:{s.port('prometheus')}/-/ready",
+                priority=100,
             ),
         ]
 

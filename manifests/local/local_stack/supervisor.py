@@ -70,7 +70,7 @@ class Supervisor:
             "[supervisorctl]",
             f"serverurl=unix://{_esc(self.socket)}",
         ]
-        for i, p in enumerate(programs):
+        for p in programs:
             lines += [
                 "",
                 f"[program:{p.name}]",
@@ -89,7 +89,7 @@ class Supervisor:
                 "stopwaitsecs=15",
                 "stopasgroup=true",
                 "killasgroup=true",
-                f"priority={100 + i}",
+                f"priority={p.priority}",
             ]
         self.conf.write_text("\n".join(lines) + "\n")
 

@@ -40,6 +40,8 @@ class Program:
     scrape_port: int | None = None
     scrape_path: str = "/metrics"
     monitor: str = ""  # "pod" (the PodMonitor), "service" (the ServiceMonitor) or a job name
+    #: supervisord priority: lower starts first and stops last; equal ones stop in parallel
+    priority: int = 200
 
 
 @dataclass
