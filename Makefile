@@ -1,5 +1,6 @@
-# One verb per job. `make demo` and `make test` are the two README commands; both install
-# what they need first (virtualenvs, helm, prometheus) so they work on a fresh clone.
+# One verb per job. `make up` (the whole system locally; `make down`, `make status`, `make demo` on
+# top of it) and `make test` are the README's commands; they install what they need first
+# (virtualenvs, bundles, helm, prometheus, alertmanager) so they work on a fresh clone.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
