@@ -195,3 +195,35 @@ def test_up_refuses_ports_in_use_naming_them(settings: StackSettings) -> None:
         with pytest.raises(StackError, match=f"ports in use: .*prometheus {port}"):
             Stack(busy, say=lambda _: None).up()
     assert not (busy.state_dir / "supervisord.pid").exists()
+
+
+def test_monitors_select_by_labels_and_istio_merged_metrics_scrape_the_app(settings: StackSettings) -> None:
+    from local_stack.chart import Render
+
+    rendered = render(settings)
+    objects = copy.deepcopy(rendered.objects)
+    monitor = next(o for o in objects if o["kind"] == "PodMonitor")
+    # the cluster chart's form: Istio's merged metrics on the sidecar (:15020), only the predictors
+    monitor["spec"]["selector"]["matchExpressions"] = [
+        {"key": "component", "operator": "In", "values": ["predictor"]}
+    ]
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    endpoint.update(port="http-envoy-prom", path="/stats/prometheus")
+    endpoint["relabelings"].insert(
+        0,
+        {
+            "sourceLabels": ["__address__"],
+            "regex": "(.+):\\d+",
+            "replacement": "$1:15020",
+            "targetLabel": "__address__",
+        },
+    )
+    edited = Render(objects)
+    config = prometheus_config(edited, build(edited, settings), settings)
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == f"podMonitor/{NS}/model-serving/0")
+    assert job["metrics_path"] == "/metrics"
+    assert all(r.get("target_label") != "__address__" for r in job["relabel_configs"])
+    ports = {t["targets"][0] for t in job["static_configs"]}
+    assert ports == {f"127.0.0.1:{settings.port(f'{t}-predictor')}" for t in ("stable", "canary")}
+    drift = next(j for j in config["scrape_configs"] if "drift-detector" in j["job_name"])
+    assert drift["static_configs"][0]["targets"] == [f"127.0.0.1:{settings.port('drift-detector')}"]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import ChartError
-from .settings import REPO, StackSettings
+from .settings import StackSettings
 
 __all__ = ["Render", "render"]
 
@@ -43,7 +43,7 @@ def render(settings: StackSettings) -> Render:
         helm,
         "template",
         settings.release,
-        str(REPO / "helm" / "model-serving"),
+        str(settings.chart),
         "--namespace",
         settings.namespace,
         "-f",

@@ -43,6 +43,8 @@ class StackSettings(BaseSettings):
     """State folder: generated configuration, logs per process, PIDs, Prometheus' and Alertmanager's data."""
     bundles: Path = REPO / ".bundles"
     """Model bundles; the chart's ``pvc://model-bundles/<name>`` is served from ``<bundles>/<name>``."""
+    chart: Path = REPO / "helm" / "model-serving"
+    """The chart the stack is rendered from (its rule files are Prometheus' rules)."""
     values: Path = REPO / "manifests" / "local" / "values.yaml"
     """Values file the chart is rendered with."""
     helm_set: list[str] = Field(default_factory=list)

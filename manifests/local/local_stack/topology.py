@@ -35,11 +35,11 @@ class Program:
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     ready_url: str | None = None
-    #: Prometheus target labels (``__meta_kubernetes_*`` as service discovery would set them)
-    scrape_labels: dict[str, str] | None = None
-    scrape_port: int | None = None
-    scrape_path: str = "/metrics"
-    monitor: str = ""  # "pod" (the PodMonitor), "service" (the ServiceMonitor) or a job name
+    #: the labels its pod would carry (what the chart's PodMonitors / Services select on), None: not a pod
+    pod_labels: dict[str, str] | None = None
+    pod_name: str = ""
+    #: the port its containers name ``http`` (metrics are on it, at /metrics)
+    http_port: int | None = None
     #: supervisord priority: lower starts first and stops last; equal ones stop in parallel
     priority: int = 200
 
@@ -54,8 +54,17 @@ class Topology:
     model_name: str
 
 
-def _meta_label(name: str) -> str:
-    return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
+def _drift_deployment(render: Render) -> Obj:
+    found = [
+        d
+        for d in render.of_kind("Deployment")
+        if any("drift-detector" in c.get("image", "") for c in d["spec"]["template"]["spec"]["containers"])
+    ]
+    if len(found) != 1:
+        raise ChartError(
+            f"the chart rendered {len(found)} drift detector Deployments; the local stack needs one"
+        )
+    return found[0]
 
 
 def _bundle(settings: StackSettings, storage_uri: str, where: str) -> Path:
@@ -106,7 +115,7 @@ def build(render: Render, settings: StackSettings) -> Topology:
                 8081: settings.port(f"{key}-grpc"),
             }
             planned.append((isvc, track, comp, spec["containers"][0]))
-    deployment = render.one("Deployment")
+    deployment = _drift_deployment(render)
     drift_name = deployment["metadata"]["name"]
     services[f"{drift_name}.{ns}.svc.cluster.local"] = {80: settings.port("drift-detector")}
 
@@ -142,13 +151,9 @@ def build(render: Render, settings: StackSettings) -> Topology:
                 command=[settings.python, "-m", PACKAGES[package], *args],
                 env={**env, **settings.extra_env.get(key, {})},
                 ready_url=ready,
-                scrape_labels={
-                    **{_meta_label(k): v for k, v in labels.items()},
-                    "__meta_kubernetes_namespace": ns,
-                    "__meta_kubernetes_pod_name": f"{name}-{comp}-local",
-                },
-                scrape_port=http,
-                monitor="pod",
+                pod_labels=labels,
+                pod_name=f"{name}-{comp}-local",
+                http_port=http,
             )
         )
         inference_services.setdefault(name, {"track": track, "ready": []})["ready"].append(ready)
@@ -166,9 +171,9 @@ def build(render: Render, settings: StackSettings) -> Topology:
             command=[settings.drift_python, "-m", "drift_detector", *args],
             env={**env, **settings.extra_env.get("drift-detector", {})},
             ready_url=f"http://127.0.0.1:{port}/ready",
-            scrape_labels={"__meta_kubernetes_namespace": ns, "__meta_kubernetes_service_name": drift_name},
-            scrape_port=port,
-            monitor="service",
+            pod_labels=dict(deployment["spec"]["template"]["metadata"].get("labels") or {}),
+            pod_name=f"{drift_name}-local",
+            http_port=port,
         )
     )
     return Topology(programs, services, inference_services, model_name)
