@@ -227,3 +227,27 @@ def test_monitors_select_by_labels_and_istio_merged_metrics_scrape_the_app(setti
     assert ports == {f"127.0.0.1:{settings.port(f'{t}-predictor')}" for t in ("stable", "canary")}
     drift = next(j for j in config["scrape_configs"] if "drift-detector" in j["job_name"])
     assert drift["static_configs"][0]["targets"] == [f"127.0.0.1:{settings.port('drift-detector')}"]
+
+
+def test_a_revision_that_does_not_translate_leaves_envoys_routes_alone(
+    vs: dict[str, Any], tmp_path: Path
+) -> None:
+    import yaml
+    from local_stack.routes import RoutePaths, sync
+
+    paths = RoutePaths(tmp_path)
+    paths.envoy_dir.mkdir()
+    good = {**vs, "metadata": {**vs["metadata"], "resourceVersion": "3"}}
+    paths.virtual_service.write_text(yaml.safe_dump(good))
+    assert sync(paths, clusters()) == "3"
+    before = paths.rds.read_text()
+    bad = copy.deepcopy(good)
+    bad["metadata"]["resourceVersion"] = "4"
+    bad["spec"]["http"][4]["corsPolicy"] = {"allowOrigins": []}
+    paths.virtual_service.write_text(yaml.safe_dump(bad))
+    with pytest.raises(TranslateError, match=r"spec.http\[4\].corsPolicy"):
+        sync(paths, clusters())
+    assert paths.rds.read_text() == before
+    assert [p.name for p in paths.rds.parent.iterdir()] == [
+        "rds.yaml"
+    ]  # nothing else in Envoy's watched folder
