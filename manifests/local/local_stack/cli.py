@@ -73,8 +73,8 @@ def _exec(settings: StackSettings, name: str) -> None:
     programs = json.loads((settings.state_dir / "programs.json").read_text())
     command: list[str] = programs[name]["command"]
     env = {**os.environ, **programs[name]["env"], "PYTHONUNBUFFERED": "1"}
-    if "local_stack" not in command:
-        env.pop("PYTHONPATH", None)
+    if "local_stack" not in command and "PYTHONPATH" not in programs[name]["env"]:
+        env.pop("PYTHONPATH", None)  # supervisord's, for the stack's own programs only
     os.execve(command[0], command, env)
 
 
