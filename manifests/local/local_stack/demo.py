@@ -21,9 +21,13 @@ from .traffic import Background, records, send
 
 __all__ = ["run"]
 
-# lenient latency limits: the demo is about errors and drift; a shared laptop has noisy p99s
+FEATURE_DRIFT = 'max(drift_detected{inferenceservice="{isvc}", kind="features"})'
+# lenient latency limits: the demo is about errors and drift; a shared laptop has noisy p99s.
+# Drift gates on inputs: the detector judges every stream's scores against the stable bundle's
+# reference scores, so a canary with another model always shows prediction drift.
 ROLLOUT_FLAGS = ["--interval", "10s", "--window", "20s", "--min-requests", "5", "--max-p99-ratio", "5",
-                 "--p99-slack", "200ms", "--max-failed-checks", "1"]  # fmt: skip
+                 "--p99-slack", "200ms", "--max-failed-checks", "1",
+                 "--drift-query", FEATURE_DRIFT]  # fmt: skip
 
 
 def heading(text: str) -> None:
