@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 import prometheus_client
 from kserve.model_server import parser as kserve_parser
@@ -21,6 +20,7 @@ from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
 from serving_common.framework.front import FrontServer
 from serving_common.framework.startup import check_flags, predictor_protocol, quiet_access_log
+from serving_common.logger_config import add_logger_arguments, build_payload_logger
 from serving_common.operability import (
     BundleUnusableError,
     StartupError,
@@ -37,12 +37,11 @@ from serving_common.operability.tracing import configure_tracing, shutdown_traci
 
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
-from transformer.settings import TransformerSettings
-
-if TYPE_CHECKING:
-    from serving_common.payload_logger import PayloadLogger
+from transformer.settings import TransformerLoggerSettings, TransformerSettings
 
 log = logging.getLogger("transformer")
+
+SETTINGS = (TransformerSettings, TransformerLoggerSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,45 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m transformer",
         parents=[kserve_parser],
         description=__doc__,
-        epilog=env_help([TransformerSettings]),
+        epilog=env_help(SETTINGS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model_dir", required=True, help="model bundle directory (its feature spec is used)"
     )
-    parser.add_argument("--logger_url", default=None, help="send request/response CloudEvents to this URL")
-    parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
-    parser.add_argument(
-        "--inference_service",
-        default=None,
-        help="InferenceService name in logged events (default: model name)",
-    )
-    parser.add_argument("--namespace", default="default", help="namespace in logged events")
-    parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
+    add_logger_arguments(parser)
     return parser
-
-
-def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> PayloadLogger | None:
-    if not args.logger_url:
-        return None
-    from serving_common.payload_logger import PayloadLogger
-
-    return PayloadLogger(
-        args.logger_url,
-        mode=args.logger_mode,
-        inference_service=args.inference_service or args.model_name,
-        namespace=args.namespace,
-        component="transformer",
-        endpoint=args.endpoint,
-        queue_size=settings.logger_queue_size,
-        timeout=settings.logger_timeout,
-    )
 
 
 def start(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    check_environment("TRANSFORMER_", [TransformerSettings], help_hint="python -m transformer --help")
+    check_environment("TRANSFORMER_", SETTINGS, help_hint="python -m transformer --help")
     settings = settings_or_error(TransformerSettings)
+    logger_settings = settings_or_error(TransformerLoggerSettings)
     configure_logging("transformer", settings.log_format, settings.log_level)
     configure_tracing("transformer", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
@@ -99,6 +74,7 @@ def start(argv: list[str]) -> int:
         extra={
             "settings": effective_settings(
                 settings,
+                logger_settings,
                 model_name=args.model_name,
                 model_dir=args.model_dir,
                 predictor_host=args.predictor_host,
@@ -118,7 +94,7 @@ def start(argv: list[str]) -> int:
         predictor_protocol=protocol,
         settings=settings,
         predictor_use_ssl=args.predictor_use_ssl,
-        payload_logger=payload_logger(args, settings),
+        payload_logger=build_payload_logger(args, logger_settings, component="transformer"),
     )
     try:
         model.load()

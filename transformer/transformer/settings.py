@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from serving_common.framework.predictor_client import PredictorProtocol
+from serving_common.logger_config import LoggerSettings
 
 
 class TransformerSettings(BaseSettings):
@@ -23,10 +24,6 @@ class TransformerSettings(BaseSettings):
     """Retries of a predictor call that failed with UNAVAILABLE (gRPC) before giving up with a 503."""
     max_records: int = Field(default=1024, ge=1)
     """Most records one request may carry; more is a 400."""
-    logger_queue_size: int = Field(default=1000, ge=1)
-    """Payload logger: events buffered before new ones are dropped (and counted)."""
-    logger_timeout: float = Field(default=2.0, gt=0.0)
-    """Payload logger (``--logger_url``): seconds one POST may take."""
     access_log: bool = False
     """One log line per HTTP request (uvicorn's access log and KServe's trace lines). Off by
     default: measured at ~8 % of a 1-row request's CPU; errors are logged either way."""
@@ -39,3 +36,10 @@ class TransformerSettings(BaseSettings):
     """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Lowest level logged (libraries' own chatter stays at WARNING)."""
+
+
+class TransformerLoggerSettings(LoggerSettings):
+    """The payload logger (``--logger_url``): ``TRANSFORMER_LOGGER_*`` (format, queue_size, timeout, ...);
+    fields and defaults in ``serving_common.logger_config.LoggerSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSFORMER_LOGGER_", extra="ignore")
