@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import Field, SecretStr
@@ -115,3 +116,20 @@ def test_text_lines_carry_the_request_id(restored_logging: None, capsys: pytest.
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith(" WARNING kserve: model m slow [request_id=req-7]")
     assert err[1].endswith(" INFO demo: effective settings: DEMO_A=1 --b=x")
+
+
+def test_report_is_one_line_on_stderr_and_the_termination_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving_common.operability import PortInUseError, exits, report
+
+    termination = tmp_path / "termination-log"
+    termination.write_text("")  # Kubernetes creates it; absent elsewhere (then nothing is written)
+    monkeypatch.setattr(exits, "TERMINATION_LOG", termination)
+    code = report("demo", PortInUseError("--http_port 8080: port already in use\nby another process"))
+    assert code == 5
+    assert (
+        capsys.readouterr().err
+        == "demo: error: --http_port 8080: port already in use by another process (exit 5)\n"
+    )
+    assert termination.read_text() == "--http_port 8080: port already in use by another process (exit 5)\n"
