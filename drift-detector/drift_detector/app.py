@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI
@@ -32,6 +32,9 @@ from drift_detector.reference import Reference
 from drift_detector.settings import Settings
 from drift_detector.sink import Sink
 
+if TYPE_CHECKING:
+    from drift_detector.feedback.service import FeedbackService
+
 __all__ = ["DriftService", "create_app"]
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,11 @@ class DriftService:
         self.sink: Sink | None = None
         self.error: str | None = None
         self._load_task: asyncio.Task[None] | None = None
+        self.feedback: FeedbackService | None = None
+        if settings.feedback_db_url:  # imported only when on: SQLAlchemy and Alembic cost start-up time
+            from drift_detector.feedback.service import FeedbackService
+
+            self.feedback = FeedbackService(settings, self.metrics.registry)
 
     async def start(self) -> None:
         self._load_task = asyncio.create_task(self._load(), name="drift-load")
@@ -65,6 +73,13 @@ class DriftService:
             await self.sink.start()
         schema = Schema(names=reference.names, spec=reference.spec, max_rows=s.max_rows_per_event)
         detector = Detector(s, schema, backends, self.metrics, self.sink)
+        if self.feedback is not None:
+            try:
+                detector.recorder = await self.feedback.start()
+            except Exception as e:
+                self.error = f"cannot open the feedback store: {e}"
+                log.error("%s", self.error)
+                return
         await detector.start()
         self.detector = detector
         self.metrics.ready.set(1)
@@ -111,6 +126,8 @@ class DriftService:
                 await self._load_task
         if self.detector is not None:
             await self.detector.stop()
+        if self.feedback is not None:
+            await self.feedback.stop()
         if self.sink is not None:
             await self.sink.stop()
 
@@ -166,6 +183,8 @@ def create_app(settings: Settings) -> Ingress:
         if service.detector is not None:
             body["features"] = list(service.detector.schema.names)
             body.update(service.detector.status())
+        if service.feedback is not None:
+            body["quality"] = service.feedback.status()
         return _json(body)
 
     @app.get("/metrics")
@@ -173,5 +192,10 @@ def create_app(settings: Settings) -> Ingress:
         if service.detector is not None:
             service.metrics.queue_depth.set(service.detector.depth)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if service.feedback is not None:
+        from drift_detector.feedback.api import feedback_router
+
+        app.include_router(feedback_router(service.feedback, service.ready_detector))
 
     return Ingress(app, settings, service.metrics, service.ready_detector)

@@ -1,0 +1,253 @@
+"""The feedback service inside the drift detector: store, recorder, feedback joins, live quality.
+
+:class:`FeedbackService` opens the store (migrating it), runs the :class:`Recorder` the
+detector's worker feeds, applies feedback pairs (:meth:`apply`), and every
+``DRIFT_QUALITY_INTERVAL_SECONDS`` computes each stream's quality over the window and applies
+retention (``DRIFT_FEEDBACK_RETENTION_DAYS``, ``DRIFT_FEEDBACK_MAX_PREDICTIONS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from drift_detector.feedback.metrics import QUALITY, FeedbackMetrics
+from drift_detector.feedback.pairs import Outcome, Pair, check
+from drift_detector.feedback.quality import quality
+from drift_detector.feedback.recorder import Recorder
+from drift_detector.feedback.store import Store
+from drift_detector.settings import Settings
+
+__all__ = ["FeedbackService"]
+
+log = logging.getLogger(__name__)
+PURGE_EVERY = 3600.0
+
+
+class FeedbackService:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        assert settings.feedback_db_url is not None
+        self.settings = settings
+        self.url = settings.feedback_db_url
+        self.metrics = FeedbackMetrics(registry)
+        self.store: Store | None = None
+        self.recorder: Recorder | None = None
+        self.latest: list[dict[str, Any]] = []
+        self.reference = _model_card_metrics(settings.model_dir)
+        for name, value in self.reference.items():
+            self.metrics.reference.labels(metric=name).set(value)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Recorder:
+        s = self.settings
+        self.store = await asyncio.to_thread(Store.open, self.url)
+        self.recorder = Recorder(
+            self.store,
+            self.metrics,
+            timeout=s.join_timeout_seconds,
+            capacity=s.pending_joins,
+            batch_rows=s.feedback_batch_rows,
+            flush_seconds=s.feedback_flush_seconds,
+            max_pending_rows=s.feedback_max_pending_rows,
+        )
+        await self.recorder.start()
+        self._task = asyncio.create_task(self._run(), name="feedback-quality")
+        log.info(
+            "feedback store open (%s), retention %g days",
+            self.store.engine.url.render_as_string(),
+            s.feedback_retention_days,
+        )
+        return self.recorder
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.recorder is not None:
+            await self.recorder.stop()
+        if self.store is not None:
+            self.store.close()
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    def apply(self, model: str, pairs: Sequence[Pair], classes: Sequence[str]) -> list[Outcome]:
+        """Label the predictions the pairs name (blocking: run it in a thread)."""
+        assert self.store is not None
+        outcomes: dict[int, Outcome] = {}
+        checked: list[tuple[Pair, str, int, int | None]] = []
+        for pair in pairs:
+            result = check(pair, classes)
+            if isinstance(result, Outcome):
+                outcomes[pair.index] = result
+            else:
+                checked.append((pair, *result))
+        found = self.store.find(quoted for _, quoted, _, _ in checked)
+        updates: list[tuple[int, int]] = []
+        taken: dict[int, int] = {}
+        retention = self.settings.feedback_retention_days
+        for pair, quoted, label, row in checked:
+            where = f"pair {pair.index} (id {quoted!r})"
+            matches = found.get(quoted, [])
+            if not matches:
+                outcomes[pair.index] = Outcome(
+                    pair.index,
+                    quoted,
+                    "unknown_id",
+                    f"{where}: no prediction has this id (never logged, not answered 200, "
+                    f"or older than the retention of {retention:g} days)",
+                )
+                continue
+            mine = [m for m in matches if not m.model_name or m.model_name == model]
+            if not mine:
+                outcomes[pair.index] = Outcome(
+                    pair.index,
+                    quoted,
+                    "wrong_model",
+                    f"{where}: the prediction was made by model {matches[0].model_name!r}, not {model!r}",
+                )
+                continue
+            if row is None:
+                chosen = [m for m in mine if m.rows == 1]
+                if not chosen:
+                    outcomes[pair.index] = Outcome(
+                        pair.index,
+                        quoted,
+                        "bad_row",
+                        f"{where}: the request had {mine[0].rows} rows; give 'row' (0..{mine[0].rows - 1})",
+                    )
+                    continue
+            else:
+                chosen = [m for m in mine if m.row == row]
+                if not chosen:
+                    outcomes[pair.index] = Outcome(
+                        pair.index,
+                        quoted,
+                        "bad_row",
+                        f"{where}: row {row} does not exist; the request had {mine[0].rows} row(s)",
+                    )
+                    continue
+            fresh = [m for m in chosen if m.label is None and m.pk not in taken]
+            if not fresh:
+                first = next((m.label for m in chosen if m.label is not None), None)
+                earlier = taken.get(chosen[0].pk, first)
+                outcomes[pair.index] = Outcome(
+                    pair.index,
+                    quoted,
+                    "duplicate",
+                    f"{where}: the prediction already has a label ({_name(earlier, classes)}); "
+                    "the first label is kept",
+                )
+                continue
+            for m in fresh:
+                taken[m.pk] = label
+                updates.append((m.pk, label))
+            outcomes[pair.index] = Outcome(pair.index, quoted, "accepted", labelled=len(fresh))
+        self.store.label(updates, time.time())
+        answered = [outcomes[p.index] for p in pairs]
+        for outcome in answered:
+            self.metrics.pairs.labels(outcome=outcome.outcome).inc()
+        return answered
+
+    # --- quality and retention ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_purge = 0.0
+        while True:
+            now = time.time()
+            try:
+                if now >= next_purge:
+                    await asyncio.to_thread(self._purge, now)
+                    next_purge = now + PURGE_EVERY
+                await self.evaluate()
+            except Exception:
+                self.metrics.errors.inc()
+                log.exception("quality evaluation failed")
+            await asyncio.sleep(self.settings.quality_interval_seconds)
+
+    def _purge(self, now: float) -> None:
+        assert self.store is not None
+        s = self.settings
+        self.store.purge(now - s.feedback_retention_days * 86400, s.feedback_max_predictions)
+
+    async def evaluate(self) -> list[dict[str, Any]]:
+        """Compute every stream's quality over the window now (and export it)."""
+        assert self.store is not None
+        s = self.settings
+        now = time.time()
+        windows = await asyncio.to_thread(
+            self.store.windows, now - s.quality_window_seconds, s.quality_window_size
+        )
+        latest: list[dict[str, Any]] = []
+        for w in windows:
+            labels = {
+                "inferenceservice": w.inferenceservice,
+                "isvc_namespace": w.namespace,
+                "isvc_component": w.component,
+            }
+            values = quality(w.labels, w.scores, w.predicted)
+            for name in QUALITY:
+                self.metrics.quality[name].labels(**labels).set(values[name])
+            n = len(w.labels)
+            coverage = n / w.predictions if w.predictions else float("nan")
+            delay = float(np.median(w.delays)) if n else float("nan")
+            self.metrics.labelled.labels(**labels).set(n)
+            self.metrics.predictions.labels(**labels).set(w.predictions)
+            self.metrics.coverage.labels(**labels).set(coverage)
+            self.metrics.delay.labels(**labels).set(delay)
+            latest.append(
+                {
+                    "inferenceservice": w.inferenceservice,
+                    "namespace": w.namespace,
+                    "component": w.component,
+                    "predictions": w.predictions,
+                    "labelled": n,
+                    "label_coverage": _finite(coverage),
+                    "label_delay_seconds": _finite(delay),
+                    "metrics": {k: _finite(v) for k, v in values.items()},
+                }
+            )
+        self.metrics.evaluated.set(now)
+        self.latest = latest
+        return latest
+
+    def status(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "window_seconds": s.quality_window_seconds,
+            "window_size": s.quality_window_size,
+            "model_card": self.reference,
+            "streams": self.latest,
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else float(value)
+
+
+def _name(label: int | None, classes: Sequence[str]) -> str:
+    if label is None:
+        return "unknown"
+    return repr(classes[label]) if label < len(classes) else str(label)
+
+
+def _model_card_metrics(model_dir: Path) -> dict[str, float]:
+    try:
+        card = json.loads((model_dir / "model_card.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    metrics = card.get("metrics") if isinstance(card, dict) else None
+    if not isinstance(metrics, dict):
+        return {}
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
