@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from feedback_bundle import write_bundle
 
-collect_ignore = [] if importlib.util.find_spec("sqlalchemy") and importlib.util.find_spec("alembic") else ["unit"]
+collect_ignore = (
+    [] if importlib.util.find_spec("sqlalchemy") and importlib.util.find_spec("alembic") else ["unit"]
+)
 if importlib.util.find_spec("kserve") is None:  # the drift venv runs unit/ only
     collect_ignore += [str(p.name) for p in Path(__file__).parent.glob("test_*.py")]
 

@@ -46,7 +46,9 @@ def write_bundle(out: Path) -> Path:
     return out
 
 
-def ce_headers(event_id: str, kind: str, isvc: str = "risk-stable", component: str = "predictor") -> dict[str, str]:
+def ce_headers(
+    event_id: str, kind: str, isvc: str = "risk-stable", component: str = "predictor"
+) -> dict[str, str]:
     """Binary-mode CloudEvent headers as KServe's agent writes them."""
     return {
         "ce-specversion": "1.0",
@@ -63,7 +65,14 @@ def ce_headers(event_id: str, kind: str, isvc: str = "risk-stable", component: s
 def v2_request(values: np.ndarray, request_id: str) -> dict[str, Any]:
     return {
         "id": request_id,
-        "inputs": [{"name": "input", "shape": list(values.shape), "datatype": "FP32", "data": values.ravel().tolist()}],
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(values.shape),
+                "datatype": "FP32",
+                "data": values.ravel().tolist(),
+            }
+        ],
     }
 
 
@@ -74,7 +83,12 @@ def v2_response(scores: np.ndarray, request_id: str, model: str = "diabetes-risk
         "model_name": model,
         "model_version": "1",
         "outputs": [
-            {"name": "label", "shape": [len(scores)], "datatype": "INT64", "data": [int(s >= 0.5) for s in scores]},
+            {
+                "name": "label",
+                "shape": [len(scores)],
+                "datatype": "INT64",
+                "data": [int(s >= 0.5) for s in scores],
+            },
             {
                 "name": "probabilities",
                 "shape": list(probabilities.shape),

@@ -24,7 +24,12 @@ class Client:
         self.service = service
 
     async def exchange(
-        self, event_id: str, values: np.ndarray, scores: np.ndarray, isvc: str = "risk-stable", answer_first: bool = False
+        self,
+        event_id: str,
+        values: np.ndarray,
+        scores: np.ndarray,
+        isvc: str = "risk-stable",
+        answer_first: bool = False,
     ) -> None:
         """One logged exchange: request and response events (either order), answer id = ``event_id``."""
         request = (ce_headers(event_id, "request", isvc), json.dumps(v2_request(values, event_id)))
@@ -157,7 +162,9 @@ async def test_v2_shape_and_model_name(client: Client) -> None:
         ),
     ],
 )
-async def test_malformed_bodies_are_400_naming_the_field(client: Client, path: str, body: bytes, message: str) -> None:
+async def test_malformed_bodies_are_400_naming_the_field(
+    client: Client, path: str, body: bytes, message: str
+) -> None:
     answer = await client.http.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400
     assert message in answer.json()["error"]

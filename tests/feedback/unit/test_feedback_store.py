@@ -75,7 +75,11 @@ def test_restart_keeps_predictions_and_labels(url: str) -> None:
         pk = again.find(["kept"])["kept"][0].pk
         assert again.label([(pk, 0)], at=200.0) == 1
         (window,) = again.windows(since=0.0, limit=10)
-        assert (window.inferenceservice, window.predictions, window.labels.tolist()) == ("risk-stable", 1, [0])
+        assert (window.inferenceservice, window.predictions, window.labels.tolist()) == (
+            "risk-stable",
+            1,
+            [0],
+        )
         assert window.delays.tolist() == [100.0]
     finally:
         again.close()
@@ -97,7 +101,9 @@ def test_retention_by_age_then_by_count(url: str) -> None:
 def test_windows_count_all_and_return_the_newest_labelled(url: str) -> None:
     store = Store.open(url)
     try:
-        store.record([prediction(f"s{i}", at=float(100 + i), score=i / 10, predicted=int(i >= 5)) for i in range(10)])
+        store.record(
+            [prediction(f"s{i}", at=float(100 + i), score=i / 10, predicted=int(i >= 5)) for i in range(10)]
+        )
         store.record([prediction("c0", inferenceservice="risk-canary")])
         matches = store.find([f"s{i}" for i in range(10)])
         store.label([(matches[f"s{i}"][0].pk, i % 2) for i in range(6)], at=500.0)
