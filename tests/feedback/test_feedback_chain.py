@@ -9,8 +9,8 @@ InferenceService must equal scikit-learn's on the same (label, score) pairs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from feedback_prometheus import scraping, wait_for
+from rollout.analysis import QuerySet, collect, quality_checks
+from rollout.prometheus import Prometheus
 from serving_common import Bundle
 from sklearn import metrics
 from support import VENV_DRIFT_PYTHON, PredictorProcess, ServerProcess, free_port, predictor_process
@@ -180,6 +183,23 @@ def test_feedback_joins_survive_a_restart_and_quality_equals_scikit_learn(
     assert (
         streams["risk-canary"]["metrics"]["accuracy"] < streams["risk-stable"]["metrics"]["accuracy"] - 0.02
     )
+    # the rollout's quality gate, on what a real Prometheus scraped from the detector
+    prometheus, scraper = scraping(f"127.0.0.1:{detector.port}", tmp_path)
+    try:
+        wait_for(prometheus, "quality_labelled_predictions", 2)
+        with Prometheus(prometheus) as prom:
+            stable_side = collect(prom, "risk-stable", QuerySet())
+            canary_side = collect(prom, "risk-canary", QuerySet())
+    finally:
+        assert scraper.stop() == 0, scraper.output()
+    assert (stable_side.labelled, canary_side.labelled) == (len(labels), len(labels))
+    assert stable_side.accuracy == pytest.approx(streams["risk-stable"]["metrics"]["accuracy"])
+    assert canary_side.accuracy == pytest.approx(streams["risk-canary"]["metrics"]["accuracy"])
+    held_back = quality_checks(stable_side, canary_side, max_drop=0.02, min_labelled=100)
+    assert [(c.name, c.ok) for c in held_back] == [("labelled", True), ("accuracy_vs_stable", False)]
+    assert all(c.ok for c in quality_checks(stable_side, stable_side, max_drop=0.02, min_labelled=100))
+    too_few = quality_checks(stable_side, canary_side, max_drop=0.5, min_labelled=len(labels) + 1)
+    assert [(c.name, c.ok) for c in too_few] == [("labelled", False)]
 
 
 def test_ten_thousand_pairs_without_loss(detector: Detector, gbm_bundle: Path, tmp_path: Path) -> None:
