@@ -58,6 +58,7 @@ demo: install bundles ## the local stack on the default bundles: real requests, 
 test: install tools ## every test (both virtualenvs)
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/python -m pytest tests
 	$(if $(wildcard tests/drift_detector/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/drift_detector/unit)
+	$(if $(wildcard tests/feedback/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/feedback/unit)
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
