@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     """Predictions waiting to be written at most; beyond, new ones are dropped and counted."""
     feedback_max_pairs: int = Field(10_000, ge=1, le=1_000_000)
     """Feedback pairs accepted in one POST (413 beyond)."""
-    quality_window_seconds: float = Field(86_400.0, gt=0.0)
-    """Live quality covers the labelled predictions made in this many seconds before now."""
+    quality_window_seconds: float = Field(7 * 86_400.0, gt=0.0)
+    """Live quality covers the labelled predictions made in this many seconds before now (7 days:
+    labels arrive late; a window shorter than the label delay never sees them)."""
     quality_window_size: int = Field(10_000, ge=1, le=10_000_000)
     """... at most the newest this many labelled predictions per stream."""
     quality_interval_seconds: float = Field(15.0, gt=0.0, le=3600.0)

@@ -27,7 +27,9 @@ def promtool() -> str:
 
 
 def run(promtool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
 
 
 def test_rules_are_valid(promtool: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -212,3 +214,38 @@ async def test_live_quality_per_stream_equals_scikit_learn(client: Client) -> No
     assert f"quality_labelled_predictions{{{stable}}} {float(len(truth['risk-stable'][0]))}" in exposition
     assert 'quality_model_card{metric="accuracy"} 0.74' in exposition
     assert (await client.http.get("/status")).json()["quality"]["streams"] == status["streams"]
+
+
+async def test_labels_days_late_are_joined_and_retention_expires_them(client: Client) -> None:
+    feedback = client.service.feedback
+    assert feedback is not None and feedback.store is not None
+    now = time.time()
+    days = 86_400.0
+    old = {
+        "event_id": "e",
+        "row": 0,
+        "namespace": "ml",
+        "inferenceservice": "risk-stable",
+        "component": "predictor",
+        "model_name": MODEL,
+        "model_version": "1",
+        "features": "[50.0, 1.0, 26.0]",
+        "score": 0.9,
+        "predicted": 1,
+    }
+    feedback.store.record(
+        [
+            {**old, "prediction_id": "three-days", "event_id": "e3", "predicted_at": now - 3 * days},
+            {**old, "prediction_id": "forty-days", "event_id": "e40", "predicted_at": now - 40 * days},
+        ]
+    )
+    late = await client.feedback([{"id": "three-days", "label": "high_risk"}])
+    assert late.status_code == 200, late.text
+    await asyncio.to_thread(feedback._purge, now)  # retention: 30 days by default
+    expired = await client.feedback([{"id": "forty-days", "label": 1}])
+    assert expired.status_code == 422
+    assert "older than the retention of 30 days" in expired.json()["results"][0]["error"]
+    status = (await client.http.get("/quality", params={"refresh": "true"})).json()
+    (stream,) = [s for s in status["streams"] if s["inferenceservice"] == "risk-stable"]
+    assert stream["labelled"] == 1
+    assert stream["label_delay_seconds"] == pytest.approx(3 * days, abs=60)
