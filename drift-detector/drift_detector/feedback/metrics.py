@@ -30,11 +30,11 @@ class FeedbackMetrics:
         )
         self.dropped = Counter(
             "feedback_predictions_dropped_total",
-            "Predictions (rows) not recorded: writer backlog full, store error, rows and scores disagreeing.",
+            "Predictions (rows) not recorded: backlog full, store error, rows and scores apart, no score.",
             ["reason"],
             registry=r,
         )
-        for reason in ("backlog", "store_error", "row_mismatch"):
+        for reason in ("backlog", "store_error", "row_mismatch", "no_score"):
             self.dropped.labels(reason=reason)
         self.pending = Gauge(
             "feedback_predictions_pending", "Predictions (rows) paired and waiting to be written.", registry=r

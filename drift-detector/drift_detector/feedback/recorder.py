@@ -103,6 +103,9 @@ class Recorder:
         if len(half.scores) != n:
             self.metrics.dropped.labels(reason="row_mismatch").inc(n)
             return
+        if not np.isfinite(half.scores).all():  # no score, no quality: the store needs one per row
+            self.metrics.dropped.labels(reason="no_score").inc(n)
+            return
         if self._batch_size + self.in_flight + n > self.max_pending_rows:
             self.metrics.dropped.labels(reason="backlog").inc(n)
             return
@@ -130,31 +133,33 @@ class Recorder:
         return sum(n for _, n in self._writes)
 
     def _write(self, batch: list[tuple[str, _Half]], size: int) -> None:
-        records: list[dict[str, Any]] = []
+        records: list[tuple[Any, ...]] = []
         for event_id, half in batch:
             assert half.rows is not None and half.scores is not None
             answer_id, model_name, version = half.answer or ("", "", "")
             key = half.key
-            features = np.where(np.isfinite(half.rows), half.rows, np.nan).astype(np.float64)
-            for row, (values, score) in enumerate(zip(features, half.scores.reshape(-1), strict=True)):
+            prediction_id = answer_id or event_id
+            scores = half.scores.reshape(-1).tolist()
+            for row, values in enumerate(half.rows.astype(np.float64)):  # NaN/inf -> null
+                score = scores[row]
                 records.append(
-                    {
-                        "prediction_id": answer_id or event_id,
-                        "event_id": event_id,
-                        "row": row,
-                        "namespace": key.namespace,
-                        "inferenceservice": key.inference_service,
-                        "component": key.component,
-                        "model_name": model_name,
-                        "model_version": version,
-                        "predicted_at": half.at,
-                        "features": orjson.dumps([None if v != v else v for v in values.tolist()]).decode(),
-                        "score": float(score),
-                        "predicted": int(score >= 0.5),
-                    }
+                    (
+                        prediction_id,
+                        event_id,
+                        row,
+                        key.namespace,
+                        key.inference_service,
+                        key.component,
+                        model_name,
+                        version,
+                        half.at,
+                        orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+                        score,
+                        int(score >= 0.5),
+                    )
                 )
         try:
-            self.store.record(records)
+            self.store.record_many(records)
         except Exception:
             log.exception("could not record %d prediction(s)", size)
             self.metrics.dropped.labels(reason="store_error").inc(size)

