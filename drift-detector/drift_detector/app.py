@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from drift_detector import __version__
@@ -169,7 +169,11 @@ def create_app(settings: Settings) -> Ingress:
         return _json({"status": "ready"})
 
     @app.get("/status")
-    async def status() -> Response:
+    async def status(request: Request, format: str = "json") -> Response:
+        html = format == "html" or "text/html" in request.headers.get("accept", "")
+        if html and service.feedback is not None and service.feedback.store is not None:  # the page
+            drift = service.detector.status()["streams"] if service.detector is not None else []
+            return HTMLResponse(await service.feedback.page(drift))
         s = settings
         body: dict[str, Any] = {
             "ready": service.detector is not None,

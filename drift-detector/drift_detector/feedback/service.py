@@ -21,16 +21,21 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from drift_detector.feedback.metrics import QUALITY, FeedbackMetrics
+from drift_detector.feedback.page import render
 from drift_detector.feedback.pairs import Outcome, Pair, check
 from drift_detector.feedback.quality import quality
 from drift_detector.feedback.recorder import Recorder
 from drift_detector.feedback.store import Store
+from drift_detector.reference import Reference
 from drift_detector.settings import Settings
 
 __all__ = ["FeedbackService"]
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = 3600.0
+PAGE_ROWS = 500
+"""Recent predictions per stream drawn against the reference on the status page."""
+HISTORY_BUCKETS = 12
 
 
 class FeedbackService:
@@ -46,10 +51,14 @@ class FeedbackService:
         for name, value in self.reference.items():
             self.metrics.reference.labels(metric=name).set(value)
         self._task: asyncio.Task[None] | None = None
+        self.history: dict[str, list[tuple[float, float]]] = {}
+        """Per stream, accuracy per time bucket of the window (the status page's chart)."""
+        self._reference: Reference | None = None
 
     async def start(self) -> Recorder:
         s = self.settings
         self.store = await asyncio.to_thread(Store.open, self.url)
+        self._reference = await asyncio.to_thread(Reference.load, s.model_dir)
         self.recorder = Recorder(
             self.store,
             self.metrics,
@@ -188,7 +197,11 @@ class FeedbackService:
             self.store.windows, now - s.quality_window_seconds, s.quality_window_size
         )
         latest: list[dict[str, Any]] = []
+        history: dict[str, list[tuple[float, float]]] = {}
         for w in windows:
+            history[_stream_name(w.inferenceservice, w.component)] = _buckets(
+                w.times, w.labels == w.predicted
+            )
             labels = {
                 "inferenceservice": w.inferenceservice,
                 "isvc_namespace": w.namespace,
@@ -218,7 +231,29 @@ class FeedbackService:
             )
         self.metrics.evaluated.set(now)
         self.latest = latest
+        self.history = history
         return latest
+
+    async def page(self, drift: list[dict[str, Any]]) -> str:
+        """The HTML status page (:mod:`drift_detector.feedback.page`)."""
+        assert self.store is not None and self._reference is not None
+        reference = self._reference
+        streams = [(s["namespace"], s["inferenceservice"], s["component"]) for s in self.latest]
+        recent = await asyncio.to_thread(self.store.recent_features, streams, PAGE_ROWS)
+        categories: dict[int, list[str]] = {}
+        if reference.spec is not None:
+            for i, feature in enumerate(reference.spec.features):
+                if feature.categories:
+                    categories[i] = list(feature.categories)
+        return render(
+            names=reference.names,
+            categories=categories,
+            reference=reference.features,
+            recent={_stream_name(isvc, component): rows for (_, isvc, component), rows in recent.items()},
+            quality=self.status(),
+            history=self.history,
+            drift=drift,
+        )
 
     def status(self) -> dict[str, Any]:
         s = self.settings
@@ -228,6 +263,24 @@ class FeedbackService:
             "model_card": self.reference,
             "streams": self.latest,
         }
+
+
+def _stream_name(isvc: str, component: str) -> str:
+    return f"{isvc} ({component})" if component else isvc
+
+
+def _buckets(times: np.ndarray, correct: np.ndarray, n: int = HISTORY_BUCKETS) -> list[tuple[float, float]]:
+    """Accuracy per time bucket (``n`` buckets from the first to the last labelled prediction)."""
+    if not len(times):
+        return []
+    edges = np.linspace(times.min(), times.max() + 1e-6, n + 1)
+    index = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, n - 1)
+    out = []
+    for b in range(n):
+        mask = index == b
+        if mask.any():
+            out.append((float(times[mask].mean()), float(correct[mask].mean())))
+    return out
 
 
 def _finite(value: float) -> float | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, select, update
@@ -75,6 +76,8 @@ class LabelledWindow:
     predicted: np.ndarray
     delays: np.ndarray
     """Seconds from prediction to label."""
+    times: np.ndarray
+    """When each labelled prediction was made (UNIX seconds), newest first."""
 
 
 def migrate(engine: Engine) -> None:
@@ -214,7 +217,7 @@ class Store:
             ).all()
             for namespace, isvc, component, total in streams:
                 labelled = connection.execute(
-                    select(c.label, c.score, c.predicted, c.labelled_at - c.predicted_at)
+                    select(c.label, c.score, c.predicted, c.labelled_at - c.predicted_at, c.predicted_at)
                     .where(
                         c.predicted_at >= since,
                         c.namespace == namespace,
@@ -225,7 +228,7 @@ class Store:
                     .order_by(c.predicted_at.desc())
                     .limit(limit)
                 ).all()
-                array = np.array(labelled, dtype=np.float64).reshape(-1, 4)
+                array = np.array(labelled, dtype=np.float64).reshape(-1, 5)
                 out.append(
                     LabelledWindow(
                         namespace,
@@ -236,8 +239,27 @@ class Store:
                         array[:, 1],
                         array[:, 2].astype(np.int64),
                         array[:, 3],
+                        array[:, 4],
                     )
                 )
+        return out
+
+    def recent_features(
+        self, streams: Iterable[tuple[str, str, str]], limit: int
+    ) -> dict[tuple[str, str, str], np.ndarray]:
+        """The features of each stream's newest ``limit`` predictions (for the status page)."""
+        c = predictions.c
+        out: dict[tuple[str, str, str], np.ndarray] = {}
+        with self.engine.connect() as connection:
+            for namespace, isvc, component in streams:
+                texts = connection.execute(
+                    select(c.features)
+                    .where(c.inferenceservice == isvc, c.namespace == namespace, c.component == component)
+                    .order_by(c.predicted_at.desc())
+                    .limit(limit)
+                ).scalars()
+                rows = [[np.nan if v is None else v for v in orjson.loads(t)] for t in texts]
+                out[(namespace, isvc, component)] = np.array(rows, dtype=np.float64)
         return out
 
     def labelled(

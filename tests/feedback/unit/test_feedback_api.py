@@ -249,3 +249,35 @@ async def test_labels_days_late_are_joined_and_retention_expires_them(client: Cl
     (stream,) = [s for s in status["streams"] if s["inferenceservice"] == "risk-stable"]
     assert stream["labelled"] == 1
     assert stream["label_delay_seconds"] == pytest.approx(3 * days, abs=60)
+
+
+async def test_status_page_shows_both_tracks_quality_and_distributions(client: Client) -> None:
+    rng = np.random.default_rng(8)
+    pairs = []
+    for i in range(40):
+        isvc = "risk-stable" if i % 2 else "risk-canary"
+        score = float(rng.uniform(0.05, 0.95))
+        await client.exchange(f"p{i}", rows(rng, 1), np.array([score], dtype=np.float32), isvc=isvc)
+        pairs.append({"id": f"p{i}", "label": int(score >= 0.5) if i % 3 else int(score < 0.5)})
+    assert (await client.feedback(pairs)).status_code == 200
+    status = (await client.http.get("/quality", params={"refresh": "true"})).json()
+    accuracy = {s["inferenceservice"]: s["metrics"]["accuracy"] for s in status["streams"]}
+    page = await client.http.get("/status", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for text in (
+        "risk-stable (predictor)",
+        "risk-canary (predictor)",
+        f"{accuracy['risk-stable']:.3f}",
+        f"{accuracy['risk-canary']:.3f}",
+        "<th>model card</th><th>",
+        "<td>0.740</td>",  # the card's accuracy beside the live numbers
+        "<h3>age</h3>",
+        "<h3>sex</h3>",
+        ">female</text>",  # a categorical feature drawn by category
+        "<polyline",  # accuracy over time
+    ):
+        assert text in html, text
+    assert (await client.http.get("/status", params={"format": "html"})).text == html
+    assert (await client.http.get("/status")).headers["content-type"] == "application/json"
