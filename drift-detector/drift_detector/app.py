@@ -2,7 +2,9 @@
 
 Routes: ``POST /`` (also ``POST /events``) takes payload-logger CloudEvents (binary, structured
 or batch) and answers at once (:mod:`drift_detector.ingress`, in front of FastAPI);
-``GET /status`` the latest verdicts; ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``.
+``GET /status`` the latest verdicts (an HTML page when asked for ``text/html`` or ``?format=html``
+and the feedback store is on); ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``. With
+``DRIFT_FEEDBACK_DB_URL``: the feedback routes and ``GET /quality`` (:mod:`drift_detector.feedback`).
 
 The bundle is loaded and the backends fitted in the background after start-up (Alibi Detect
 takes seconds to import): ``/live`` answers at once, ``/ready`` and events wait for the load.
