@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from drift_detector.feedback.labelling import label_pairs
 from drift_detector.feedback.metrics import QUALITY, FeedbackMetrics
 from drift_detector.feedback.page import render
-from drift_detector.feedback.pairs import Outcome, Pair, check
+from drift_detector.feedback.pairs import Outcome, Pair
 from drift_detector.feedback.quality import quality
 from drift_detector.feedback.recorder import Recorder
 from drift_detector.feedback.store import Store
@@ -92,80 +93,10 @@ class FeedbackService:
     def apply(self, model: str, pairs: Sequence[Pair], classes: Sequence[str]) -> list[Outcome]:
         """Label the predictions the pairs name (blocking: run it in a thread)."""
         assert self.store is not None
-        outcomes: dict[int, Outcome] = {}
-        checked: list[tuple[Pair, str, int, int | None]] = []
-        for pair in pairs:
-            result = check(pair, classes)
-            if isinstance(result, Outcome):
-                outcomes[pair.index] = result
-            else:
-                checked.append((pair, *result))
-        found = self.store.find(quoted for _, quoted, _, _ in checked)
-        updates: list[tuple[int, int]] = []
-        taken: dict[int, int] = {}
-        retention = self.settings.feedback_retention_days
-        for pair, quoted, label, row in checked:
-            where = f"pair {pair.index} (id {quoted!r})"
-            matches = found.get(quoted, [])
-            if not matches:
-                outcomes[pair.index] = Outcome(
-                    pair.index,
-                    quoted,
-                    "unknown_id",
-                    f"{where}: no prediction has this id (never logged, not answered 200, "
-                    f"or older than the retention of {retention:g} days)",
-                )
-                continue
-            mine = [m for m in matches if not m.model_name or m.model_name == model]
-            if not mine:
-                outcomes[pair.index] = Outcome(
-                    pair.index,
-                    quoted,
-                    "wrong_model",
-                    f"{where}: the prediction was made by model {matches[0].model_name!r}, not {model!r}",
-                )
-                continue
-            if row is None:
-                chosen = [m for m in mine if m.rows == 1]
-                if not chosen:
-                    outcomes[pair.index] = Outcome(
-                        pair.index,
-                        quoted,
-                        "bad_row",
-                        f"{where}: the request had {mine[0].rows} rows; give 'row' (0..{mine[0].rows - 1})",
-                    )
-                    continue
-            else:
-                chosen = [m for m in mine if m.row == row]
-                if not chosen:
-                    outcomes[pair.index] = Outcome(
-                        pair.index,
-                        quoted,
-                        "bad_row",
-                        f"{where}: row {row} does not exist; the request had {mine[0].rows} row(s)",
-                    )
-                    continue
-            fresh = [m for m in chosen if m.label is None and m.pk not in taken]
-            if not fresh:
-                first = next((m.label for m in chosen if m.label is not None), None)
-                earlier = taken.get(chosen[0].pk, first)
-                outcomes[pair.index] = Outcome(
-                    pair.index,
-                    quoted,
-                    "duplicate",
-                    f"{where}: the prediction already has a label ({_name(earlier, classes)}); "
-                    "the first label is kept",
-                )
-                continue
-            for m in fresh:
-                taken[m.pk] = label
-                updates.append((m.pk, label))
-            outcomes[pair.index] = Outcome(pair.index, quoted, "accepted", labelled=len(fresh))
-        self.store.label(updates, time.time())
-        answered = [outcomes[p.index] for p in pairs]
-        for outcome in answered:
+        outcomes = label_pairs(self.store, model, pairs, classes, self.settings.feedback_retention_days)
+        for outcome in outcomes:
             self.metrics.pairs.labels(outcome=outcome.outcome).inc()
-        return answered
+        return outcomes
 
     # --- quality and retention ------------------------------------------------------------------
 
@@ -285,12 +216,6 @@ def _buckets(times: np.ndarray, correct: np.ndarray, n: int = HISTORY_BUCKETS) -
 
 def _finite(value: float) -> float | None:
     return None if value != value else float(value)
-
-
-def _name(label: int | None, classes: Sequence[str]) -> str:
-    if label is None:
-        return "unknown"
-    return repr(classes[label]) if label < len(classes) else str(label)
 
 
 def _model_card_metrics(model_dir: Path) -> dict[str, float]:
