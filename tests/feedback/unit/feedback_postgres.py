@@ -1,8 +1,8 @@
 """A throw-away PostgreSQL server (Debian's ``postgresql`` package) started and stopped by the fixture.
 
 ``initdb`` refuses to run as root, so as root the server runs as the ``postgres`` system user
-(``runuser``) in a folder it owns. Loopback only, a free port, trust authentication, stopped
-with ``pg_ctl stop`` (the process it started), the folder removed with the test's tmp_path.
+(``runuser``) in a temporary folder it owns. Loopback only, a free port, trust authentication,
+stopped with ``pg_ctl stop`` (the server it started), the folder removed afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _bin() -> Path | None:
 
 
 @contextlib.contextmanager
-def postgres_server(folder: Path) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A running server; yields its SQLAlchemy URL."""
     bindir = _bin()
     if bindir is None:
@@ -43,28 +44,29 @@ def postgres_server(folder: Path) -> Iterator[str]:
         if runuser is None:
             pytest.skip("running as root without runuser: initdb cannot run")
         prefix = [runuser, "-u", "postgres", "--"]
-        folder.chmod(0o755)
-        for parent in folder.parents:  # the postgres user must reach its folder
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-    data = folder / "pgdata"
+    # not under pytest's basetemp: pytest keeps /tmp/pytest-of-<user> at mode 0700 (and any pytest
+    # running meanwhile resets it), which the postgres user cannot enter
+    data = Path(tempfile.mkdtemp(prefix="feedback-pg-")) / "pgdata"
     data.mkdir()
     if prefix:
+        os.chown(data.parent, user.pw_uid, user.pw_gid)
         os.chown(data, user.pw_uid, user.pw_gid)
     port = free_port()
     run = lambda *args: subprocess.run(  # noqa: E731
         [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
     )
-    init = run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert init.returncode == 0, init.stdout + init.stderr
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = run(
-        str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "log"), "-w", "start"
-    )
-    assert start.returncode == 0, start.stdout + start.stderr
+    started = False
     try:
+        init = run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        assert init.returncode == 0, init.stdout + init.stderr
+        options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(data / "log")
+        start = run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start")
+        assert start.returncode == 0, start.stdout + start.stderr
+        started = True
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        stop = run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
-        assert stop.returncode == 0, stop.stdout + stop.stderr
+        if started:
+            stop = run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            assert stop.returncode == 0, stop.stdout + stop.stderr
+        shutil.rmtree(data.parent, ignore_errors=True)

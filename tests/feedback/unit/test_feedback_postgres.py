@@ -3,17 +3,15 @@ label joins, windows and retention, and a second connection (a restart) seeing t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from drift_detector.feedback.store import RECORD_COLUMNS, Store
 from feedback_postgres import postgres_server
 
 
-def test_store_on_postgresql(tmp_path: Path) -> None:
+def test_store_on_postgresql() -> None:
     pytest.importorskip("psycopg")
-    with postgres_server(tmp_path) as url:
+    with postgres_server() as url:
         store = Store.open(url)
         try:
             assert store.engine.dialect.name == "postgresql"
