@@ -1,4 +1,5 @@
-"""Feedback routes: ``POST /v1/models/NAME:feedback``, ``POST /v2/models/NAME/feedback``, ``GET /quality``.
+"""Feedback routes: ``POST /v1/models/NAME:feedback``, ``POST /v2/models/NAME/feedback``, ``GET /quality``,
+``GET /labelled`` (the labelled predictions, for retraining).
 
 Answers: ``200`` every pair was taken; ``422`` some pairs were refused (the good ones are taken)
 and each pair's outcome says why; ``400`` the body is not a list of pairs (nothing taken), the
@@ -119,6 +120,52 @@ def feedback_router(service: FeedbackService, detector: Callable[[], Detector]) 
         if status != 200:
             body["error"] = _summary(outcomes)
         return _json(body, status)
+
+    @router.get("/labelled")
+    async def labelled(
+        since: float = 0.0,
+        until: float | None = None,
+        inferenceservice: str | None = None,
+        limit: int = 10_000,
+        after: int = 0,
+    ) -> Response:
+        """Labelled predictions for retraining: features as logged (spec order, encoded; ``null`` =
+        missing), label and predicted class as class names, in recording order; page on with
+        ``after`` = the answer's ``next_after`` (``null`` on the last page)."""
+        if service.store is None:
+            return _json({"error": "the feedback store is still opening", "reason": "not_ready"}, 503)
+        if not 1 <= limit <= 100_000:
+            return _json({"error": f"'limit' must be 1..100000, not {limit}", "reason": "malformed"}, 400)
+        classes = detector().schema.classes
+        rows = await asyncio.to_thread(service.store.labelled, since, until, inferenceservice, limit, after)
+
+        def name(index: int) -> str | int:
+            return classes[index] if 0 <= index < len(classes) else index
+
+        body = {
+            "features": list(detector().schema.names),
+            "classes": list(classes),
+            "count": len(rows),
+            "next_after": rows[-1]["pk"] if len(rows) == limit else None,
+            "rows": [
+                {
+                    "id": r["prediction_id"],
+                    "row": r["row"],
+                    "inferenceservice": r["inferenceservice"],
+                    "namespace": r["namespace"],
+                    "component": r["component"],
+                    "model_version": r["model_version"],
+                    "predicted_at": r["predicted_at"],
+                    "labelled_at": r["labelled_at"],
+                    "features": orjson.loads(r["features"]),
+                    "score": r["score"],
+                    "predicted": name(r["predicted"]),
+                    "label": name(r["label"]),
+                }
+                for r in rows
+            ],
+        }
+        return _json(body)
 
     @router.get("/quality")
     async def quality(refresh: bool = False) -> Response:

@@ -263,17 +263,26 @@ class Store:
         return out
 
     def labelled(
-        self, since: float, until: float | None = None, inferenceservice: str | None = None
+        self,
+        since: float,
+        until: float | None = None,
+        inferenceservice: str | None = None,
+        limit: int | None = None,
+        after: int = 0,
     ) -> list[dict[str, Any]]:
-        """Labelled predictions made in ``[since, until)`` (oldest first), for retraining."""
+        """Labelled predictions made in ``[since, until)``, in the order they were recorded, at most
+        ``limit`` of those after the row key ``after`` (``pk``: the cursor to page on), for retraining."""
         c = predictions.c
-        query = select(predictions).where(c.label.is_not(None), c.predicted_at >= since)
+        query = select(predictions).where(c.label.is_not(None), c.predicted_at >= since, c.pk > after)
         if until is not None:
             query = query.where(c.predicted_at < until)
         if inferenceservice is not None:
             query = query.where(c.inferenceservice == inferenceservice)
+        query = query.order_by(c.pk)
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as connection:
-            return [dict(r._mapping) for r in connection.execute(query.order_by(c.predicted_at))]
+            return [dict(r._mapping) for r in connection.execute(query)]
 
     def purge(self, older_than: float, keep: int) -> int:
         """Delete predictions made before ``older_than``, then the oldest beyond ``keep``."""

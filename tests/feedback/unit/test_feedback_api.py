@@ -281,3 +281,35 @@ async def test_status_page_shows_both_tracks_quality_and_distributions(client: C
         assert text in html, text
     assert (await client.http.get("/status", params={"format": "html"})).text == html
     assert (await client.http.get("/status")).headers["content-type"] == "application/json"
+
+
+async def test_labelled_predictions_are_exported_for_retraining_page_by_page(client: Client) -> None:
+    rng = np.random.default_rng(21)
+    values = rows(rng, 3)
+    await client.exchange("multi", values, np.array([0.2, 0.7, 0.9], dtype=np.float32))
+    await client.exchange("single", rows(rng, 1), np.array([0.4], dtype=np.float32), isvc="risk-canary")
+    await client.exchange("unlabelled", rows(rng, 1), np.array([0.4], dtype=np.float32))
+    pairs = [{"id": "multi", "row": r, "label": y} for r, y in ((0, "low_risk"), (2, "high_risk"), (1, 0))]
+    assert (await client.feedback([*pairs, {"id": "single", "label": True}])).status_code == 200
+    first = (await client.http.get("/labelled", params={"limit": 2})).json()
+    assert (first["features"], first["classes"], first["count"]) == (
+        ["age", "sex", "bmi"],
+        ["low_risk", "high_risk"],
+        2,
+    )
+    assert [(r["id"], r["row"], r["label"], r["predicted"]) for r in first["rows"]] == [
+        ("multi", 0, "low_risk", "low_risk"),
+        ("multi", 1, "low_risk", "high_risk"),
+    ]
+    assert first["rows"][0]["features"] == pytest.approx(values[0].tolist())
+    rest = (await client.http.get("/labelled", params={"limit": 2, "after": first["next_after"]})).json()
+    assert [(r["id"], r["row"], r["label"]) for r in rest["rows"]] == [
+        ("multi", 2, "high_risk"),
+        ("single", 0, "high_risk"),
+    ]
+    last = (await client.http.get("/labelled", params={"limit": 2, "after": rest["next_after"]})).json()
+    assert (last["count"], last["next_after"]) == (0, None)
+    canary = (await client.http.get("/labelled", params={"inferenceservice": "risk-canary"})).json()
+    assert [r["id"] for r in canary["rows"]] == ["single"] and canary["next_after"] is None
+    bad = await client.http.get("/labelled", params={"limit": 0})
+    assert bad.status_code == 400 and "'limit' must be 1..100000" in bad.json()["error"]
