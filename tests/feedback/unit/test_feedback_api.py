@@ -32,10 +32,14 @@ class Client:
         scores: np.ndarray,
         isvc: str = "risk-stable",
         answer_first: bool = False,
+        component: str = "predictor",
     ) -> None:
         """One logged exchange: request and response events (either order), answer id = ``event_id``."""
-        request = (ce_headers(event_id, "request", isvc), json.dumps(v2_request(values, event_id)))
-        response = (ce_headers(event_id, "response", isvc), json.dumps(v2_response(scores, event_id)))
+        request = (ce_headers(event_id, "request", isvc, component), json.dumps(v2_request(values, event_id)))
+        response = (
+            ce_headers(event_id, "response", isvc, component),
+            json.dumps(v2_response(scores, event_id)),
+        )
         for headers, body in (response, request) if answer_first else (request, response):
             answer = await self.http.post("/", headers=headers, content=body)
             assert answer.status_code == 200, answer.text
@@ -313,3 +317,16 @@ async def test_labelled_predictions_are_exported_for_retraining_page_by_page(cli
     assert [r["id"] for r in canary["rows"]] == ["single"] and canary["next_after"] is None
     bad = await client.http.get("/labelled", params={"limit": 0})
     assert bad.status_code == 400 and "'limit' must be 1..100000" in bad.json()["error"]
+
+
+async def test_one_id_labels_every_stream_that_logged_it(client: Client) -> None:
+    """The transformer and the predictor behind it both log the exchange (same id): one pair labels both."""
+    rng = np.random.default_rng(4)
+    values = rows(rng, 1)
+    await client.exchange("hop", values, np.array([0.8], dtype=np.float32), component="transformer")
+    await client.exchange("hop", values, np.array([0.8], dtype=np.float32), component="predictor")
+    answer = await client.feedback([{"id": "hop", "label": "high_risk"}])
+    assert answer.status_code == 200
+    assert answer.json()["results"] == [{"index": 0, "id": "hop", "outcome": "accepted", "labelled": 2}]
+    exported = (await client.http.get("/labelled")).json()
+    assert sorted(r["component"] for r in exported["rows"]) == ["predictor", "transformer"]
