@@ -3,7 +3,8 @@
 
 Answers: ``200`` every pair was taken; ``422`` some pairs were refused (the good ones are taken)
 and each pair's outcome says why; ``400`` the body is not a list of pairs (nothing taken), the
-message naming the field; ``413`` more than ``DRIFT_FEEDBACK_MAX_PAIRS`` pairs; ``503`` the
+message naming the field; ``413`` more than ``DRIFT_FEEDBACK_MAX_PAIRS`` pairs or a body over
+``DRIFT_MAX_BODY_BYTES``; ``503`` the
 detector or store is not ready. V1 answers ``{"model_name", "accepted", "rejected", "results":
 [{"index", "id", "outcome", "labelled" | "error"}]}`` (``error`` at the top names the first
 refused pair); V2 answers a V2 response whose outputs ``outcome``, ``labelled`` and ``error`` have
@@ -52,22 +53,24 @@ def feedback_router(service: FeedbackService, detector: Callable[[], Detector]) 
             return _json({"error": e.message, "reason": "not_ready"}, 503)
         if service.recorder is None:
             return _json({"error": "the feedback store is still opening", "reason": "not_ready"}, 503)
-        raw = await request.body()
+        limit_bytes = service.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit_bytes:
+            return _too_large(f"feedback body of {declared} bytes exceeds DRIFT_MAX_BODY_BYTES={limit_bytes}")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit_bytes:
+                return _too_large(f"feedback body exceeds DRIFT_MAX_BODY_BYTES={limit_bytes}")
         try:
-            pairs = parse(orjson.loads(raw))
+            pairs = parse(orjson.loads(bytes(raw)))
         except orjson.JSONDecodeError as e:
             return _json({"error": f"feedback body is not JSON: {e}", "reason": "malformed"}, 400)
         except Malformed as e:
             return _json({"error": str(e), "reason": "malformed"}, 400)
         limit = service.settings.feedback_max_pairs
         if len(pairs) > limit:
-            return _json(
-                {
-                    "error": f"{len(pairs)} pairs exceed DRIFT_FEEDBACK_MAX_PAIRS={limit}",
-                    "reason": "too_large",
-                },
-                413,
-            )
+            return _too_large(f"{len(pairs)} pairs exceed DRIFT_FEEDBACK_MAX_PAIRS={limit}")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_SECONDS):
                 await ready.wait_idle()
@@ -176,6 +179,10 @@ def feedback_router(service: FeedbackService, detector: Callable[[], Detector]) 
         return _json(service.status())
 
     return router
+
+
+def _too_large(message: str) -> Response:
+    return _json({"error": message, "reason": "too_large"}, 413)
 
 
 def _summary(outcomes: Sequence[Outcome]) -> str:

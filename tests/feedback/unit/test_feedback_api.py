@@ -177,11 +177,16 @@ async def test_malformed_bodies_are_400_naming_the_field(
     assert answer.json()["reason"] == "malformed"
 
 
-async def test_too_many_pairs_is_413(client: Client) -> None:
+async def test_too_many_pairs_or_bytes_is_413(client: Client) -> None:
     limit = client.service.settings.feedback_max_pairs
     answer = await client.feedback([{"id": str(i), "label": 1} for i in range(limit + 1)])
     assert answer.status_code == 413
     assert f"DRIFT_FEEDBACK_MAX_PAIRS={limit}" in answer.json()["error"]
+    size = client.service.settings.max_body_bytes
+    huge = b'{"instances": [' + b" " * size + b"]}"
+    answer = await client.http.post("/v1/models/m:feedback", content=huge)
+    assert answer.status_code == 413
+    assert f"exceeds DRIFT_MAX_BODY_BYTES={size}" in answer.json()["error"]
 
 
 async def test_live_quality_per_stream_equals_scikit_learn(client: Client) -> None:
