@@ -71,6 +71,7 @@ demo: up ## a narrated scenario on top of `make up`: predictions, pins, explanat
 test: install tools ## every test (both virtualenvs)
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/python -m pytest tests
 	$(if $(wildcard tests/drift_detector/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/drift_detector/unit)
+	$(if $(wildcard tests/feedback/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/feedback/unit)
 
 lint: install ## ruff, mypy and the package boundaries (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .

@@ -2,7 +2,9 @@
 
 Routes: ``POST /`` (also ``POST /events``) takes payload-logger CloudEvents (binary, structured
 or batch) and answers at once (:mod:`drift_detector.ingress`, in front of FastAPI);
-``GET /status`` the latest verdicts; ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``.
+``GET /status`` the latest verdicts (an HTML page when asked for ``text/html`` or ``?format=html``
+and the feedback store is on); ``GET /metrics`` Prometheus; ``GET /live``, ``GET /ready``. With
+``DRIFT_FEEDBACK_DB_URL``: the feedback routes and ``GET /quality`` (:mod:`drift_detector.feedback`).
 
 The bundle is loaded and the backends fitted in the background after start-up (Alibi Detect
 takes seconds to import): ``/live`` answers at once, ``/ready`` and events wait for the load.
@@ -14,11 +16,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from drift_detector import __version__
@@ -31,6 +33,9 @@ from drift_detector.payload import Schema
 from drift_detector.reference import Reference
 from drift_detector.settings import Settings
 from drift_detector.sink import Sink
+
+if TYPE_CHECKING:
+    from drift_detector.feedback.service import FeedbackService
 
 __all__ = ["DriftService", "create_app"]
 
@@ -47,6 +52,11 @@ class DriftService:
         self.sink: Sink | None = None
         self.error: str | None = None
         self._load_task: asyncio.Task[None] | None = None
+        self.feedback: FeedbackService | None = None
+        if settings.feedback_db_url:  # imported only when on: SQLAlchemy and Alembic cost start-up time
+            from drift_detector.feedback.service import FeedbackService
+
+            self.feedback = FeedbackService(settings, self.metrics.registry)
 
     async def start(self) -> None:
         self._load_task = asyncio.create_task(self._load(), name="drift-load")
@@ -65,6 +75,13 @@ class DriftService:
             await self.sink.start()
         schema = Schema(names=reference.names, spec=reference.spec, max_rows=s.max_rows_per_event)
         detector = Detector(s, schema, backends, self.metrics, self.sink)
+        if self.feedback is not None:
+            try:
+                detector.recorder = await self.feedback.start()
+            except Exception as e:
+                self.error = f"cannot open the feedback store: {e}"
+                log.error("%s", self.error)
+                return
         await detector.start()
         self.detector = detector
         self.metrics.ready.set(1)
@@ -111,6 +128,8 @@ class DriftService:
                 await self._load_task
         if self.detector is not None:
             await self.detector.stop()
+        if self.feedback is not None:
+            await self.feedback.stop()
         if self.sink is not None:
             await self.sink.stop()
 
@@ -152,7 +171,11 @@ def create_app(settings: Settings) -> Ingress:
         return _json({"status": "ready"})
 
     @app.get("/status")
-    async def status() -> Response:
+    async def status(request: Request, format: str = "json") -> Response:
+        html = format == "html" or "text/html" in request.headers.get("accept", "")
+        if html and service.feedback is not None and service.feedback.store is not None:  # the page
+            drift = service.detector.status()["streams"] if service.detector is not None else []
+            return HTMLResponse(await service.feedback.page(drift))
         s = settings
         body: dict[str, Any] = {
             "ready": service.detector is not None,
@@ -166,6 +189,8 @@ def create_app(settings: Settings) -> Ingress:
         if service.detector is not None:
             body["features"] = list(service.detector.schema.names)
             body.update(service.detector.status())
+        if service.feedback is not None:
+            body["quality"] = service.feedback.status()
         return _json(body)
 
     @app.get("/metrics")
@@ -173,5 +198,10 @@ def create_app(settings: Settings) -> Ingress:
         if service.detector is not None:
             service.metrics.queue_depth.set(service.detector.depth)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if service.feedback is not None:
+        from drift_detector.feedback.api import feedback_router
+
+        app.include_router(feedback_router(service.feedback, service.ready_detector))
 
     return Ingress(app, settings, service.metrics, service.ready_detector)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from drift_detector.payload import Schema, request_rows, response_scores
 from drift_detector.settings import Settings
 from drift_detector.sink import Sink
 from drift_detector.window import Window
+
+if TYPE_CHECKING:
+    from drift_detector.feedback.recorder import Recorder
 
 __all__ = ["Detector", "Kind", "StreamKey"]
 
@@ -100,6 +103,8 @@ class Detector:
         self._task: asyncio.Task[None] | None = None
         self._busy = False
         self._arrived = 0
+        self.recorder: Recorder | None = None
+        """The feedback store's recorder (``DRIFT_FEEDBACK_DB_URL``): sees every decoded exchange."""
         """Events put since the worker's last slice began: the least the next slice takes."""
         metrics.queue_capacity.set(settings.queue_size)
 
@@ -229,6 +234,8 @@ class Detector:
         if event.kind == "request":
             rows = request_rows(document, self.schema)
             self._stream(event.key)
+            if self.recorder is not None:
+                self.recorder.request(event, rows, now)
             tally.count(event.key, "request")
             joined, forgotten = self.joiner.request(event.id, event.key, rows, now)
             if forgotten:
@@ -246,6 +253,8 @@ class Detector:
             error = e
         stream = self._stream(event.key)
         tally.count(event.key, "response")
+        if self.recorder is not None and scores is not None:
+            self.recorder.response(event, document, scores, now)
         held = self.joiner.response(event.id, now)
         if held is not None:
             tally.admit(held[0], "features", held[1], joined=True)

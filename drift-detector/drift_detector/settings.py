@@ -67,6 +67,30 @@ class Settings(BaseSettings):
     sink_timeout: float = Field(2.0, gt=0.0, le=60.0)
     """Seconds before a notification post is abandoned (and counted as failed)."""
 
+    feedback_db_url: str | None = None
+    """SQLAlchemy URL of the feedback store (``sqlite:////var/lib/feedback/feedback.db`` on a volume,
+    ``postgresql+psycopg://user@host/db`` for several replicas). Set: predictions are recorded and
+    the feedback API and live quality are on; unset: neither."""
+    feedback_retention_days: float = Field(30.0, gt=0.0, le=3650.0)
+    """Predictions older than this are deleted (feedback for them is refused as unknown or expired)."""
+    feedback_max_predictions: int = Field(5_000_000, ge=1)
+    """Predictions (rows) kept at most; the oldest beyond are deleted (hourly, with retention)."""
+    feedback_batch_rows: int = Field(1000, ge=1, le=100_000)
+    """Predictions written to the store in one transaction (or every ``feedback_flush_seconds``)."""
+    feedback_flush_seconds: float = Field(0.5, gt=0.0, le=60.0)
+    """Longest time a paired prediction waits before it is written."""
+    feedback_max_pending_rows: int = Field(200_000, ge=1)
+    """Predictions waiting to be written at most; beyond, new ones are dropped and counted."""
+    feedback_max_pairs: int = Field(10_000, ge=1, le=1_000_000)
+    """Feedback pairs accepted in one POST (413 beyond)."""
+    quality_window_seconds: float = Field(7 * 86_400.0, gt=0.0)
+    """Live quality covers the labelled predictions made in this many seconds before now (7 days:
+    labels arrive late; a window shorter than the label delay never sees them)."""
+    quality_window_size: int = Field(10_000, ge=1, le=10_000_000)
+    """... at most the newest this many labelled predictions per stream."""
+    quality_interval_seconds: float = Field(15.0, gt=0.0, le=3600.0)
+    """Seconds between two computations of the live quality."""
+
     log_format: Literal["json", "text"] = "json"
     """Log lines: one JSON object per line (for the cluster's log pipeline) or plain text (local use)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

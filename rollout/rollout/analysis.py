@@ -14,6 +14,12 @@ Metrics use the contract names (docs/contracts.md) with a configurable prefix (`
                  ``max(drift_detected{inferenceservice="{isvc}"})``: the drift detector labels its
                  ``drift_*`` series with the InferenceService of the payload-logger events, and
                  ``drift_detected`` is 1 when the latest window (features or prediction) drifted
+* quality        ``max(quality_accuracy{inferenceservice="{isvc}"})`` and
+                 ``max(quality_labelled_predictions{inferenceservice="{isvc}"})``: the feedback store's
+                 live accuracy over its window of labelled predictions (the same window for both sides).
+                 The gate (``Thresholds.max_accuracy_drop``, off by default) fails when either side has
+                 fewer than ``min_labelled`` labelled predictions (no data is not a pass) or the canary's
+                 accuracy is more than the drop below the stable's.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from .prometheus import Prometheus
 
 __all__ = [
     "DEFAULT_DRIFT_QUERY",
+    "DEFAULT_LABELLED_QUERY",
     "DEFAULT_METRIC_FILTER",
+    "DEFAULT_QUALITY_QUERY",
     "Check",
     "Metrics",
     "QuerySet",
@@ -33,11 +41,14 @@ __all__ = [
     "Verdict",
     "collect",
     "judge",
+    "quality_checks",
 ]
 
 SERVER_ERROR_CODES = 'code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"'
 DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{isvc}"})'
 DEFAULT_METRIC_FILTER = 'caller!="explainer"'
+DEFAULT_QUALITY_QUERY = 'max(quality_accuracy{inferenceservice="{isvc}"})'
+DEFAULT_LABELLED_QUERY = 'max(quality_labelled_predictions{inferenceservice="{isvc}"})'
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class QuerySet:
     window: str = "1m"
     drift_query: str = DEFAULT_DRIFT_QUERY
     metric_filter: str = DEFAULT_METRIC_FILTER
+    quality_query: str = DEFAULT_QUALITY_QUERY
+    labelled_query: str = DEFAULT_LABELLED_QUERY
 
     def selector(self, isvc: str) -> str:
         """The label matchers of one side's request series (also ``{selector}`` in the drift query)."""
@@ -69,6 +82,12 @@ class QuerySet:
             out["drift"] = self.drift_query.replace("{isvc}", isvc).replace("{selector}", sel)
         return out
 
+    def quality_queries(self, isvc: str) -> dict[str, str]:
+        """The feedback store's live accuracy and labelled count of one side ('' queries skipped)."""
+        sel = self.selector(isvc)
+        wanted = {"accuracy": self.quality_query, "labelled": self.labelled_query}
+        return {k: q.replace("{isvc}", isvc).replace("{selector}", sel) for k, q in wanted.items() if q}
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -81,6 +100,10 @@ class Metrics:
     p50: float | None
     p99: float | None
     drift: float | None
+    accuracy: float | None = None
+    """Live accuracy over the feedback store's window of labelled predictions."""
+    labelled: float | None = None
+    """Labelled predictions in that window."""
 
     @property
     def success_rate(self) -> float | None:
@@ -95,7 +118,7 @@ class Metrics:
 
 
 def collect(prom: Prometheus, isvc: str, queries: QuerySet) -> Metrics:
-    values = {k: prom.scalar(q) for k, q in queries.queries(isvc).items()}
+    values = {k: prom.scalar(q) for k, q in (queries.queries(isvc) | queries.quality_queries(isvc)).items()}
     requests = values["requests"]
     error_rate = None
     if requests:
@@ -108,6 +131,8 @@ def collect(prom: Prometheus, isvc: str, queries: QuerySet) -> Metrics:
         p50=values["p50"],
         p99=values["p99"],
         drift=values.get("drift"),
+        accuracy=values.get("accuracy"),
+        labelled=values.get("labelled"),
     )
 
 
@@ -122,6 +147,10 @@ class Thresholds:
     max_p99_ratio: float = 1.5
     p99_slack: float = 0.025
     fail_on_drift: bool = True
+    max_accuracy_drop: float | None = None
+    """Quality gate: highest stable accuracy minus canary accuracy; ``None`` leaves the gate off."""
+    min_labelled: float = 100
+    """Labelled predictions each side needs in the quality window for the gate to pass."""
 
 
 @dataclass(frozen=True)
@@ -208,4 +237,40 @@ def judge(stable: Metrics, canary: Metrics, t: Thresholds, canary_ready: bool | 
                 "drift detected on canary inputs" if canary.drifted else "no drift on canary inputs",
             )
         )
+    if t.max_accuracy_drop is not None:
+        checks.extend(quality_checks(stable, canary, t.max_accuracy_drop, t.min_labelled))
     return Verdict(all(c.ok for c in checks), checks)
+
+
+def quality_checks(stable: Metrics, canary: Metrics, max_drop: float, min_labelled: float) -> list[Check]:
+    """The quality gate: enough labelled predictions on both sides, then canary accuracy vs stable."""
+    counts = {"stable": stable.labelled or 0.0, "canary": canary.labelled or 0.0}
+    short = [f"{side} {n:.0f}" for side, n in counts.items() if n < min_labelled]
+    detail = (
+        f"labelled predictions: stable {counts['stable']:.0f}, canary {counts['canary']:.0f} "
+        f"(min {min_labelled:.0f} each)"
+    )
+    checks = [Check("labelled", not short, detail)]
+    if short:
+        return checks
+    if stable.accuracy is None or canary.accuracy is None:
+        checks.append(
+            Check(
+                "accuracy_vs_stable",
+                False,
+                "no live accuracy for "
+                + ("stable" if stable.accuracy is None else "canary")
+                + " (is the feedback store scraped?)",
+            )
+        )
+        return checks
+    drop = stable.accuracy - canary.accuracy
+    checks.append(
+        Check(
+            "accuracy_vs_stable",
+            drop <= max_drop,
+            f"canary accuracy {_pct(canary.accuracy)} vs stable {_pct(stable.accuracy)} "
+            f"(max drop {_pct(max_drop)})",
+        )
+    )
+    return checks

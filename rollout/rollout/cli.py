@@ -310,6 +310,21 @@ threshold_options = _compose(
         help="Absolute allowance added to the ratio limit (sub-millisecond p99s are noisy).",
     ),
     _opt(
+        "--max-accuracy-drop",
+        env="MAX_ACCURACY_DROP",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Quality gate: highest stable live accuracy minus the canary's (feedback store); unset: off.",
+    ),
+    _opt(
+        "--min-labelled",
+        env="MIN_LABELLED",
+        type=click.FloatRange(min=0),
+        default=100,
+        show_default=True,
+        help="Labelled predictions each side needs for the quality gate to pass (no data is not a pass).",
+    ),
+    _opt(
         "--fail-on-drift/--ignore-drift",
         "fail_on_drift",
         env="FAIL_ON_DRIFT",
@@ -340,6 +355,8 @@ def _thresholds(kw: dict[str, Any]) -> Thresholds:
         max_p99_ratio=kw.pop("max_p99_ratio"),
         p99_slack=kw.pop("p99_slack"),
         fail_on_drift=kw.pop("fail_on_drift"),
+        max_accuracy_drop=kw.pop("max_accuracy_drop"),
+        min_labelled=kw.pop("min_labelled"),
     )
 
 

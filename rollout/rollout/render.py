@@ -66,6 +66,10 @@ def metrics_table(
         table.add_row("p50 latency", _ms(stable.p50), _ms(canary.p50))
         table.add_row("p99 latency", _ms(stable.p99), _ms(canary.p99))
         table.add_row("drift", _drift(stable), _drift(canary))
+        table.add_row("accuracy (labelled)", _pct(stable.accuracy), _pct(canary.accuracy))
+        table.add_row(
+            "labelled predictions", _num(stable.labelled, "{:.0f}"), _num(canary.labelled, "{:.0f}")
+        )
     return table
 
 

@@ -118,6 +118,7 @@ def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> 
     weights = [d["weight"] for d in primary["route"]]
     assert sum(weights) == 100
     created = {service_fqdn(s) for i in by_kind(docs, "InferenceService") for s in kserve_services(i)}
+    created |= {service_fqdn(s["metadata"]["name"]) for s in by_kind(docs, "Service")}  # feedback -> detector
     destinations = [d["destination"]["host"] for r in vs["spec"]["http"] for d in r["route"]]
     destinations += [r["mirror"]["host"] for r in vs["spec"]["http"] if "mirror" in r]
     missing = [h for h in destinations if h not in created]
@@ -177,8 +178,12 @@ def test_explanations_routed_per_track_pin_first(scenario: tuple[Path, list[dict
     canary = values.get("canary", {}).get("enabled", True)
     entry = "predictor" if values.get("transformer", {}).get("enabled") is False else "transformer"
     names = [r["name"] for r in vs["spec"]["http"]]
+    feedback = values.get("driftDetector", {}).get("enabled", True) and (
+        values.get("driftDetector", {}).get("feedback", {}).get("enabled", True)
+    )
     expected_names = (
-        (["explain-canary-pin"] if explainer and canary else [])
+        (["feedback"] if feedback else [])
+        + (["explain-canary-pin"] if explainer and canary else [])
         + (["explain"] if explainer else [])
         + (["canary-pin"] if canary else [])
         + ["stable-pin", "primary"]

@@ -125,9 +125,9 @@ def test_a_concurrent_change_between_read_and_write_is_a_conflict(stack_dir: Pat
 def test_dry_run_prints_the_guarded_patch_and_changes_nothing(stack_dir: Path) -> None:
     result = run(stack_dir, "set-weight", "25", "--dry-run", "--patch-type", "json")
     assert result.exit_code == 0, result.output
-    ops = json.loads(result.stdout)
-    assert {"op": "test", "path": "/spec/http/4/route/1/weight", "value": 10} in ops
-    assert {"op": "replace", "path": "/spec/http/4/route/1/weight", "value": 25} in ops
+    ops = json.loads(result.stdout)  # behind the feedback, explain and pin routes
+    assert {"op": "test", "path": "/spec/http/5/route/1/weight", "value": 10} in ops
+    assert {"op": "replace", "path": "/spec/http/5/route/1/weight", "value": 25} in ops
     assert stored(stack_dir)["metadata"]["resourceVersion"] == "1" and weights(stack_dir) == [90, 10]
 
 

@@ -118,6 +118,29 @@ def test_explain_reaches_the_pinned_tracks_explainer(stack: LocalStack, recs: li
     assert after["stable"] - before["stable"] == 1
 
 
+def test_feedback_through_envoy_labels_the_answered_predictions(stack: LocalStack, recs: list[dict]) -> None:  # type: ignore[type-arg]
+    """Ground truth for answered ids goes through Envoy's `feedback` route to the detector's store."""
+    url, model = stack.url("envoy"), stack.info["model"]
+    before = stack.counter("drift-detector", "feedback_predictions_recorded_total")
+    answers = send(url, model, recs[-20:], 20, headers=STABLE)
+    assert [a.status for a in answers] == [200] * 20
+    ids = [a.body["id"] for a in answers]
+    wait_for(  # the predictor's logger sends in batches, the store writes in batches
+        "20 predictions recorded",
+        lambda: stack.counter("drift-detector", "feedback_predictions_recorded_total") >= before + 20,
+        30,
+    )
+    labels = [a.body["predictions"][0]["label"] for a in answers]
+    pairs = [{"id": i, "label": y} for i, y in zip(ids, labels, strict=True)]
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(f"{url}/v1/models/{model}:feedback", json={"instances": [*pairs, pairs[0]]})
+    assert answer.status_code == 422, answer.text  # the repeated pair is a duplicate, the rest taken
+    body = answer.json()
+    assert (body["accepted"], body["rejected"]) == (20, 1)
+    assert body["results"][-1]["outcome"] == "duplicate"
+    assert stack.counter("drift-detector", "feedback_pairs_total", outcome="accepted") >= 20
+
+
 def test_mirror_reaches_canary_and_never_changes_the_answer(stack: LocalStack, recs: list[dict]) -> None:  # type: ignore[type-arg]
     gateway = LocalGateway(RolloutStack(stack.state_dir))
     name = stack.info["virtualService"]["name"]

@@ -41,8 +41,14 @@ def vs(settings: StackSettings) -> dict[str, Any]:
     return out
 
 
+DRIFT = f"model-serving-drift-detector.{NS}.svc.cluster.local"
+
+
 def clusters() -> set[str]:
-    return {cluster_name(host(t, c), 80) for t in ("stable", "canary") for c in ("transformer", "explainer")}
+    serving = {
+        cluster_name(host(t, c), 80) for t in ("stable", "canary") for c in ("transformer", "explainer")
+    }
+    return serving | {cluster_name(DRIFT, 80)}  # feedback -> the drift detector's feedback store
 
 
 def routes_of(rds: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -55,7 +61,10 @@ def test_the_charts_routes_become_envoy_routes(vs: dict[str, Any]) -> None:
     assert rds["version_info"] == "7"
     routes = routes_of(rds)
     pins = ["explain-canary-pin", "explain-canary-pin-1", "explain", "explain-1", "canary-pin", "stable-pin"]
-    assert list(routes) == [*pins, "primary"]
+    assert list(routes) == ["feedback", "feedback-1", *pins, "primary"]
+    assert routes["feedback"]["match"]["safe_regex"] == {"regex": "^/v1/models/[^/]+:feedback$"}
+    assert routes["feedback-1"]["match"]["safe_regex"] == {"regex": "^/v2/models/[^/]+/feedback$"}
+    assert {routes[r]["route"]["cluster"] for r in ("feedback", "feedback-1")} == {cluster_name(DRIFT, 80)}
     primary = routes["primary"]
     assert primary["match"] == {"prefix": "/"}
     assert primary["route"]["weighted_clusters"]["clusters"] == [
@@ -97,28 +106,28 @@ def test_mirror_with_percentage_and_zero_weights(settings: StackSettings) -> Non
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda v: v["spec"]["http"][4].update(fault={"abort": {}}), "spec.http[4].fault is not supported"),
+        (lambda v: v["spec"]["http"][5].update(fault={"abort": {}}), "spec.http[5].fault is not supported"),
         (lambda v: v["spec"].update(tcp=[]), "spec.tcp is not supported"),
         (
-            lambda v: v["spec"]["http"][2]["match"][0].update(queryParams={}),
-            "spec.http[2].match[0].queryParams",
+            lambda v: v["spec"]["http"][3]["match"][0].update(queryParams={}),
+            "spec.http[3].match[0].queryParams",
         ),
-        (lambda v: v["spec"]["http"][4]["route"][0]["destination"].update(subset="v1"), "destination.subset"),
+        (lambda v: v["spec"]["http"][5]["route"][0]["destination"].update(subset="v1"), "destination.subset"),
         (
-            lambda v: v["spec"]["http"][4]["retries"].update(retryRemoteLocalities=True),
+            lambda v: v["spec"]["http"][5]["retries"].update(retryRemoteLocalities=True),
             "retryRemoteLocalities",
         ),
-        (lambda v: v["spec"]["http"][4].update(timeout="soon"), "'soon' is not a duration"),
+        (lambda v: v["spec"]["http"][5].update(timeout="soon"), "'soon' is not a duration"),
         (
-            lambda v: v["spec"]["http"][4]["retries"].update(retryOn="sometimes"),
+            lambda v: v["spec"]["http"][5]["retries"].update(retryOn="sometimes"),
             "unknown condition 'sometimes'",
         ),
         (
-            lambda v: v["spec"]["http"][4]["route"][0]["destination"].update(host="elsewhere.svc"),
+            lambda v: v["spec"]["http"][5]["route"][0]["destination"].update(host="elsewhere.svc"),
             "host elsewhere.svc port 80 is not a service of the local stack",
         ),
         (
-            lambda v: [d.update(weight=0) for d in v["spec"]["http"][4]["route"]],
+            lambda v: [d.update(weight=0) for d in v["spec"]["http"][5]["route"]],
             "every destination has weight 0",
         ),
     ],
@@ -159,6 +168,9 @@ def test_processes_get_the_charts_args_on_loopback(settings: StackSettings) -> N
         == f"http://127.0.0.1:{settings.port('receiver')}/drift"
     )
     assert topo.inference_services["model-serving-canary"]["track"] == "canary"
+    # the chart's SQLite feedback store on its claim becomes a folder of the stack's state
+    feedback_db = settings.state_dir / "volumes" / "feedback" / "feedback.db"
+    assert programs["drift-detector"].env["DRIFT_FEEDBACK_DB_URL"] == f"sqlite:///{feedback_db}"
 
 
 def test_scrape_configs_apply_the_pod_monitors_relabelings(settings: StackSettings) -> None:
@@ -243,9 +255,9 @@ def test_a_revision_that_does_not_translate_leaves_envoys_routes_alone(
     before = paths.rds.read_text()
     bad = copy.deepcopy(good)
     bad["metadata"]["resourceVersion"] = "4"
-    bad["spec"]["http"][4]["corsPolicy"] = {"allowOrigins": []}
+    bad["spec"]["http"][5]["corsPolicy"] = {"allowOrigins": []}
     paths.virtual_service.write_text(yaml.safe_dump(bad))
-    with pytest.raises(TranslateError, match=r"spec.http\[4\].corsPolicy"):
+    with pytest.raises(TranslateError, match=r"spec.http\[5\].corsPolicy"):
         sync(paths, clusters())
     assert paths.rds.read_text() == before
     assert [p.name for p in paths.rds.parent.iterdir()] == [

@@ -133,6 +133,12 @@ def main() -> int:
             "rollout analysis: stable vs canary from a real Prometheus",
             [sys.executable, str(demos / "rollout_demo.py"), "--bundles", str(args.bundles)],
         )
+    feedback_demo = REPO / "tests" / "feedback" / "feedback_demo.py"
+    if feedback_demo.exists() and shutil.which("prometheus"):
+        run_step(
+            "feedback: ground truth in, live quality per track out, a worse canary held back",
+            [sys.executable, str(feedback_demo), "--bundles", str(args.bundles)],
+        )
     heading("done: every process the demo started has been stopped")
     return 0
 

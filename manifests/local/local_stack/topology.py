@@ -161,6 +161,7 @@ def build(render: Render, settings: StackSettings) -> Topology:
     container = next(c for c in deployment["spec"]["template"]["spec"]["containers"])
     env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
     env.setdefault("DRIFT_SINK_URL", f"http://127.0.0.1:{settings.port('receiver')}/drift")
+    _local_feedback_store(env, container, settings)
     args = _rewrite([str(a) for a in container.get("args") or []], services, "drift detector")
     port = settings.port("drift-detector")
     args = _set_flag(args, "--model_dir", str(_bundle(settings, stable_uri, "drift detector")), add=True)
@@ -177,3 +178,18 @@ def build(render: Render, settings: StackSettings) -> Topology:
         )
     )
     return Topology(programs, services, inference_services, model_name)
+
+
+def _local_feedback_store(env: dict[str, str], container: Obj, settings: StackSettings) -> None:
+    """The chart's SQLite feedback store lives on a claim mounted in the pod: locally that claim is
+    the folder ``<state_dir>/volumes/<volume name>`` (kept across ``make down`` / ``make up``)."""
+    url = env.get("DRIFT_FEEDBACK_DB_URL", "")
+    if not url.startswith("sqlite:///"):
+        return
+    path = url.removeprefix("sqlite:///")
+    for mount in container.get("volumeMounts") or []:
+        root = str(mount["mountPath"]).rstrip("/") + "/"
+        if path.startswith(root):
+            local = settings.state_dir / "volumes" / str(mount["name"]) / path.removeprefix(root)
+            env["DRIFT_FEEDBACK_DB_URL"] = f"sqlite:///{local}"
+            return

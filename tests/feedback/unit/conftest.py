@@ -1,0 +1,1 @@
+"""In-process tests of the feedback store: ``.venv-drift/bin/python -m pytest tests/feedback/unit``."""
