@@ -118,8 +118,8 @@ def compare(
             failed = True
             reasons.append(
                 f"{m}: challenger {point_b[m]:.4f} vs champion {point_a[m]:.4f}, difference "
-                f"{value:+.4f} [{low:+.4f}, {high:+.4f}] ({level:.0%} CI); needs no loss and a CI "
-                f"bound within {margin:g}"
+                f"{value:+.4f} [{low:+.4f}, {high:+.4f}] ({level:.0%} CI); accepting needs a "
+                f"difference of at least 0 and a CI bound no worse than {-margin if m not in LOWER_IS_BETTER else margin:+g}"
             )
     if not failed:
         reasons = [
