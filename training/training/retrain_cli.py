@@ -14,6 +14,8 @@ from training.models import TRAINERS
 from training.retrain import Source, retrain
 
 log = logging.getLogger("training.retrain")
+RESULT_LIMIT = 4096
+"""Kubernetes keeps at most 4096 bytes of a termination message (``--result /dev/termination-log``)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +47,12 @@ def parser() -> argparse.ArgumentParser:
         "--original-share", type=float, default=0.5, help="largest share of original data in training"
     )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--result", type=Path, default=None, help="also write the run report here (JSON)")
+    p.add_argument(
+        "--result",
+        type=Path,
+        default=None,
+        help="also write the summary line here (<= 4 KiB: fits /dev/termination-log)",
+    )
     return p
 
 
@@ -88,8 +95,14 @@ def main(argv: list[str]) -> int:
         log.error("champion bundle: %s", e)
         return 2
     report = run.report()
+    summary = {
+        k: report.get(k) for k in ("decision", "version", "storage_uri", "reasons", "run_id", "content_hash")
+    }
+    line = json.dumps(summary, sort_keys=True)
+    while len(line.encode()) > RESULT_LIMIT and summary["reasons"]:
+        summary["reasons"] = [r[:200] for r in summary["reasons"][:-1]]
+        line = json.dumps(summary, sort_keys=True)
     if args.result is not None:
-        args.result.write_text(json.dumps(report, sort_keys=True))
-    summary = {k: report[k] for k in ("decision", "version", "storage_uri", "reasons")}
-    print(json.dumps(summary, sort_keys=True), flush=True)
+        args.result.write_text(line)
+    print(line, flush=True)
     return run.exit_code
