@@ -119,7 +119,7 @@ def compare(
             reasons.append(
                 f"{m}: challenger {point_b[m]:.4f} vs champion {point_a[m]:.4f}, difference "
                 f"{value:+.4f} [{low:+.4f}, {high:+.4f}] ({level:.0%} CI); accepting needs a "
-                f"difference of at least 0 and a CI bound no worse than {-margin if m not in LOWER_IS_BETTER else margin:+g}"
+                f"difference of at least 0 and a CI bound no worse than {-margin:+g}"
             )
     if not failed:
         reasons = [
