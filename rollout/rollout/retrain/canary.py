@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidError
+from ..errors import ConflictError, InvalidError
 from ..gateway import Gateway
 from ..kube import KSERVE
 
@@ -62,5 +62,12 @@ def point_canary(gateway: Gateway, canary: str, storage_uri: str) -> tuple[str, 
         ),
         "",
     )
-    written = gateway.patch(KSERVE, canary, storage_uri_patch(isvc, storage_uri))
+    try:
+        written = gateway.patch(KSERVE, canary, storage_uri_patch(isvc, storage_uri))
+    except ConflictError as e:
+        raise ConflictError(
+            f"{KSERVE.describe(canary)} was changed by someone else since it was read; its STORAGE_URI "
+            f"was not changed (still {before}). Start the run again to act on the current state.",
+            e.status,
+        ) from e
     return str(before), written
