@@ -4,40 +4,17 @@ labelled production populations written as the feedback store's ``/labelled`` ro
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from retraining_population import Population, shifted
+from retraining_population import export_rows, shifted
 from serving_common import Bundle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rollout"))  # fake_kube_api
 
 WriteLabelled = Callable[..., Path]
-
-
-def export_rows(champion: Bundle, pop: Population) -> list[dict[str, object]]:
-    """The population as the feedback store's ``GET /labelled`` rows (encoded features, class names)."""
-    x = champion.spec().vectorise(pop.records)
-    return [
-        {
-            "id": f"req-{i}",
-            "row": 0,
-            "inferenceservice": "diabetes-risk",
-            "namespace": "default",
-            "component": "predictor",
-            "model_version": champion.version,
-            "predicted_at": t,
-            "labelled_at": t + 3600,
-            "features": [None if math.isnan(v) else float(v) for v in row],
-            "score": 0.5,
-            "predicted": "low_risk",
-            "label": label,
-        }
-        for i, (row, label, t) in enumerate(zip(x, pop.labels, pop.times, strict=True))
-    ]
 
 
 @pytest.fixture

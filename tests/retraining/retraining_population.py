@@ -8,9 +8,11 @@ Rows are raw records (what clients send) plus the label and a prediction time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from serving_common import Bundle
 from sklearn.datasets import load_diabetes
 
 COLUMNS = ("age", "sex", "bmi", "bp", "tc", "ldl", "hdl", "tch", "ltg", "glu")
@@ -42,3 +44,25 @@ def shifted(
         rec["sex"] = "female" if int(r[1]) == 1 else "male"
         records.append(rec)
     return Population(records, [CLASSES[int(v)] for v in y], [start + i * step for i in range(n)])
+
+
+def export_rows(champion: Bundle, pop: Population) -> list[dict[str, object]]:
+    """The population as the feedback store's ``GET /labelled`` rows (encoded features, class names)."""
+    x = champion.spec().vectorise(pop.records)
+    return [
+        {
+            "id": f"req-{i}",
+            "row": 0,
+            "inferenceservice": "diabetes-risk",
+            "namespace": "default",
+            "component": "predictor",
+            "model_version": champion.version,
+            "predicted_at": t,
+            "labelled_at": t + 3600,
+            "features": [None if math.isnan(v) else float(v) for v in row],
+            "score": 0.5,
+            "predicted": "low_risk",
+            "label": label,
+        }
+        for i, (row, label, t) in enumerate(zip(x, pop.labels, pop.times, strict=True))
+    ]

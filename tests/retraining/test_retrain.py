@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from labelled_store import LabelledStore
+from retraining_population import export_rows, shifted
 from serving_common import Bundle
 from serving_common.bundle import content_hash
 from support import REPO
 from training.retrain import Source, retrain
 
-from training import versions
+from training import production, versions
 
 WriteLabelled = Callable[..., Path]
 
@@ -163,3 +165,16 @@ def test_versions_are_immutable(tmp_path: Path) -> None:
     with pytest.raises(versions.VersionExistsError, match="already exists; versions are never overwritten"):
         versions.publish(tmp_path, "gbm-1", write)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gbm-1"]
+
+
+def test_the_store_is_read_page_by_page_over_a_real_socket(gbm: Bundle) -> None:
+    rows = export_rows(gbm, shifted(300, seed=5))
+    spec = gbm.spec()
+    with LabelledStore(rows, spec.names, list(spec.classes)) as store:
+        got = production.fetch(store.url, spec.names, list(spec.classes), page=64, since=0.0)
+        assert [int(r["after"][0]) for r in store.requests] == [0, 64, 128, 192, 256]
+        assert len(got) == 300 and got.model_versions == ("gbm-1",)
+        assert got.t.tolist() == [r["predicted_at"] for r in rows]
+        assert got.y.tolist() == [spec.classes.index(r["label"]) for r in rows]
+        with pytest.raises(production.SourceError, match=r"'glu'\] differ from the model's \['age'\]"):
+            production.fetch(store.url, ["age"], list(spec.classes))
