@@ -171,7 +171,7 @@ def test_the_store_is_read_page_by_page_over_a_real_socket(gbm: Bundle) -> None:
     rows = export_rows(gbm, shifted(300, seed=5))
     spec = gbm.spec()
     with LabelledStore(rows, spec.names, list(spec.classes)) as store:
-        got = production.fetch(store.url, spec.names, list(spec.classes), page=64, since=0.0)
+        got = production.fetch(store.url, spec.names, list(spec.classes), page_size=64, since=0.0)
         assert [int(r["after"][0]) for r in store.requests] == [0, 64, 128, 192, 256]
         assert len(got) == 300 and got.model_versions == ("gbm-1",)
         assert got.t.tolist() == [r["predicted_at"] for r in rows]

@@ -88,11 +88,11 @@ def fetch(
     until: float | None = None,
     inferenceservice: str | None = None,
     timeout: float = 30.0,
-    page: int = PAGE,
+    page_size: int = PAGE,
 ) -> LabelledRows:
     """All labelled predictions from the store's ``GET /labelled`` at ``url`` (base URL)."""
     rows: list[tuple[list[float], int, float, str]] = []
-    params: dict[str, Any] = {"since": since, "limit": page, "after": 0}
+    params: dict[str, Any] = {"since": since, "limit": page_size, "after": 0}
     if until is not None:
         params["until"] = until
     if inferenceservice:
