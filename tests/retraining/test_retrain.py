@@ -176,5 +176,10 @@ def test_the_store_is_read_page_by_page_over_a_real_socket(gbm: Bundle) -> None:
         assert len(got) == 300 and got.model_versions == ("gbm-1",)
         assert got.t.tolist() == [r["predicted_at"] for r in rows]
         assert got.y.tolist() == [spec.classes.index(r["label"]) for r in rows]
+        twice = [*rows[:10], *({**r, "component": "transformer"} for r in rows[:10])]
+        store.rows = twice
+        assert len(production.fetch(store.url, spec.names, list(spec.classes))) == 10, (
+            "one id, two streams: once"
+        )
         with pytest.raises(production.SourceError, match=r"'glu'\] differ from the model's \['age'\]"):
             production.fetch(store.url, ["age"], list(spec.classes))

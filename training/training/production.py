@@ -44,9 +44,14 @@ class LabelledRows:
         return len(self.y)
 
 
+Row = tuple[list[float], int, float, str]
+
+
 def _rows_from(
-    page: dict[str, Any], names: list[str], classes: list[str], where: str
-) -> list[tuple[list[float], int, float, str]]:
+    page: dict[str, Any], names: list[str], classes: list[str], where: str, seen: set[tuple[str, int, str]]
+) -> list[Row]:
+    """The page's rows; a prediction logged by several streams of one InferenceService (the
+    transformer's and the predictor's payload logs carry the same id) is taken once."""
     if list(page.get("features") or names) != names:
         raise SourceError(f"{where}: features {page.get('features')} differ from the model's {names}")
     out = []
@@ -59,6 +64,10 @@ def _rows_from(
             feats = [math.nan if v is None else float(v) for v in row["features"]]
             if len(feats) != len(names):
                 raise ValueError(f"{len(feats)} features, expected {len(names)}")
+            key = (str(row.get("id", i)), int(row.get("row", 0)), str(row.get("inferenceservice", "")))
+            if "id" in row and key in seen:
+                continue
+            seen.add(key)
             out.append((feats, y, float(row["predicted_at"]), str(row.get("model_version", ""))))
         except (KeyError, TypeError, ValueError) as e:
             raise SourceError(
@@ -98,6 +107,7 @@ def fetch(
     if inferenceservice:
         params["inferenceservice"] = inferenceservice
     endpoint = url.rstrip("/") + "/labelled"
+    seen: set[tuple[str, int, str]] = set()
     with httpx.Client(timeout=timeout) as client:
         for _ in range(MAX_PAGES):
             try:
@@ -109,7 +119,7 @@ def fetch(
                     f"feedback store {endpoint} answered {answer.status_code}: {answer.text[:200]}"
                 )
             page = answer.json()
-            rows += _rows_from(page, names, classes, endpoint)
+            rows += _rows_from(page, names, classes, endpoint, seen)
             if page.get("next_after") is None:
                 break
             params["after"] = page["next_after"]
@@ -118,7 +128,8 @@ def fetch(
 
 def read_file(path: Path, names: list[str], classes: list[str]) -> LabelledRows:
     """JSON Lines of export pages (objects with ``rows``) or of single rows."""
-    rows: list[tuple[list[float], int, float, str]] = []
+    rows: list[Row] = []
+    seen: set[tuple[str, int, str]] = set()
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
@@ -131,5 +142,5 @@ def read_file(path: Path, names: list[str], classes: list[str]) -> LabelledRows:
         except ValueError as e:
             raise SourceError(f"{path}:{n}: not JSON: {e}") from e
         page = obj if isinstance(obj, dict) and "rows" in obj else {"rows": [obj]}
-        rows += _rows_from(page, names, classes, f"{path}:{n}")
+        rows += _rows_from(page, names, classes, f"{path}:{n}", seen)
     return _assemble(rows, len(names), str(path))
