@@ -9,6 +9,13 @@ A bundle is a directory::
     model_card.json         metrics, data hash, parameters, ONNX parity, sha256 of model.onnx
     model_card.md           the same, for people
 
+Lineage (issue 14, additive: older cards simply lack it): the card's ``content_hash`` is
+:func:`content_hash` of the artifacts (the bundle's identity, independent of the card), and
+``lineage`` records ``parent`` (``{"version", "content_hash"}`` or ``null`` for a first model),
+``code_version`` (git sha or package version), ``data`` (window and row counts) and
+``metrics_diff`` (held-out metric - parent's on the same rows). Bundle versions are immutable
+folders ``<root>/<version>/`` (see ``training.versions``).
+
 A directory holding only ``model.onnx`` (or a bare ``.onnx`` path) is accepted by the
 predictor too: then there is no spec, no card and no integrity check.
 """
@@ -34,6 +41,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "IntegrityError",
+    "content_hash",
     "sha256_file",
 ]
 
@@ -43,6 +51,8 @@ REFERENCE_FILE = "reference.npy"
 REFERENCE_SCORES_FILE = "reference_scores.npy"
 CARD_FILE = "model_card.json"
 CARD_MD_FILE = "model_card.md"
+ARTIFACT_FILES = (MODEL_FILE, SPEC_FILE, REFERENCE_FILE, REFERENCE_SCORES_FILE)
+"""The files the content hash covers (the card describes them; it is not part of the identity)."""
 
 
 class BundleError(Exception):
@@ -59,6 +69,16 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_hash(root: Path) -> str:
+    """sha256 over ``name:sha256`` lines of the artifacts present in ``root`` (sorted by name)."""
+    lines = [
+        f"{name}:{sha256_file(root / name)}\n" for name in sorted(ARTIFACT_FILES) if (root / name).is_file()
+    ]
+    if not lines:
+        raise BundleError(f"model bundle {str(root)!r} has none of {', '.join(ARTIFACT_FILES)}")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,17 @@ class Bundle:
     def version(self) -> str | None:
         card = self.card
         return None if card is None else str(card.get("version")) if card.get("version") else None
+
+    @property
+    def lineage(self) -> dict[str, Any] | None:
+        """The card's ``lineage`` (parent, code version, data window, metrics diff), if recorded."""
+        card = self.card
+        value = None if card is None else card.get("lineage")
+        return value if isinstance(value, dict) else None
+
+    def content_hash(self) -> str:
+        """:func:`content_hash` of this bundle's artifacts as they are on disk now."""
+        return content_hash(self.root)
 
     def expected_sha256(self) -> str | None:
         card = self.card

@@ -222,6 +222,7 @@ LOGGING = {
     "no-transformer": ("agent", "binary"),
     "grpc": ("predictor", "batch"),
     "batch": ("agent", "binary"),
+    "retraining": ("agent", "binary"),
 }
 
 
@@ -350,9 +351,9 @@ def test_every_container_bounded_probed_restricted(scenario: tuple[Path, list[di
     seen = 0
     for where, spec, is_test in pod_specs(docs):
         assert spec["securityContext"]["runAsNonRoot"] is True, where
-        # only the rollout CLI calls the Kubernetes API
+        # only the rollout CLI and the retraining trigger (rollout.retrain) call the Kubernetes API
         assert spec.get("automountServiceAccountToken") is where.startswith(
-            "CronJob model-serving-rollout"
+            ("CronJob model-serving-rollout", "StatefulSet model-serving-retrain-trigger")
         ), where
         for c in spec.get("initContainers", []) + spec["containers"]:
             seen += 1

@@ -1,4 +1,8 @@
-"""``python -m training --model gbm|mlp --out DIR``: train, export to ONNX, check parity, write a bundle."""
+"""``python -m training --model gbm|mlp --out DIR``: train, export to ONNX, check parity, write a bundle.
+
+``python -m training retrain --champion DIR (--feedback-url URL | --labelled FILE) --bundles DIR``:
+a challenger from production data, judged against the champion (see :mod:`training.retrain`).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,12 @@ LIBRARY_LOGGERS = ("onnx_ir", "onnxscript", "onnx", "torch.onnx", "sklearn")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["retrain"]:
+        from training import retrain_cli
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        return retrain_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("--model", choices=sorted(TRAINERS), required=True, help="which model to train")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")

@@ -14,16 +14,23 @@ from serving_common import (
     REFERENCE_FILE,
     REFERENCE_SCORES_FILE,
     SPEC_FILE,
+    FeatureSpec,
     sha256_file,
 )
+from serving_common.bundle import ARTIFACT_FILES, content_hash
 
 from training import card as model_card
 from training import data, spec
-from training.models import OUTPUT_PROBABILITIES, TRAINERS
+from training.lineage import code_version
+from training.models import OUTPUT_PROBABILITIES, TRAINERS, Trained
 
 PARITY_TOLERANCE = 1e-4
 REFERENCE_ROWS = 250
 """How many training rows go into the drift reference sample."""
+DESCRIPTION = (
+    "Binary classifier: is a diabetes patient's disease progression after one year "
+    "above the training median (high risk)?"
+)
 
 
 class ParityError(RuntimeError):
@@ -59,32 +66,11 @@ def train_bundle(
     step(2, f"training {kind} on {len(split.train_records)} records and exporting it to ONNX")
     trained = TRAINERS[kind](x_train, split.y_train, seed, feature_spec.input_name)
     step(3, f"checking ONNX parity on {len(split.test_records)} held-out records")
-
-    session = ort.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_proba = session.run([OUTPUT_PROBABILITIES], {feature_spec.input_name: x_test})[0]
-    native_proba = trained.predict_proba(x_test)
-    diff = float(np.max(np.abs(onnx_proba.astype(np.float64) - native_proba)))
-    if diff > PARITY_TOLERANCE:
-        raise ParityError(f"ONNX and native probabilities differ by {diff:.3e} on the held-out set")
-
-    step(4, f"writing the bundle to {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL_FILE).write_bytes(trained.onnx_bytes)
-    (out / SPEC_FILE).write_text(feature_spec.model_dump_json(indent=2) + "\n")
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(x_train), size=min(REFERENCE_ROWS, len(x_train)), replace=False))
-    reference = x_train[rows]
-    np.save(out / REFERENCE_FILE, reference)
-    ref_scores = session.run([OUTPUT_PROBABILITIES], {feature_spec.input_name: reference})[0][:, 1]
-    np.save(out / REFERENCE_SCORES_FILE, ref_scores.astype(np.float32))
-
+    onnx_proba, diff = check_parity(trained, feature_spec.input_name, x_test)
     card: dict[str, Any] = {
         "name": name,
         "version": version or f"{kind}-1",
-        "description": (
-            "Binary classifier: is a diabetes patient's disease progression after one year "
-            "above the training median (high risk)?"
-        ),
+        "description": DESCRIPTION,
         "intended_use": "Demonstration of the serving stack; not for clinical use.",
         "model_type": kind,
         "classes": list(feature_spec.classes),
@@ -99,14 +85,49 @@ def train_bundle(
         "metrics": model_card.metrics(split.y_test, onnx_proba),
         "parameters": trained.parameters,
         "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "n": len(x_test)},
-        "signature": {
-            "inputs": _signature(session.get_inputs()),
-            "outputs": _signature(session.get_outputs()),
-        },
-        "artifacts": {
-            file: {"sha256": sha256_file(out / file)}
-            for file in (MODEL_FILE, SPEC_FILE, REFERENCE_FILE, REFERENCE_SCORES_FILE)
-        },
+        "lineage": {"parent": None, "code_version": code_version(), "data": None, "metrics_diff": None},
     }
-    model_card.write(card, out)
+    step(4, f"writing the bundle to {out}")
+    write_bundle(out, trained, feature_spec, x_train, card, seed=seed)
     return card
+
+
+def check_parity(trained: Trained, input_name: str, x_eval: np.ndarray) -> tuple[np.ndarray, float]:
+    """ONNX probabilities on ``x_eval`` and their largest difference to the native model's."""
+    session = ort.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
+    onnx_proba = np.asarray(session.run([OUTPUT_PROBABILITIES], {input_name: x_eval})[0])
+    native_proba = trained.predict_proba(x_eval)
+    diff = float(np.max(np.abs(onnx_proba.astype(np.float64) - native_proba)))
+    if diff > PARITY_TOLERANCE:
+        raise ParityError(f"ONNX and native probabilities differ by {diff:.3e} on the held-out set")
+    return onnx_proba, diff
+
+
+def write_bundle(
+    out: Path,
+    trained: Trained,
+    feature_spec: FeatureSpec,
+    x_train: np.ndarray,
+    card: dict[str, Any],
+    *,
+    seed: int,
+) -> None:
+    """Write model, spec, reference sample and scores, then the card with signature, artifact
+    hashes and the content hash (``card`` is completed in place)."""
+    session = ort.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_FILE).write_bytes(trained.onnx_bytes)
+    (out / SPEC_FILE).write_text(feature_spec.model_dump_json(indent=2) + "\n")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(x_train), size=min(REFERENCE_ROWS, len(x_train)), replace=False))
+    reference = x_train[rows]
+    np.save(out / REFERENCE_FILE, reference)
+    ref_scores = session.run([OUTPUT_PROBABILITIES], {feature_spec.input_name: reference})[0][:, 1]
+    np.save(out / REFERENCE_SCORES_FILE, ref_scores.astype(np.float32))
+    card["signature"] = {
+        "inputs": _signature(session.get_inputs()),
+        "outputs": _signature(session.get_outputs()),
+    }
+    card["artifacts"] = {file: {"sha256": sha256_file(out / file)} for file in ARTIFACT_FILES}
+    card["content_hash"] = content_hash(out)
+    model_card.write(card, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,64 @@ def markdown(card: dict[str, Any]) -> str:
         "",
         "## Artifacts",
         *[f"- `{name}` sha256 `{a['sha256']}`" for name, a in card["artifacts"].items()],
+        *([f"- content hash `{card['content_hash']}`"] if card.get("content_hash") else []),
         "",
+        *_lineage(card),
+        *_evaluation(card),
     ]
     return "\n".join(lines)
+
+
+def _lineage(card: dict[str, Any]) -> list[str]:
+    lineage = card.get("lineage")
+    if not isinstance(lineage, dict):
+        return []
+    parent = lineage.get("parent")
+    lines = [
+        "## Lineage",
+        f"- parent: {parent['version']} (content hash `{parent['content_hash']}`)"
+        if parent
+        else "- parent: none",
+        f"- code version: `{lineage.get('code_version')}`",
+    ]
+    data = lineage.get("data")
+    if data:
+        w, rows = data["window"], data["rows"]
+        lines.append(
+            f"- data: {rows['original']} original + {rows['train_production']} production rows "
+            f"({_time(w['train_from'])} .. {_time(w['train_until'])}) for training; hold-out "
+            f"{rows['holdout']} rows ({_time(w['holdout_from'])} .. {_time(w['holdout_until'])}) "
+            f"from {data['source']}"
+        )
+    diff = lineage.get("metrics_diff")
+    if diff:
+        lines.append(
+            "- metrics vs parent on the same hold-out: " + ", ".join(f"{k} {v:+.4f}" for k, v in diff.items())
+        )
+    return [*lines, ""]
+
+
+def _evaluation(card: dict[str, Any]) -> list[str]:
+    ev = card.get("evaluation")
+    if not isinstance(ev, dict):
+        return []
+    lines = [
+        "## Champion vs challenger",
+        f"Decision: **{ev['decision']}** (margin {ev['margin']}, {ev['resamples']} paired bootstrap "
+        f"resamples, {ev['level']:.0%} intervals, {ev['n_holdout']} hold-out rows; "
+        f"gated: {', '.join(ev['gated'])})",
+        "",
+        "| metric | champion | challenger | difference |",
+        "| --- | --- | --- | --- |",
+    ]
+    for m, d in ev["diff"].items():
+        a, b = ev["champion"][m], ev["challenger"][m]
+        lines.append(
+            f"| {m} | {a['value']:.4f} [{a['low']:.4f}, {a['high']:.4f}] | {b['value']:.4f} "
+            f"[{b['low']:.4f}, {b['high']:.4f}] | {d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |"
+        )
+    return [*lines, "", *[f"- {r}" for r in ev["reasons"]], ""]
+
+
+def _time(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

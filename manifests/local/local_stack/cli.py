@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StackError
+from .retraining import canary_bundle
 from .settings import StackSettings
 
 __all__ = ["main"]
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     env.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     for verb in ("stop", "start"):
         sub.add_parser(verb, help=f"{verb} one program (by supervisord)").add_argument("program")
+    cb = sub.add_parser(
+        "canary-bundle", help="point the canary's programs at a bundle (pvc://model-bundles/NAME)"
+    )
+    cb.add_argument("storage_uri")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")
     sub.add_parser("routes", help=argparse.SUPPRESS)
@@ -130,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("stop", "start"):
             stack.restart(args.program, start=args.command == "start")
             print(f"{args.program}: {args.command}ed")
+        elif args.command == "canary-bundle":
+            print(canary_bundle(stack, args.storage_uri))
         elif args.command == "exec":
             _exec(settings, args.program)
         elif args.command in ("routes", "receiver"):

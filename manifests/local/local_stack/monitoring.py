@@ -197,7 +197,12 @@ def alertmanager_config(settings: StackSettings) -> Obj:
                     {
                         "url": f"http://127.0.0.1:{settings.port('receiver')}/alertmanager",
                         "send_resolved": True,
-                    }
+                    },
+                    *(
+                        [{"url": f"http://127.0.0.1:{settings.port('retrain-trigger')}/alertmanager"}]
+                        if settings.retraining
+                        else []
+                    ),
                 ],
             }
         ],

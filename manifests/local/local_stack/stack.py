@@ -17,6 +17,7 @@ from .chart import render
 from .envoy import bootstrap, cluster_name
 from .errors import ProcessError, StackError
 from .monitoring import alertmanager_config, prometheus_config
+from .retraining import trigger_program
 from .routes import RoutePaths, sync
 from .settings import DEFAULT_PORTS, StackSettings
 from .supervisor import Supervisor
@@ -115,7 +116,9 @@ class Stack:
         )
         prom_conf.write_text(yaml.safe_dump(prometheus_config(rendered, topo, s), sort_keys=False))
         am_conf.write_text(yaml.safe_dump(alertmanager_config(s), sort_keys=False))
+        trigger = trigger_program(s, topo)
         programs = [*topo.programs, *self._infra(binaries, envoy_conf, prom_conf, am_conf)]
+        programs += [trigger] if trigger is not None else []
         self._describe(topo, vs, programs)
         self.supervisor.write(programs)
         self.say(f"starting {len(programs)} processes under supervisord (logs in {self.dir / 'logs'})")

@@ -1,0 +1,88 @@
+"""Retraining in the local stack (opt-in: ``STACK_RETRAINING=true make up``; issue 14).
+
+* the ``retrain-trigger`` program: ``python -m rollout.retrain --router local``, Alertmanager's
+  webhook also goes to it (``monitoring.alertmanager_config``); a run is ``python -m training
+  retrain`` with the stable bundle as champion, the drift detector's ``GET /labelled`` as data and
+  ``<bundles>`` as the version root (``pvc://model-bundles/<version>`` = ``<bundles>/<version>``);
+* the canary is moved with ``python -m local_stack canary-bundle STORAGE_URI``
+  (:func:`canary_bundle`): every ``canary-*`` program's ``--model_dir`` is set to the bundle the
+  storage URI maps to and the program restarted; then ``rollout run --router local`` decides.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import StackError
+from .settings import REPO, StackSettings
+from .topology import Program, Topology
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+__all__ = ["canary_bundle", "trigger_program"]
+
+PREFIX = "pvc://model-bundles"
+
+
+def _model_dir(program: Program | dict[str, object]) -> str:
+    command = program.command if isinstance(program, Program) else list(program["command"])  # type: ignore[call-overload]
+    return str(command[command.index("--model_dir") + 1])
+
+
+def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
+    if not settings.retraining:
+        return None
+    stable = next((p for p in topo.programs if p.name == "stable-predictor"), None)
+    if stable is None:
+        raise StackError("retraining needs the stable predictor (its bundle is the champion)")
+    stable_isvc = next((n for n, v in topo.inference_services.items() if v["track"] == "stable"), "")
+    state = settings.state_dir
+    training = [
+        settings.python, "-m", "training", "retrain", "--champion", _model_dir(stable),
+        "--feedback-url", f"http://127.0.0.1:{settings.port('drift-detector')}",
+        "--inferenceservice", stable_isvc, "--bundles", str(settings.bundles), "--storage-prefix", PREFIX,
+    ]  # fmt: skip
+    rollout_cli = str(Path(settings.python).with_name("rollout"))
+    rollout = [rollout_cli, "run", "--router", "local", "--local-stack", str(state)]
+    local_stack = f"{settings.python} -m local_stack --state-dir {shlex.quote(str(state))}"
+    port = settings.port("retrain-trigger")
+    command = [
+        settings.python, "-m", "rollout.retrain", "--router", "local", "--host", "127.0.0.1",
+        "--port", str(port), "--state", str(state), "--poll-seconds", "1",
+        "--training-command", shlex.join(training), "--rollout-command", shlex.join(rollout),
+        "--canary-command", f"{local_stack} canary-bundle {{storage_uri}}",
+    ]  # fmt: skip
+    return Program(
+        name="retrain-trigger",
+        command=command,
+        # the canary command runs `python -m local_stack`
+        env={"PYTHONPATH": str(REPO / "manifests" / "local")},
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        priority=100,
+    )
+
+
+def canary_bundle(stack: Stack, storage_uri: str) -> str:
+    """Point every canary program at the bundle of ``storage_uri``; prints/returns the old URI."""
+    if not storage_uri.startswith(PREFIX + "/"):
+        raise StackError(f"storage URI {storage_uri!r} is not under {PREFIX}/ (the local bundles)")
+    bundle = stack.settings.bundles / storage_uri.removeprefix(PREFIX + "/")
+    if not (bundle / "model.onnx").is_file():
+        raise StackError(f"storage URI {storage_uri} maps to {bundle}, which has no model.onnx")
+    programs_file = stack.settings.state_dir / "programs.json"
+    programs = json.loads(programs_file.read_text())
+    canary = [n for n in programs if n.startswith("canary-") and "--model_dir" in programs[n]["command"]]
+    if not canary:
+        raise StackError("the local stack has no canary programs")
+    before = _model_dir(programs[canary[0]])
+    for name in canary:
+        command = programs[name]["command"]
+        command[command.index("--model_dir") + 1] = str(bundle)
+    programs_file.write_text(json.dumps(programs, indent=2))
+    for name in canary:
+        stack.restart(name)
+    return f"{PREFIX}/{before.rstrip('/').rsplit('/', 1)[-1]}"

@@ -1,0 +1,149 @@
+"""Where a run runs: Kubernetes Jobs from the chart's CronJobs, or local processes (``make up``)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import KubeError
+from ..kube import KSERVE, KubeGateway
+from .alerts import Reason
+from .canary import point_canary
+from .jobs import RUN_LABEL, TRIGGER_LABEL, JobGateway
+from .trigger import Outcome
+
+__all__ = ["KubeRunner", "LocalRunner"]
+
+
+def _summary(message: str, fallback: str) -> dict[str, Any]:
+    try:
+        summary = json.loads(message)
+    except ValueError:
+        summary = None
+    if isinstance(summary, dict) and summary.get("decision"):
+        return summary
+    return {"decision": "failed", "reasons": [fallback or message or "the run left no summary"]}
+
+
+class KubeRunner:
+    """Retraining: a Job from CronJob ``retrain_cronjob``; ``rollout run``: one from ``rollout_cronjob``."""
+
+    def __init__(
+        self, gateway: KubeGateway, *, retrain_cronjob: str, rollout_cronjob: str, canary: str, selector: str
+    ) -> None:
+        self.gateway, self.jobs = gateway, JobGateway(gateway)
+        self.retrain_cronjob, self.rollout_cronjob = retrain_cronjob, rollout_cronjob
+        self.canary, self.selector = canary, selector
+
+    def busy(self) -> str | None:
+        active = self.jobs.active(self.selector)
+        return active[0] if active else None
+
+    def start(self, run: str, reason: Reason) -> None:
+        self.jobs.create_from(
+            self.retrain_cronjob,
+            f"{self.retrain_cronjob}-{run.rsplit('-', 1)[-1]}",
+            {RUN_LABEL: run, TRIGGER_LABEL: reason.name},
+        )
+
+    def job_name(self, run: str) -> str:
+        return f"{self.retrain_cronjob}-{run.rsplit('-', 1)[-1]}"
+
+    def poll(self, run: str) -> Outcome:
+        state = self.jobs.state(self.job_name(run))
+        if not state.finished:
+            return Outcome(False, {})
+        return Outcome(
+            True,
+            _summary(state.message, "" if state.message else f"Job {state.name} failed without a summary"),
+        )
+
+    def point_canary(self, storage_uri: str) -> str:
+        before, _ = point_canary(self.gateway, self.canary, storage_uri)
+        return before
+
+    def start_rollout(self, run: str) -> str:
+        name = f"{self.rollout_cronjob}-{run.rsplit('-', 1)[-1]}"
+        self.jobs.create_from(self.rollout_cronjob, name, {RUN_LABEL: run})
+        return f"Job {name}"
+
+    def record(self, reason: str, message: str, *, warning: bool = False) -> None:
+        try:
+            involved = self.gateway.get(KSERVE, self.canary)
+            self.gateway.record_event(involved, reason, message, warning=warning)
+        except KubeError:
+            pass  # Events are a courtesy; the log and the metrics carry the decision too
+
+
+@dataclass
+class LocalRunner:
+    """``make up``: training and ``rollout run --router local`` as child processes of the trigger.
+
+    ``canary_command`` (a template with ``{storage_uri}``) moves the local canary onto a bundle.
+    """
+
+    training: list[str]
+    """``python -m training retrain ...`` without ``--result`` (added per run)."""
+    rollout: list[str]
+    canary_command: str
+    state: Path
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def busy(self) -> str | None:
+        return next(
+            (run for run, p in self.children.items() if p.poll() is None and run.startswith("retrain-")), None
+        )
+
+    def _result(self, run: str) -> Path:
+        return self.state / "retrain" / f"{run}.json"
+
+    def start(self, run: str, reason: Reason) -> None:
+        self._result(run).parent.mkdir(parents=True, exist_ok=True)
+        log = (self.state / "retrain" / f"{run}.log").open("wb")
+        self.children[run] = subprocess.Popen(
+            [*self.training, "--result", str(self._result(run))], stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def poll(self, run: str) -> Outcome:
+        code = self.children[run].poll()
+        if code is None:
+            return Outcome(False, {})
+        path = self._result(run)
+        message = path.read_text() if path.is_file() else ""
+        return Outcome(
+            True, _summary(message, "" if message else f"training exited {code} without a summary")
+        )
+
+    def point_canary(self, storage_uri: str) -> str:
+        cmd = shlex.split(self.canary_command.format(storage_uri=storage_uri))
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            raise KubeError(
+                f"{cmd[0]} exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"
+            )
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    def start_rollout(self, run: str) -> str:
+        name = f"rollout-{run}"
+        log = (self.state / "retrain" / f"{name}.log").open("wb")
+        self.children[name] = subprocess.Popen(self.rollout, stdout=log, stderr=subprocess.STDOUT)
+        return f"process {self.children[name].pid} ({' '.join(self.rollout[:3])} ...)"
+
+    def record(self, reason: str, message: str, *, warning: bool = False) -> None:
+        line = {"reason": reason, "message": message, "type": "Warning" if warning else "Normal"}
+        with (self.state / "retrain" / "events.jsonl").open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def stop(self) -> None:
+        for p in self.children.values():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)

@@ -1,0 +1,85 @@
+"""``STACK_RETRAINING=true make up`` wiring, without starting the stack: the trigger program, the
+Alertmanager route to it, and ``local_stack canary-bundle`` moving every canary program."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "local"))
+from local_stack.chart import render
+from local_stack.errors import StackError
+from local_stack.monitoring import alertmanager_config
+from local_stack.retraining import canary_bundle, trigger_program
+from local_stack.settings import StackSettings
+from local_stack.topology import build
+
+
+@pytest.fixture
+def settings(gbm_bundle: Path, mlp_bundle: Path, tmp_path: Path) -> StackSettings:
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    (bundles / "gbm").symlink_to(gbm_bundle)
+    (bundles / "mlp").symlink_to(mlp_bundle)
+    (bundles / "gbm-20261130T130000Z").symlink_to(gbm_bundle)
+    return StackSettings(state_dir=tmp_path / "state", bundles=bundles, namespace="local", retraining=True)
+
+
+def test_off_by_default(settings: StackSettings) -> None:
+    off = settings.model_copy(update={"retraining": False})
+    assert trigger_program(off, build(render(off), off)) is None
+    (receiver,) = alertmanager_config(off)["receivers"]
+    assert [w["url"] for w in receiver["webhook_configs"]] == ["http://127.0.0.1:9095/alertmanager"]
+
+
+def test_the_trigger_program_and_its_alert_route(settings: StackSettings) -> None:
+    topo = build(render(settings), settings)
+    program = trigger_program(settings, topo)
+    assert program is not None and program.ready_url == "http://127.0.0.1:8097/healthz"
+    args = program.command
+    opts = dict(zip(args[3::2], args[4::2], strict=False))
+    training = shlex.split(opts["--training-command"])
+    assert training[1:4] == ["-m", "training", "retrain"]
+    assert training[training.index("--champion") + 1] == str(settings.bundles / "gbm")
+    assert training[training.index("--feedback-url") + 1] == "http://127.0.0.1:8090"
+    assert training[training.index("--inferenceservice") + 1] == "model-serving-stable"
+    assert training[training.index("--storage-prefix") + 1] == "pvc://model-bundles"
+    assert shlex.split(opts["--rollout-command"])[1:4] == ["run", "--router", "local"]
+    assert opts["--canary-command"].endswith("canary-bundle {storage_uri}")
+    (receiver,) = alertmanager_config(settings)["receivers"]
+    assert [w["url"] for w in receiver["webhook_configs"]][-1] == "http://127.0.0.1:8097/alertmanager"
+
+
+class FakeStack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.restarted: list[str] = []
+
+    def restart(self, name: str) -> None:
+        self.restarted.append(name)
+
+
+def test_canary_bundle_moves_every_canary_program_and_restarts_it(settings: StackSettings) -> None:
+    topo = build(render(settings), settings)
+    settings.state_dir.mkdir(parents=True)
+    programs = {p.name: {"command": p.command, "env": p.env} for p in topo.programs}
+    (settings.state_dir / "programs.json").write_text(json.dumps(programs))
+    stack = FakeStack(settings)
+    before = canary_bundle(stack, "pvc://model-bundles/gbm-20261130T130000Z")  # type: ignore[arg-type]
+    assert before == "pvc://model-bundles/mlp"
+    after = json.loads((settings.state_dir / "programs.json").read_text())
+    canary = sorted(n for n in after if n.startswith("canary-"))
+    assert canary == ["canary-explainer", "canary-predictor", "canary-transformer"] == sorted(stack.restarted)
+    for name in canary:
+        command = after[name]["command"]
+        assert command[command.index("--model_dir") + 1] == str(settings.bundles / "gbm-20261130T130000Z")
+    stable = after["stable-predictor"]["command"]
+    assert stable[stable.index("--model_dir") + 1] == str(settings.bundles / "gbm")
+    with pytest.raises(StackError, match=r"maps to .*missing, which has no model\.onnx"):
+        canary_bundle(stack, "pvc://model-bundles/missing")  # type: ignore[arg-type]
+    with pytest.raises(StackError, match="is not under pvc://model-bundles/"):
+        canary_bundle(stack, "s3://elsewhere/x")  # type: ignore[arg-type]

@@ -1,0 +1,352 @@
+"""The retraining trigger against the fake API server, seeded with the chart's own render: one alert
+starts exactly the Job the chart's CronJob describes, repeated alerts start nothing, an accepted
+run moves the canary (guarded) and starts `rollout run`, a rejected one changes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fake_batch_api import FakeBatchAPI
+from rollout.kube import connect
+from rollout.retrain.jobs import RUN_LABEL, TRIGGER_LABEL
+from rollout.retrain.runners import KubeRunner
+from rollout.retrain.server import TriggerServer
+from rollout.retrain.trigger import Trigger
+from support import REPO
+
+NS = "models"
+VALUES = REPO / "helm" / "model-serving" / "ci" / "retraining-values.yaml"
+Obj = dict[str, Any]
+
+
+def _helm() -> str:
+    found = shutil.which("helm") or str(REPO / ".tools" / "bin" / "helm")
+    if not Path(found).is_file():
+        pytest.fail("helm not found: run `make tools` (or put helm on PATH)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[tuple[str, str], Obj]:
+    out = subprocess.run(
+        [
+            _helm(),
+            "template",
+            "model-serving",
+            str(VALUES.parent.parent),
+            "-f",
+            str(VALUES),
+            "--namespace",
+            NS,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+
+
+@dataclass
+class Stack:
+    api: FakeBatchAPI
+    trigger: Trigger
+    url: str
+    rendered: dict[tuple[str, str], Obj]
+
+    def alert(self, name: str = "ModelDriftPersistent", status: str = "firing") -> httpx.Response:
+        body = {
+            "version": "4",
+            "status": status,
+            "alerts": [
+                {"status": status, "labels": {"alertname": name, "inferenceservice": "model-serving-stable"}}
+            ],
+        }
+        return httpx.post(f"{self.url}/alertmanager", json=body, timeout=10)
+
+    def jobs(self) -> list[Obj]:
+        return self.api.items("batch/v1", "jobs")
+
+    def canary(self) -> Obj:
+        return self.api.get("serving.kserve.io/v1beta1", "inferenceservices", NS, "model-serving-canary")
+
+    def finish(self, job: Obj, summary: Obj, *, failed: bool = False) -> None:
+        name = job["metadata"]["name"]
+        condition = {
+            "type": "Failed" if failed else "Complete",
+            "status": "True",
+            "reason": "PodFailurePolicy",
+        }
+        self.api.edit("batch/v1", "jobs", NS, name, lambda j: j.update(status={"conditions": [condition]}))
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{name}-abcde", "namespace": NS, "labels": {"job-name": name}},
+            "status": {
+                "containerStatuses": [
+                    {"name": "training", "state": {"terminated": {"message": json.dumps(summary)}}}
+                ]
+            },
+        }
+        self.api.put(pod, "pods")
+
+
+def _env(rendered: dict[tuple[str, str], Obj]) -> dict[str, str]:
+    (container,) = rendered["StatefulSet", "model-serving-retrain-trigger"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.fixture
+def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stack]:
+    api = FakeBatchAPI().start()
+    try:
+        for kind, name, plural in (
+            ("CronJob", "model-serving-retrain", "cronjobs"),
+            ("CronJob", "model-serving-rollout", "cronjobs"),
+            ("InferenceService", "model-serving-canary", "inferenceservices"),
+        ):
+            api.put(rendered[kind, name], plural)
+        env = _env(rendered)
+        with connect(
+            str(api.write_kubeconfig(tmp_path / "kubeconfig", NS)), None, env["ROLLOUT_RETRAIN_NAMESPACE"]
+        ) as gw:
+            runner = KubeRunner(
+                gw,
+                retrain_cronjob=env["ROLLOUT_RETRAIN_RETRAIN_CRONJOB"],
+                rollout_cronjob=env["ROLLOUT_RETRAIN_ROLLOUT_CRONJOB"],
+                canary=env["ROLLOUT_RETRAIN_CANARY"],
+                selector=env["ROLLOUT_RETRAIN_SELECTOR"],
+            )
+            trigger = Trigger(runner, poll_seconds=0.05, deadline_seconds=60)
+            alerts = frozenset(env["ROLLOUT_RETRAIN_ALERTS"].split(","))
+            server = TriggerServer(trigger, alerts, "127.0.0.1", 0).start()
+            try:
+                yield Stack(api, trigger, f"http://127.0.0.1:{server.port}", rendered)
+            finally:
+                server.stop()
+    finally:
+        api.stop()
+
+
+def _storage_uris(isvc: Obj) -> dict[str, str]:
+    return {
+        f"{component}/{c['name']}": e["value"]
+        for component in ("predictor", "transformer", "explainer")
+        for c in isvc["spec"].get(component, {}).get("containers", [])
+        for e in c.get("env", [])
+        if e["name"] == "STORAGE_URI"
+    }
+
+
+def _metric(text: str, series: str) -> float:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(series + " ")]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenger_goes_into_the_canary(
+    stack: Stack,
+) -> None:
+    first = stack.alert()
+    assert first.status_code == 202 and first.json()["outcome"] == "started"
+    run = first.json()["run"]
+    again = stack.alert()
+    assert (again.status_code, again.json()["outcome"], again.json()["run"]) == (200, "duplicate", run)
+    drift_event = httpx.post(
+        f"{stack.url}/",
+        content=json.dumps({"drift": True, "inferenceservice": "model-serving-stable"}),
+        headers={"ce-type": "org.kubeflow.serving.drift.detected", "ce-specversion": "1.0", "ce-id": "1"},
+        timeout=10,
+    )
+    assert drift_event.json()["outcome"] == "duplicate"
+
+    (job,) = stack.jobs()
+    cronjob = stack.api.get("batch/v1", "cronjobs", NS, "model-serving-retrain")
+    template = stack.rendered["CronJob", "model-serving-retrain"]["spec"]["jobTemplate"]
+    assert job["spec"] == template["spec"], "the Job is the chart's jobTemplate, unchanged"
+    assert job["metadata"]["labels"] == {
+        **template["metadata"]["labels"],
+        RUN_LABEL: run,
+        TRIGGER_LABEL: "ModelDriftPersistent",
+    }
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert job["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "model-serving-retrain",
+            "uid": cronjob["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["retrain", "--champion", "/mnt/bundles/gbm"] and "/dev/termination-log" in args
+
+    before = stack.canary()
+    stack.finish(
+        job,
+        {
+            "decision": "accepted",
+            "version": "gbm-20261130T130000Z",
+            "storage_uri": "pvc://model-bundles/gbm-20261130T130000Z",
+            "reasons": ["accuracy: +0.2"],
+        },
+    )
+    assert stack.trigger.wait(30)
+    after = stack.canary()
+    assert set(_storage_uris(before).values()) == {"pvc://model-bundles/mlp"}
+    assert _storage_uris(after) == {
+        k: "pvc://model-bundles/gbm-20261130T130000Z" for k in _storage_uris(before)
+    }
+    assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
+    rollout_jobs = [j for j in stack.jobs() if j["metadata"]["name"].startswith("model-serving-rollout-")]
+    assert len(rollout_jobs) == 1
+    assert (
+        rollout_jobs[0]["spec"]
+        == stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
+    )
+    reasons = [e["reason"] for e in stack.api.events]
+    assert reasons == ["RetrainStarted", "RetrainPromotedToCanary"]
+    assert all(e["involvedObject"]["name"] == "model-serving-canary" for e in stack.api.events)
+    assert (
+        "pvc://model-bundles/mlp -> pvc://model-bundles/gbm-20261130T130000Z"
+        in stack.api.events[1]["message"]
+    )
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, 'retrain_alerts_total{outcome="started"}') == 1
+    assert _metric(metrics, 'retrain_alerts_total{outcome="duplicate"}') == 2
+    assert _metric(metrics, 'retrain_runs_total{decision="accepted"}') == 1
+    assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 1
+    assert _metric(metrics, "retrain_run_in_progress") == 0
+    status = httpx.get(f"{stack.url}/status", timeout=10).json()
+    assert status["current"] is None and status["last"]["decision"] == "accepted"
+
+
+def test_an_unfinished_job_from_before_a_restart_blocks_a_second_run(stack: Stack) -> None:
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    restarted = Trigger(stack.trigger.runner, poll_seconds=0.05)
+    from rollout.retrain.alerts import Reason
+
+    answer = restarted.notify([Reason("alertmanager", "ModelDriftPersistent", None)])
+    assert answer == {
+        "outcome": "duplicate",
+        "run": job["metadata"]["name"],
+        "message": f"run {job['metadata']['name']} is still going",
+    }
+    stack.finish(job, {"decision": "refused", "reasons": ["only 12 labelled production rows"]}, failed=True)
+    assert stack.trigger.wait(30)
+
+
+@pytest.mark.parametrize(
+    ("summary", "failed", "decision", "event"),
+    [
+        (
+            {"decision": "rejected", "reasons": ["accuracy: challenger 0.49 vs champion 0.50"]},
+            True,
+            "rejected",
+            "RetrainRejected",
+        ),
+        (
+            {"decision": "refused", "reasons": ["only 12 labelled production rows"]},
+            True,
+            "refused",
+            "RetrainRefused",
+        ),
+        (None, True, "failed", "RetrainFailed"),
+    ],
+)
+def test_a_run_that_does_not_produce_a_challenger_changes_nothing_and_says_why(
+    stack: Stack, summary: Obj | None, failed: bool, decision: str, event: str
+) -> None:
+    before = stack.canary()
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    if summary is None:
+        stack.api.edit(
+            "batch/v1",
+            "jobs",
+            NS,
+            job["metadata"]["name"],
+            lambda j: j.update(
+                status={
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "DeadlineExceeded",
+                            "message": "Job was active longer than specified deadline",
+                        }
+                    ]
+                }
+            ),
+        )
+    else:
+        stack.finish(job, summary, failed=failed)
+    assert stack.trigger.wait(30)
+    assert stack.canary() == before, "the canary is untouched"
+    assert [j["metadata"]["name"] for j in stack.jobs()] == [job["metadata"]["name"]], "no rollout run"
+    warning = stack.api.events[-1]
+    assert (warning["reason"], warning["type"]) == (event, "Warning")
+    expected = (
+        summary["reasons"][0]
+        if summary
+        else "DeadlineExceeded: Job was active longer than specified deadline"
+    )
+    assert expected in warning["message"]
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, f'retrain_runs_total{{decision="{decision}"}}') == 1
+    assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 0
+
+
+def test_a_concurrent_edit_of_the_canary_is_a_conflict_not_an_overwrite(stack: Stack) -> None:
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+
+    def someone_else(key: tuple[str, str, str, str]) -> None:
+        if key[1] == "inferenceservices":
+            stack.api.after_get = None
+            stack.api.edit(*key, lambda o: o["metadata"].setdefault("annotations", {}).update(edited="yes"))
+
+    stack.api.after_get = someone_else
+    stack.finish(
+        job, {"decision": "accepted", "version": "v", "storage_uri": "pvc://model-bundles/v", "reasons": []}
+    )
+    assert stack.trigger.wait(30)
+    assert set(_storage_uris(stack.canary()).values()) == {"pvc://model-bundles/mlp"}
+    assert stack.canary()["metadata"]["annotations"]["edited"] == "yes"
+    assert [e["reason"] for e in stack.api.events][-1] == "RetrainCanaryNotUpdated"
+    assert "changed by someone else" in stack.api.events[-1]["message"]
+    assert len(stack.jobs()) == 1, "no rollout run"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/alertmanager", {"alerts": "x"}, 400, "needs 'alerts': a list"),
+        ("/alertmanager", {"alerts": [{"status": "firing"}]}, 400, "alerts[0] needs 'labels'"),
+        ("/", {"data": {}}, 400, "a CloudEvent needs a type"),
+    ],
+)
+def test_bad_notifications_are_400_and_start_nothing(
+    stack: Stack, path: str, body: Obj, status: int, message: str
+) -> None:
+    answer = httpx.post(stack.url + path, json=body, timeout=10)
+    assert answer.status_code == status and message in answer.json()["error"]
+    assert stack.jobs() == []
+
+
+def test_other_alerts_and_resolved_ones_are_ignored(stack: Stack) -> None:
+    for answer in (stack.alert("ModelServingHighErrorRate"), stack.alert(status="resolved")):
+        assert (answer.status_code, answer.json()["outcome"]) == (200, "ignored")
+    assert stack.jobs() == []
