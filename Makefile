@@ -113,7 +113,7 @@ IMAGE_PREFIX ?= model-serving
 IMAGE_TAG    ?= 0.1.0
 # Debian's client when there is one: it builds with the daemon's BuildKit without the buildx plugin
 DOCKER       ?= $(firstword $(wildcard /usr/bin/docker) docker)
-IMAGES       := predictor transformer explainer drift-detector rollout
+IMAGES       := predictor transformer explainer drift-detector rollout training
 
 images: ## build every component image (build context = repo root; IMAGE_PREFIX, IMAGE_TAG)
 	@for c in $(IMAGES); do \
