@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port=args.grpc_port,
         workers=args.workers,
         enable_grpc=args.enable_grpc,
+        settings=settings,
         payload_hook=hook,
         uvloop=args.event_loop != "asyncio",
     )
