@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import signal
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
 from drift_detector.app import create_app
+from drift_detector.drain import DrainingServer
 from drift_detector.logs import configure
 from drift_detector.settings import Settings
 
@@ -31,13 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid drift detector settings:\n{e}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.log_level)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=5,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
@@ -45,11 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         date_header=False,
     )
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
-    # that was installed before it: a no-op one lets a graceful stop end with exit status 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.Server(config).run()
+    # SIGTERM / SIGINT drain first (drain.py): /ready 503, events taken DRIFT_DRAIN_SECONDS more
+    service = app.state.service
+    DrainingServer(config, settings.drain_seconds, service.begin_drain).run()
     log.info("stopped")
     return 0
 

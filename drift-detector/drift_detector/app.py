@@ -46,6 +46,8 @@ class DriftService:
         self.detector: Detector | None = None
         self.sink: Sink | None = None
         self.error: str | None = None
+        self.draining = False
+        """Set on SIGTERM (``drain.py``): ``/ready`` answers 503 while events are still taken."""
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -114,6 +116,9 @@ class DriftService:
         if self.sink is not None:
             await self.sink.stop()
 
+    def begin_drain(self) -> None:
+        self.draining = True
+
     def ready_detector(self) -> Detector:
         if self.detector is None:
             raise NotReady(self.error or "the drift detector is still loading the model bundle")
@@ -149,6 +154,8 @@ def create_app(settings: Settings) -> Ingress:
     async def ready() -> Response:
         if service.detector is None:
             return _json({"status": "failed" if service.error else "loading", "error": service.error}, 503)
+        if service.draining:
+            return _json({"status": "draining", "error": "shutting down"}, 503)
         return _json({"status": "ready"})
 
     @app.get("/status")
