@@ -56,11 +56,11 @@ class Drain:
         """A signal arrived (on the loop): start draining, or end the drain now on a second one."""
         name = signal.Signals(sig).name
         if self.draining:
-            log.info("%s again: stopping now", name)
+            log.warning("%s again: stopping now", name)
             self.stop()
             return
         self.draining = True
-        log.info(
+        log.warning(
             "%s: readiness answers 503; serving %g s more, then stopping gracefully", name, self.drain_seconds
         )
         self._timer = asyncio.get_running_loop().call_later(self.drain_seconds, self.stop)

@@ -52,9 +52,10 @@ class PredictorSettings(BaseSettings):
     """gRPC calls served or queued at once; beyond, RESOURCE_EXHAUSTED (gRPC's own limit)."""
     retry_after_seconds: int = Field(default=1, ge=1, le=600)
     """``Retry-After`` of a shed (503) request."""
-    drain_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
+    drain_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     """After SIGTERM: readiness answers 503 at once while inference (REST and gRPC, in flight and
-    new) is served this long, so endpoints are removed first; then both servers stop gracefully."""
+    new) is served this long, so endpoints are removed first; then both servers stop gracefully.
+    0 (default, for a process started by hand): stop at once; the chart sets it (``drain.seconds``)."""
     grace_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
     """After the drain period, how long requests still in flight may take before they are cut.
     The chart's terminationGracePeriodSeconds covers preStop + drain + grace."""
