@@ -132,3 +132,46 @@ def metric_value(text: str, name: str, **labels: Any) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def send_huge(url: str, path: str, total: int, *, chunked: bool, headers: bytes = b"") -> bytes:
+    """POST ``total`` zero bytes (Content-Length or chunked) from one thread while reading the answer
+    in this one, so an early answer is read even when the server stops reading the body."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    framing = b"transfer-encoding: chunked\r\n" if chunked else b"content-length: %d\r\n" % total
+    head = b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n%s%s\r\n" % (
+        path.encode(),
+        framing,
+        headers,
+    )
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    chunk = b"\0" * (1 << 20)
+
+    def sender() -> None:
+        try:
+            sock.sendall(head)
+            sent = 0
+            while sent < total:
+                n = min(len(chunk), total - sent)
+                sock.sendall(b"%x\r\n%s\r\n" % (n, chunk[:n]) if chunked else chunk[:n])
+                sent += n
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server stopped reading and closed: expected
+            return
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    received = b""
+    try:
+        while not (b"\r\n\r\n" in received and _complete(received)):
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+    except OSError:
+        pass
+    finally:
+        sock.close()
+        thread.join(timeout=60)
+    return received
