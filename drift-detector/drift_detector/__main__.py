@@ -9,9 +9,10 @@ import sys
 
 import uvicorn
 from pydantic import ValidationError
+from serving_common.drain import CloseWhileDraining
 
-from drift_detector.app import create_app
-from drift_detector.drain import DrainingServer
+from drift_detector.app import DriftService, create_app
+from drift_detector.drain import Drain, DrainingServer
 from drift_detector.logs import configure
 from drift_detector.settings import Settings
 
@@ -32,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure(settings.log_format, settings.log_level)
     app = create_app(settings)
+    drain = Drain(settings.drain_seconds, what="events")
+    assert app.state is not None
+    service: DriftService = app.state.service
+    service.drain = drain  # /ready answers 503 while draining
     config = uvicorn.Config(
-        app,
+        CloseWhileDraining(app, drain),
         host=settings.host,
         port=settings.http_port,
         log_config=None,
@@ -48,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         date_header=False,
     )
     # SIGTERM / SIGINT drain first (drain.py): /ready 503, events taken DRIFT_DRAIN_SECONDS more
-    service = app.state.service
-    DrainingServer(config, settings.drain_seconds, service.begin_drain).run()
+    DrainingServer(config, drain).run()
     log.info("stopped")
     return 0
 

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from drift_detector import __version__
 from drift_detector.backends import Backend, make_backend
 from drift_detector.detector import Detector, Kind
+from drift_detector.drain import Drain
 from drift_detector.errors import NotReady
 from drift_detector.ingress import Ingress
 from drift_detector.metrics import Metrics
@@ -46,8 +47,8 @@ class DriftService:
         self.detector: Detector | None = None
         self.sink: Sink | None = None
         self.error: str | None = None
-        self.draining = False
-        """Set on SIGTERM (``drain.py``): ``/ready`` answers 503 while events are still taken."""
+        self.drain: Drain | None = None
+        """Set by ``__main__`` (``drain.py``): while draining, ``/ready`` is 503, events still taken."""
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -116,9 +117,6 @@ class DriftService:
         if self.sink is not None:
             await self.sink.stop()
 
-    def begin_drain(self) -> None:
-        self.draining = True
-
     def ready_detector(self) -> Detector:
         if self.detector is None:
             raise NotReady(self.error or "the drift detector is still loading the model bundle")
@@ -154,7 +152,7 @@ def create_app(settings: Settings) -> Ingress:
     async def ready() -> Response:
         if service.detector is None:
             return _json({"status": "failed" if service.error else "loading", "error": service.error}, 503)
-        if service.draining:
+        if service.drain is not None and service.drain.draining:
             return _json({"status": "draining", "error": "shutting down"}, 503)
         return _json({"status": "ready"})
 

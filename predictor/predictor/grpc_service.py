@@ -42,10 +42,10 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import (
     add_GRPCInferenceServiceServicer_to_server,
 )
 from kserve.protocol.grpc.servicer import InferenceServicer
+from serving_common.drain import Drain
 
 from predictor import metrics
 from predictor.caller import CALLER_HEADER, CLIENT, caller
-from predictor.drain import Drain
 from predictor.errors import grpc_code
 from predictor.grpc_json import CONTENTS, request_json, response_json
 from predictor.ids import new_id

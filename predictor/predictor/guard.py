@@ -22,9 +22,8 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter
+from serving_common.drain import Drain
 from serving_common.limits import LimitExceeded, Limits, check_headers
-
-from predictor.drain import Drain
 
 __all__ = ["Guard", "ManagementApp", "classify"]
 

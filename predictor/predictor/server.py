@@ -23,6 +23,7 @@ from typing import Any
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.protocol.rest.server import RESTServer
+from serving_common.drain import CloseWhileDraining
 from serving_common.limits import Limits
 from uvicorn import Config, Server
 from uvicorn.importer import import_from_string
@@ -53,7 +54,8 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
         app = import_from_string(FASTAPI_APP_IMPORT_STRING)
         fast = FastPath(app, self.dataplane.model_registry, self.limits, self.payload_hook)
         s = self.settings
-        self.config.app = Guard(fast, self.limits, self.drain, s.max_inflight, s.retry_after_seconds)
+        guard = Guard(fast, self.limits, self.drain, s.max_inflight, s.retry_after_seconds)
+        self.config.app = CloseWhileDraining(guard, self.drain)
 
 
 def limits(settings: PredictorSettings) -> Limits:
