@@ -59,10 +59,11 @@ test: install tools ## every test (both virtualenvs)
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/python -m pytest tests
 	$(if $(wildcard tests/drift_detector/unit),PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(DBIN)/python -m pytest tests/drift_detector/unit)
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the package boundaries (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=drift-detector $(BIN)/lint-imports --no-logo
 
 # Every bench runs even when one fails; a bench fails on any error answer, socket error, timeout
 # or failed sanity check (never on a missed target, printed as MISS). BENCH_DURATION: seconds per

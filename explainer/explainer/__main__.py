@@ -15,7 +15,7 @@ from kserve import ModelServer
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from serving_common import BundleError
-from serving_common.startup import check_flags, configure_logging, explicit_protocol
+from serving_common.framework.startup import check_flags, configure_logging, explicit_protocol
 
 from explainer.model import Explainer
 from explainer.rest import ExplainRoutes

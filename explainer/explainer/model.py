@@ -8,6 +8,7 @@ model (see ``kernel.py``), ``postprocess`` answers in the caller's protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,12 +16,11 @@ from typing import Any
 
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common.headers import forwarded
-from serving_common.predictor_client import target
-from serving_common.records_model import RecordsModel
+from serving_common.framework.predictor_client import PredictorClient
+from serving_common.framework.records_model import RecordsModel
+from serving_common.headers import CALLER_EXPLAINER, forwarded
 
 from explainer import metrics
-from explainer.client import PredictorClient
 from explainer.kernel import Attribution, KernelShap
 from explainer.settings import ExplainerSettings
 
@@ -40,7 +40,7 @@ class Batch:
     attributions: list[Attribution] = field(default_factory=list)
 
 
-class Explainer(RecordsModel[PredictorClient]):
+class Explainer(RecordsModel):
     """Explains ``name`` by calling the predictor of the same name."""
 
     def __init__(
@@ -54,8 +54,13 @@ class Explainer(RecordsModel[PredictorClient]):
         predictor_use_ssl: bool = False,
     ) -> None:
         client = PredictorClient(
+            host=predictor_host,
+            protocol=predictor_protocol,
+            model_name=name,
+            timeout=settings.predictor_timeout,
+            use_ssl=predictor_use_ssl,
+            caller=CALLER_EXPLAINER,  # contract C1: the predictor and drift detector tell these calls apart
             max_rows=settings.predictor_max_rows,
-            **target(name, predictor_host, predictor_protocol, settings.predictor_timeout, predictor_use_ssl),
         )
         super().__init__(name, model_dir=model_dir, client=client, max_records=settings.max_records)
         self.settings = settings
@@ -63,6 +68,7 @@ class Explainer(RecordsModel[PredictorClient]):
         self.class_index = -1
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shap")
         self._rows = metrics.PREDICTOR_ROWS.labels(name)
+        self._closing: asyncio.Task[None] | None = None
 
     @property
     def explained_class(self) -> str:
@@ -97,7 +103,8 @@ class Explainer(RecordsModel[PredictorClient]):
 
     def stop(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
+        with contextlib.suppress(RuntimeError):  # no running loop: the channel goes with the process
+            self._closing = asyncio.get_running_loop().create_task(self.client.close())
         super().stop()
 
     def features(self, row: np.ndarray) -> dict[str, float | str]:
@@ -118,19 +125,22 @@ class Explainer(RecordsModel[PredictorClient]):
     async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:
         sent = forwarded(headers, payload.request_id)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._explain, payload, sent)
+        await loop.run_in_executor(self._executor, self._explain, payload, sent, loop)
         return payload
 
-    def _explain(self, batch: Batch, headers: dict[str, str]) -> None:
-        """On the SHAP thread: the records' labels (one request), then each record's attributions."""
+    def _explain(self, batch: Batch, headers: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
+        """On the SHAP thread: the records' labels (one request), then each record's attributions;
+        the predictor calls run on the server's loop (the one client, its one connection)."""
         assert self.spec is not None and self.kernel is not None
-        scores = self.client.predict(batch.matrix, headers)
+        rid = batch.request_id
+        scores = self.client.infer_from_thread(loop, batch.matrix, headers, rid)
         classes = self.spec.classes
         batch.labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
 
         def model(rows: np.ndarray) -> np.ndarray:
             self._rows.observe(rows.shape[0])
-            return self.client.predict(rows, headers).probabilities[:, self.class_index].astype(np.float64)
+            answer = self.client.infer_from_thread(loop, rows, headers, rid)
+            return answer.probabilities[:, self.class_index].astype(np.float64)
 
         batch.attributions = [self.kernel.explain(row, model) for row in batch.matrix]
 

@@ -17,8 +17,8 @@ import orjson
 from fastapi import FastAPI
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferResponse
-from serving_common.predictor_errors import http_status
-from serving_common.rest import HEADER_LENGTH, ModelRoutes, decode_v2, install_first, loads
+from serving_common.framework.rest import HEADER_LENGTH, ModelRoutes, decode_v2, install_first, loads
+from serving_common.framework.status import http_status
 from starlette.requests import Request
 from starlette.responses import Response
 

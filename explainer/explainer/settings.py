@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-Protocol = Literal["grpc-v2", "v2", "v1"]
+from serving_common.framework.predictor_client import PredictorProtocol
 
 
 class ExplainerSettings(BaseSettings):
@@ -15,7 +12,7 @@ class ExplainerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EXPLAINER_", extra="ignore")
 
-    predictor_protocol: Protocol = "grpc-v2"
+    predictor_protocol: PredictorProtocol = "grpc-v2"
     """How to call the predictor when ``--predictor_protocol`` is not given (not KServe's v1 default)."""
     predictor_timeout: float = Field(default=10.0, gt=0.0, le=600.0)
     """Seconds one predictor call may take; past it the caller gets a 504."""

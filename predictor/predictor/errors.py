@@ -1,4 +1,5 @@
-"""Errors of the predictor and the one place they map to protocol codes.
+"""Errors of the predictor; their codes come from the one status table of the KServe-based
+components (``serving_common.framework.status``).
 
 Exception tree (client mistakes use KServe's own types, so KServe's REST handlers and gRPC
 interceptor already give them the standard codes)::
@@ -13,11 +14,10 @@ interceptor already give them the standard codes)::
 
 from __future__ import annotations
 
-from http import HTTPStatus
+from kserve.errors import InvalidInput
+from serving_common.framework.status import grpc_code, http_status
 
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, ServerNotReady
-
-__all__ = ["InjectedFault", "PredictorError", "http_status", "invalid"]
+__all__ = ["InjectedFault", "PredictorError", "grpc_code", "http_status", "invalid"]
 
 
 class PredictorError(RuntimeError):
@@ -30,30 +30,3 @@ class InjectedFault(PredictorError):
 
 def invalid(message: str) -> InvalidInput:
     return InvalidInput(message)
-
-
-def http_status(exc: BaseException) -> int:
-    """The HTTP status for an exception raised while serving a request."""
-    if isinstance(exc, InvalidInput):
-        return HTTPStatus.BAD_REQUEST
-    if isinstance(exc, ModelNotFound):
-        return HTTPStatus.NOT_FOUND
-    if isinstance(exc, (ModelNotReady, ServerNotReady)):
-        return HTTPStatus.SERVICE_UNAVAILABLE
-    if isinstance(exc, NotImplementedError):
-        return HTTPStatus.NOT_IMPLEMENTED
-    return HTTPStatus.INTERNAL_SERVER_ERROR
-
-
-GRPC_CODES = {
-    HTTPStatus.BAD_REQUEST: "INVALID_ARGUMENT",
-    HTTPStatus.NOT_FOUND: "NOT_FOUND",
-    HTTPStatus.SERVICE_UNAVAILABLE: "UNAVAILABLE",
-    HTTPStatus.NOT_IMPLEMENTED: "UNIMPLEMENTED",
-    HTTPStatus.INTERNAL_SERVER_ERROR: "INTERNAL",
-}
-
-
-def grpc_code(exc: BaseException) -> str:
-    """The gRPC status name KServe's interceptor gives ``exc``."""
-    return GRPC_CODES.get(HTTPStatus(http_status(exc)), "INTERNAL")

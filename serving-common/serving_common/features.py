@@ -191,6 +191,70 @@ class FeatureSpec(BaseModel):
                 problems.append(Problem(i, str(extra), "is not a feature of this model"))
         return out, problems
 
+    def check_columns(self, columns: Mapping[str, np.ndarray], n: int) -> tuple[np.ndarray, list[Problem]]:
+        """:meth:`check` for records given as columns (1-D arrays of ``n`` values by feature name;
+        NaN or ``None`` = missing): same matrix, same problems in the same order. Numeric columns
+        are encoded and range-checked with numpy; only the values with a problem (and columns
+        that are not numeric arrays) go through :meth:`encode_value`."""
+        out = np.empty((n, self.n_features), dtype=np.float32)
+        found: list[tuple[int, int, Problem]] = []
+        for j, feature in enumerate(self.features):
+            column = columns.get(feature.name)
+            if column is None:
+                encoded = self.encode_value(feature, None)
+                if isinstance(encoded, str):
+                    found += [(i, j, Problem(i, feature.name, encoded)) for i in range(n)]
+                else:
+                    out[:, j] = encoded
+            elif feature.type == "numeric" and column.dtype.kind in "fiu":
+                self._numeric_column(feature, j, column, out, found)
+            else:
+                for i, value in enumerate(column.tolist()):
+                    if isinstance(value, float) and math.isnan(value):
+                        value = None
+                    encoded = self.encode_value(feature, value)
+                    if isinstance(encoded, str):
+                        found.append((i, j, Problem(i, feature.name, encoded)))
+                    else:
+                        out[i, j] = encoded
+        known = {f.name for f in self.features}
+        extras = [name for name in columns if name not in known]
+        for k, name in enumerate(extras):
+            found += [
+                (i, self.n_features + k, Problem(i, name, "is not a feature of this model")) for i in range(n)
+            ]
+        found.sort(key=lambda t: (t[0], t[1]))
+        return out, [p for _, _, p in found]
+
+    def _numeric_column(
+        self,
+        feature: Feature,
+        j: int,
+        column: np.ndarray,
+        out: np.ndarray,
+        found: list[tuple[int, int, Problem]],
+    ) -> None:
+        values = column.astype(np.float64, copy=False)
+        missing = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            bad = ~missing & ~np.isfinite(values)
+            if feature.minimum is not None:
+                bad |= values < feature.minimum
+            if feature.maximum is not None:
+                bad |= values > feature.maximum
+        out[:, j] = values
+        if missing.any():
+            encoded = self.encode_value(feature, None)
+            if isinstance(encoded, str):
+                found += [
+                    (int(i), j, Problem(int(i), feature.name, encoded)) for i in np.flatnonzero(missing)
+                ]
+            else:
+                out[missing, j] = encoded
+        for i in np.flatnonzero(bad).tolist():
+            message = self.encode_value(feature, column[i].item())
+            found.append((i, j, Problem(i, feature.name, str(message))))
+
     def vectorise(self, records: Sequence[Any]) -> np.ndarray:
         """The model input for ``records``; raises :class:`RecordsInvalid` listing all problems."""
         matrix, problems = self.check(records)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping
 
-__all__ = ["FORWARDED", "forwarded", "request_id"]
+__all__ = ["CALLER_EXPLAINER", "CALLER_HEADER", "FORWARDED", "forwarded", "new_id", "request_id"]
+
+CALLER_HEADER = "x-model-serving-caller"
+"""Who calls the predictor (contract C1): the explainer sends :data:`CALLER_EXPLAINER` on every
+predictor call (REST header, gRPC metadata); the predictor labels its metrics ``caller`` with it
+(``explainer``, any other value or none is ``client``) and the drift detector ignores such events."""
+CALLER_EXPLAINER = "explainer"
 
 FORWARDED = frozenset({"x-request-id", "traceparent", "tracestate", "authorization", "b3"})
 """Forwarded as they are; so is every ``x-b3-*`` header (Zipkin B3 multi-header propagation)."""
+
+
+_PREFIX = uuid.uuid4().hex[:20]
+_COUNTER = itertools.count(1)
+
+
+def new_id() -> str:
+    """A request id for a request that carried none: a per-process random prefix (a uuid4's) and
+    a counter, so unique across replicas and restarts and a few hundred ns to make (``uuid4()``
+    reads the OS random source on every call)."""
+    return f"{_PREFIX}-{next(_COUNTER):012x}"
 
 
 def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) -> dict[str, str]:
@@ -25,8 +43,8 @@ def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) 
 
 
 def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> str:
-    """The caller's ``x-request-id``, else the V2 request's ``id``, else a new UUID."""
+    """The caller's ``x-request-id``, else the V2 request's ``id``, else a :func:`new_id`."""
     for name, value in (headers or {}).items():
         if name.lower() == "x-request-id" and value:
             return value
-    return v2_id or str(uuid.uuid4())
+    return v2_id or new_id()

@@ -23,7 +23,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["RECORDS_INPUT", "RequestInvalid", "V2Input", "from_v1", "from_v2", "is_records_input"]
+__all__ = [
+    "RECORDS_INPUT",
+    "RequestInvalid",
+    "V2Input",
+    "columns_from_v2",
+    "from_v1",
+    "from_v2",
+    "is_records_input",
+]
 
 RECORDS_INPUT = "records"
 """Name of the V2 BYTES input that holds JSON records."""
@@ -78,8 +86,8 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def _values(inp: V2Input) -> list[Any]:
-    """The elements of one V2 input as Python values, in row-major order."""
+def _column(inp: V2Input) -> np.ndarray:
+    """One V2 input as a 1-D array: numbers as they came, BYTES decoded to ``str`` (object)."""
     try:
         array = np.asarray(inp.as_numpy())
     except (ValueError, TypeError, OverflowError) as e:
@@ -90,8 +98,17 @@ def _values(inp: V2Input) -> list[Any]:
         array = array[:, 0]
     if array.ndim != 1:
         raise RequestInvalid(f"input '{inp.name}' has shape {list(array.shape)}; a column is [n] or [n, 1]")
-    if array.dtype == np.object_:
-        return [_text(v) for v in array.tolist()]
+    if array.dtype == np.object_ or array.dtype.kind in "SU":
+        return np.array([_text(v) for v in array.tolist()], dtype=np.object_)
+    return array
+
+
+def _values(inp: V2Input) -> list[Any]:
+    """The elements of one V2 input as Python values (NaN as ``None``), in row-major order."""
+    return _python(_column(inp))
+
+
+def _python(array: np.ndarray) -> list[Any]:
     values: list[Any] = array.tolist()
     if array.dtype.kind == "f":
         return [None if math.isnan(v) else v for v in values]
@@ -120,36 +137,58 @@ def _from_json(inp: V2Input, max_records: int) -> list[Any]:
     return records
 
 
-def _from_columns(inputs: Sequence[V2Input], max_records: int) -> list[Any]:
-    columns: dict[str, list[Any]] = {}
+def _columns(inputs: Sequence[V2Input], max_records: int) -> dict[str, np.ndarray]:
+    columns: dict[str, np.ndarray] = {}
     for inp in inputs:
         if inp.name in columns:
             raise RequestInvalid(f"input '{inp.name}' is given more than once")
-        columns[inp.name] = _values(inp)
+        columns[inp.name] = _column(inp)
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
         listed = ", ".join(f"'{name}' has {n}" for name, n in lengths.items())
         raise RequestInvalid(f"every column must have one value per record, but {listed}")
-    n = next(iter(lengths.values()))
-    _check_count(n, max_records, "the request")
+    _check_count(next(iter(lengths.values())), max_records, "the request")
+    return columns
+
+
+def _from_columns(inputs: Sequence[V2Input], max_records: int) -> list[Any]:
+    columns = {name: _python(array) for name, array in _columns(inputs, max_records).items()}
+    n = len(next(iter(columns.values())))
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
 
 
-def from_v2(inputs: Sequence[V2Input] | None, max_records: int) -> list[Any]:
-    """The records of a V2 request's inputs: feature columns, or one input of JSON records."""
-    inputs = list(inputs or [])
+def _records_input(inputs: Sequence[V2Input]) -> V2Input | None:
+    """The one input of JSON records, if the request is one (alone, or a 400)."""
     if not inputs:
         raise RequestInvalid(
             "the request has no inputs; send one input per feature, or a BYTES input "
             f"'{RECORDS_INPUT}' of JSON records"
         )
     json_inputs = [inp for inp in inputs if is_records_input(inp)]
-    if json_inputs:
-        if len(inputs) > 1:
-            others = [i.name for i in inputs if i is not json_inputs[0]]
-            raise RequestInvalid(
-                f"input '{json_inputs[0].name}' holds whole records and cannot be combined with other "
-                f"inputs ({others})"
-            )
-        return _from_json(json_inputs[0], max_records)
+    if not json_inputs:
+        return None
+    if len(inputs) > 1:
+        others = [i.name for i in inputs if i is not json_inputs[0]]
+        raise RequestInvalid(
+            f"input '{json_inputs[0].name}' holds whole records and cannot be combined with other "
+            f"inputs ({others})"
+        )
+    return json_inputs[0]
+
+
+def columns_from_v2(inputs: Sequence[V2Input] | None, max_records: int) -> dict[str, np.ndarray] | None:
+    """The feature columns of a V2 request (1-D arrays of one length, for
+    :meth:`FeatureSpec.check_columns`), or ``None`` when it carries JSON records (:func:`from_v2`)."""
+    inputs = list(inputs or [])
+    if _records_input(inputs) is not None:
+        return None
+    return _columns(inputs, max_records)
+
+
+def from_v2(inputs: Sequence[V2Input] | None, max_records: int) -> list[Any]:
+    """The records of a V2 request's inputs: feature columns, or one input of JSON records."""
+    inputs = list(inputs or [])
+    records_input = _records_input(inputs)
+    if records_input is not None:
+        return _from_json(records_input, max_records)
     return _from_columns(inputs, max_records)

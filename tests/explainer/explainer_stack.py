@@ -42,6 +42,8 @@ class Stack:
     rest: Server
     fake: Server
     """explainer -> the fake predictor (gRPC)"""
+    fake_rest: Server
+    """explainer -> the fake predictor (REST V2)"""
     fake_predictor: FakePredictor
 
 
@@ -69,9 +71,12 @@ def running_stack(gbm_bundle: Path, logs: Path) -> Iterator[Stack]:
             "rest", f"127.0.0.1:{predictor.http_port}", "v2", {"EXPLAINER_NSAMPLES": str(SAMPLED)}
         ),
         fake=explainer("fake", fake.grpc_host, "grpc-v2", {"EXPLAINER_PREDICTOR_TIMEOUT": str(FAKE_TIMEOUT)}),
+        fake_rest=explainer(
+            "fake-rest", fake.http_host, "v2", {"EXPLAINER_PREDICTOR_TIMEOUT": str(FAKE_TIMEOUT)}
+        ),
         fake_predictor=fake,
     )
-    servers = [stack.predictor, stack.grpc, stack.rest, stack.fake]
+    servers = [stack.predictor, stack.grpc, stack.rest, stack.fake, stack.fake_rest]
     try:
         with started_together(servers):
             yield stack

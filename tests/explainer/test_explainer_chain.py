@@ -222,10 +222,12 @@ TRACE_HEADERS = {
 }
 
 
-def test_trace_and_auth_headers_reach_the_predictor(
-    stack: Stack, fake: FakePredictor, held_out: list[dict[str, Any]]
+@pytest.mark.parametrize("hop", ["fake", "fake_rest"])
+def test_trace_and_auth_headers_reach_the_predictor_marked_as_explainer_calls(
+    stack: Stack, fake: FakePredictor, held_out: list[dict[str, Any]], hop: str
 ) -> None:
-    body = explain(stack.fake.v1, held_out[:1], **TRACE_HEADERS, **{"x-private": "stays here"})
+    sent = {**TRACE_HEADERS, "x-private": "stays here", "x-model-serving-caller": "client"}
+    body = explain(getattr(stack, hop).v1, held_out[:1], **sent)
     assert body["id"] == "explain-42"
     e = body["explanations"][0]  # the fake's answer never changes: nothing to attribute
     assert e["output"] == e["base_value"] == 0.75 and set(e["attributions"].values()) == {0.0}
@@ -234,6 +236,7 @@ def test_trace_and_auth_headers_reach_the_predictor(
         for name, value in TRACE_HEADERS.items():
             assert seen.get(name) == value, (name, seen)
         assert "x-private" not in seen
+        assert seen["x-model-serving-caller"] == "explainer"  # contract C1, whatever the caller sent
 
 
 @pytest.mark.parametrize(

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from explainer.client import PredictorClient
 from explainer.kernel import KernelShap, ModelFunction
 from explainer.model import Explainer
 from explainer.settings import ExplainerSettings
 from kserve.errors import InvalidInput
 from serving_common import Bundle
-from serving_common.headers import forwarded
-from serving_common.predictor_errors import (
+from serving_common.framework.status import (
     PredictorFailed,
     PredictorTimeout,
     PredictorUnavailable,
     http_status,
 )
+from serving_common.headers import CALLER_EXPLAINER, CALLER_HEADER, forwarded
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +75,23 @@ def test_unknown_explained_class_refuses_to_load(gbm_bundle: Path) -> None:
         explainer.load()
 
 
-def test_predictor_errors_keep_their_meaning() -> None:
-    client = PredictorClient(
-        host="p:1", protocol="v2", model_name="m", input_name="input", timeout=2, max_rows=1024
+def test_predictor_errors_keep_their_meaning(gbm_bundle: Path) -> None:
+    explainer = Explainer(
+        "m",
+        model_dir=str(gbm_bundle),
+        predictor_host="p:1",
+        predictor_protocol="v2",
+        settings=ExplainerSettings(),
     )
+    client = explainer.client
+    assert client.caller == CALLER_EXPLAINER and CALLER_HEADER == "x-model-serving-caller"
     for status, kind, http in [
         (400, InvalidInput, 400),
         (503, PredictorUnavailable, 503),
         (504, PredictorTimeout, 504),
         (500, PredictorFailed, 502),
     ]:
-        mapped = client._from_http(httpx.Response(status, json={"error": f"said {status}"}))
+        mapped = client.from_http(status, b'{"error": "said %d"}' % status)
         assert isinstance(mapped, kind) and http_status(mapped) == http
     assert forwarded({"Traceparent": "t", "X-B3-Sampled": "1", "Cookie": "c"}) == {
         "traceparent": "t",

@@ -6,24 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput
 from serving_common import Bundle, Problem, records
-from serving_common.headers import forwarded, request_id
-from serving_common.predictor_errors import (
+from serving_common.framework.predictor_client import PredictorClient
+from serving_common.framework.records_model import MAX_LISTED_PROBLEMS, describe_problems
+from serving_common.framework.startup import explicit_protocol
+from serving_common.framework.status import (
     PredictorFailed,
     PredictorTimeout,
     PredictorUnavailable,
     grpc_code,
     http_status,
 )
-from serving_common.raw_request import MAX_LISTED_PROBLEMS, describe_problems
-from serving_common.startup import explicit_protocol
+from serving_common.headers import forwarded, new_id, request_id
 from transformer.__main__ import build_parser
-from transformer.client import PredictorClient
 
 RECORD = {"age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0}
 
@@ -127,7 +126,8 @@ def test_only_trace_auth_and_request_id_headers_are_forwarded() -> None:
     assert forwarded({}, "new")["x-request-id"] == "new"
     assert request_id({"X-Request-ID": "h"}, "v2") == "h"
     assert request_id({}, "v2") == "v2"
-    assert len(request_id(None)) == 36
+    made = {request_id(None) for _ in range(1000)}
+    assert len(made) == 1000 and all(len(r) == len(new_id()) == 33 for r in made)
 
 
 def test_problem_list_is_bounded_but_counted() -> None:
@@ -168,15 +168,121 @@ def test_predictor_errors_keep_their_meaning() -> None:
         (_RpcError(grpc.StatusCode.INTERNAL, "boom"), PredictorFailed, 502, "INTERNAL"),
     ]
     for error, kind, status, code in cases:
-        mapped = client._from_grpc(error)
+        mapped = client.from_grpc(error)
         assert isinstance(mapped, kind) and http_status(mapped) == status and grpc_code(mapped) == code
-    assert "bad rows" in str(client._from_grpc(cases[0][0]))
+    assert "bad rows" in str(client.from_grpc(cases[0][0]))
     for status, kind in [
         (400, InvalidInput),
         (503, PredictorUnavailable),
         (504, PredictorTimeout),
         (500, PredictorFailed),
     ]:
-        mapped = client._from_http(httpx.Response(status, json={"error": f"predictor said {status}"}))
+        mapped = client.from_http(status, b'{"error": "predictor said %d"}' % status)
         assert isinstance(mapped, kind)
         assert kind is PredictorTimeout or f"predictor said {status}" in str(mapped)
+    assert "HTTP 502: <html>bad gateway" in str(client.from_http(502, b"<html>bad gateway"))
+
+
+def test_unknown_predictor_protocol_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown predictor protocol 'rest'; expected one of \['grpc-v2', 'v2', 'v1'\]"
+    ):
+        PredictorClient(host="p:1", protocol="rest", model_name="m", timeout=2)
+
+
+def test_column_vectoriser_agrees_with_the_record_vectoriser(gbm_bundle: Path) -> None:
+    """Same matrix, same problems in the same order, for good and bad columns of every kind."""
+    bundle = Bundle.open(gbm_bundle)
+    spec = bundle.spec()
+    rows = [spec.decode_row(row.tolist()) for row in bundle.reference()[:4]]
+    cases: list[list[Any]] = [
+        [
+            InferInput(g.name, [4], "BYTES" if g.type == "categorical" else "FP64", [r[g.name] for r in rows])
+            for g in spec.features
+        ]
+    ]
+    for f in spec.features:
+        if f.type == "categorical":
+            column = InferInput(f.name, [4], "BYTES", [b"female", b"male", b"alien", b"female"])
+        else:
+            column = InferInput(f.name, [4], "FP64", [1.0, np.nan, np.inf, 1e9])
+        others = [
+            InferInput(g.name, [4], "BYTES" if g.type == "categorical" else "FP64", [r[g.name] for r in rows])
+            for g in spec.features
+            if g.name != f.name
+        ]
+        cases.append([column, *others])
+        cases.append(others)  # the feature's column is missing altogether
+    cases.append([*cases[0], InferInput("colour", [4], "BYTES", [b"red"] * 4)])  # an extra column
+    cases.append(
+        [InferInput(f.name, [4], "INT64", [1, 2, 3, 400]) for f in spec.features]
+    )  # ints, wrong types
+    counts = []
+    for inputs in cases:
+        columns = records.columns_from_v2(inputs, 10)
+        assert columns is not None
+        by_columns, column_problems = spec.check_columns(columns, 4)
+        by_records, record_problems = spec.check(records.from_v2(inputs, 10))
+        assert [str(p) for p in column_problems] == [str(p) for p in record_problems]
+        valid = sorted({p.index for p in record_problems} ^ {0, 1, 2, 3})
+        np.testing.assert_array_equal(by_columns[valid], by_records[valid])
+        counts.append(len(record_problems))
+    # all good; an extra column is a problem in every record; bad values and missing required columns too
+    assert counts[0] == 0 and counts[-2] == 4 and sum(c > 0 for c in counts) >= len(spec.features)
+    assert records.columns_from_v2([InferInput("records", [1], "BYTES", [b"{}"])], 10) is None
+
+
+def test_one_parser_reads_every_predictor_answer() -> None:
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from serving_common.framework import scores
+
+    probabilities = np.array([[0.25, 0.75], [0.9, 0.1]], dtype=np.float32)
+    raw = pb.ModelInferResponse(
+        model_version="v7",
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(name="label", datatype="INT64", shape=[2]),
+            pb.ModelInferResponse.InferOutputTensor(name="probabilities", datatype="FP32", shape=[2, 2]),
+        ],
+        raw_output_contents=[np.array([1, 0], dtype=np.int64).tobytes(), probabilities.tobytes()],
+    )
+    rest = {
+        "model_version": "v7",
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [2], "data": [1, 0]},
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [2, 2],
+                "data": probabilities.reshape(-1).tolist(),
+            },
+        ],
+    }
+    v1 = {
+        "predictions": [
+            {"label": 1, "probabilities": [0.25, 0.75]},
+            {"label": 0, "probabilities": [0.9, 0.1]},
+        ]
+    }
+    for answer, version in [
+        (scores.from_grpc(raw, "p"), "v7"),
+        (scores.from_v2(rest, "p"), "v7"),
+        (scores.from_v1(v1, "p"), None),
+        (scores.from_v1({"predictions": probabilities.tolist()}, "p"), None),  # labels from argmax
+    ]:
+        assert answer.labels.tolist() == [1, 0] and answer.model_version == version
+        np.testing.assert_array_equal(answer.probabilities, probabilities)
+    for bad, message in [
+        (
+            lambda: scores.from_v2({"outputs": [rest["outputs"][0]]}, "p"),
+            "p answered without 'probabilities'",
+        ),
+        (lambda: scores.from_v2({"error": "x"}, "p"), "p answered without 'outputs'"),
+        (lambda: scores.from_v1({"predictions": []}, "p"), "without per-row 'label' and 'probabilities'"),
+        (
+            lambda: scores.from_v2({"outputs": [{**rest["outputs"][1], "shape": [4]}]}, "p"),
+            "'probabilities' from p has shape [4]",
+        ),
+    ]:
+        with pytest.raises(PredictorFailed) as err:
+            bad()
+        assert message in str(err.value)

@@ -12,16 +12,19 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from kserve import ModelServer
-from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from serving_common import BundleError
-from serving_common.predictor_errors import PredictorError, error_handler
-from serving_common.startup import check_flags, configure_logging, explicit_protocol
+from serving_common.framework.front import FrontServer
+from serving_common.framework.startup import (
+    check_flags,
+    configure_logging,
+    explicit_protocol,
+    quiet_access_log,
+)
 
 from transformer.model import Transformer
-from transformer.rest import InferenceRoutes
+from transformer.routes import InferenceRoutes
 from transformer.settings import TransformerSettings
 
 if TYPE_CHECKING:
@@ -88,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as e:
         log.error("cannot load the bundle: %s", e)
         return 1
-    app.add_exception_handler(PredictorError, error_handler)
-    server = ModelServer(
+    server = FrontServer(
+        routes=lambda registry: InferenceRoutes(registry).route,
+        access_log=settings.access_log,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,  # the routes and the model live in this process; scale with replicas
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             predictor_health_check=args.enable_predictor_health_check,
         ),
     )
-    InferenceRoutes(server.registered_models).install(app)
+    if not settings.access_log:
+        quiet_access_log()
     server.start([model])
     return 0
 

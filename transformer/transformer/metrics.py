@@ -2,12 +2,18 @@
 
 ``protocol`` is how the caller reached the transformer: ``rest_v1``, ``rest_v2`` or ``grpc_v2``;
 ``code`` is the HTTP status for REST (``"200"``, ``"400"``, ``"503"``) and the gRPC status name
-for gRPC (``"OK"``, ``"INVALID_ARGUMENT"``). Buckets are fixed so histograms aggregate across replicas.
+for gRPC (``"OK"``, ``"INVALID_ARGUMENT"``). Buckets are fixed so histograms aggregate across
+replicas. Label children are looked up once and cached (:class:`RequestMetrics`).
 """
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from prometheus_client import Counter, Histogram
+
+__all__ = ["PREDICTOR_SECONDS", "REQUESTS", "REQUEST_METRICS", "REQUEST_SECONDS", "RequestMetrics"]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -45,3 +51,29 @@ PREDICTOR_SECONDS = Histogram(
     ["model", "predictor_protocol"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+class RequestMetrics:
+    """``transformer_requests_total`` and ``..._duration_seconds`` with cached label children."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], Any] = {}
+        self._seconds: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def done(self, model: str, protocol: str, code: str, seconds: float) -> None:
+        count = self._counts.get((model, protocol, code))
+        histogram = self._seconds.get((model, protocol))
+        if count is None or histogram is None:
+            with self._lock:
+                count = self._counts.setdefault(
+                    (model, protocol, code), REQUESTS.labels(model, protocol, code)
+                )
+                histogram = self._seconds.setdefault(
+                    (model, protocol), REQUEST_SECONDS.labels(model, protocol)
+                )
+        count.inc()
+        histogram.observe(seconds)
+
+
+REQUEST_METRICS = RequestMetrics()

@@ -1,10 +1,13 @@
 """The transformer as a KServe ``Model``: records in, the shared vectoriser, the predictor, labels out.
 
-``preprocess`` turns any accepted request (see ``records.py``) into one float32 matrix with
-:meth:`FeatureSpec.check` (one 400 listing every problem of every record), ``predict`` sends
-it to the predictor through the one :class:`~transformer.client.PredictorClient`, and
-``postprocess`` answers in the caller's protocol with the class name, its probability, the
-model name and version and the request id.
+One lifecycle for both transports: :meth:`Transformer.vectorise` turns any accepted request (see
+``serving_common.records``) into one float32 matrix (one 400 listing every problem of every
+record), :meth:`Transformer.score` sends it to the predictor through the one
+:class:`~serving_common.framework.predictor_client.PredictorClient`, and :meth:`v1_answer` /
+:meth:`v2_answer` answer in the caller's protocol with the class name, its probability, the model
+name and version and the request id. The REST routes (``routes.py``) call these directly;
+KServe's gRPC server goes through the hooks (``preprocess``, ``predict``, ``postprocess``),
+which call the same methods.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common.headers import forwarded
-from serving_common.predictor_client import target
-from serving_common.predictor_errors import grpc_code
-from serving_common.records_model import RecordsModel
+from serving_common.framework.predictor_client import PredictorClient, Scores
+from serving_common.framework.records_model import RecordsModel
+from serving_common.framework.status import grpc_code
+from serving_common.headers import forwarded, new_id
 
-from transformer import bodies, metrics
-from transformer.client import PredictorClient, Scores
+from transformer import metrics, payload_log
 from transformer.settings import TransformerSettings
 
 if TYPE_CHECKING:
@@ -38,25 +40,16 @@ log = logging.getLogger("transformer")
 
 @dataclass
 class Batch:
-    """One request on its way through the hooks."""
+    """One gRPC request on its way through KServe's hooks."""
 
     request_id: str
-    protocol: str
-    """How the caller came in: ``rest_v1``, ``rest_v2`` or ``grpc_v2``."""
     matrix: np.ndarray
-    request: InferRequest | None = None
-    scores: Scores | None = None
+    request: InferRequest
     event_id: str | None = None
-    """The payload logger's id for this request (``ce-id``), when logging."""
+    scores: Scores | None = None
 
 
-def caller_protocol(body: Any) -> str:
-    if isinstance(body, InferRequest):
-        return "grpc_v2" if body.from_grpc else "rest_v2"
-    return "rest_v1"
-
-
-class Transformer(RecordsModel[PredictorClient]):
+class Transformer(RecordsModel):
     """Serves ``name`` by calling the predictor of the same name."""
 
     def __init__(
@@ -71,18 +64,19 @@ class Transformer(RecordsModel[PredictorClient]):
         payload_logger: PayloadLogger | None = None,
     ) -> None:
         client = PredictorClient(
+            host=predictor_host,
+            protocol=predictor_protocol,
+            model_name=name,
+            timeout=settings.predictor_timeout,
+            use_ssl=predictor_use_ssl,
             retries=settings.predictor_retries,
-            **target(name, predictor_host, predictor_protocol, settings.predictor_timeout, predictor_use_ssl),
+            observe=metrics.PREDICTOR_SECONDS.labels(name, predictor_protocol).observe,
         )
-        super().__init__(
-            name,
-            model_dir=model_dir,
-            client=client,
-            max_records=settings.max_records,
-            return_response_headers=True,
-        )
+        super().__init__(name, model_dir=model_dir, client=client, max_records=settings.max_records)
         self.settings = settings
         self.payload_logger = payload_logger
+        self.classes: list[str] = []
+        self._closing: list[asyncio.Task[None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -90,6 +84,7 @@ class Transformer(RecordsModel[PredictorClient]):
         """Read the feature spec and version from the bundle (the model itself stays with the predictor)."""
         self.open_bundle()
         assert self.spec is not None
+        self.classes = list(self.spec.classes)
         self.ready = True
         log.info(
             "transformer for %s (version %s): %d features %s, classes %s; predictor: %s",
@@ -97,30 +92,117 @@ class Transformer(RecordsModel[PredictorClient]):
             self.version,
             self.spec.n_features,
             self.spec.names,
-            list(self.spec.classes),
+            self.classes,
             self.client.describe(),
         )
         return self.ready
 
     def stop(self) -> None:
-        if self.payload_logger is not None and self.payload_logger.running:
-            with contextlib.suppress(RuntimeError):  # no running loop: nothing left to drain into
-                asyncio.get_running_loop().create_task(self.payload_logger.stop())
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing left to drain into
+            loop = asyncio.get_running_loop()
+            self._closing = [loop.create_task(self.client.close())]
+            if self.payload_logger is not None and self.payload_logger.running:
+                self._closing.append(loop.create_task(self.payload_logger.stop()))
         super().stop()
 
-    async def _log_request(self, body: Any, headers: dict[str, str] | None) -> str | None:
+    # --- one lifecycle for REST and gRPC --------------------------------------------------
+
+    async def start_logger(self) -> None:
+        """Start the payload logger on the server's loop (idempotent)."""
+        if self.payload_logger is not None and not self.payload_logger.running:
+            await self.payload_logger.start()
+
+    def log_exchange(
+        self, event_id: str, request: bytes, content_type: str, response: bytes | None, response_type: str
+    ) -> None:
+        """Queue the request event, and the response event when there is one (200 answers only)."""
         logger = self.payload_logger
         if logger is None:
-            return None
-        from serving_common.payload_logger import request_id as event_id
+            return
+        logger.log_request(event_id, request, content_type)
+        if response is not None:
+            logger.log_response(event_id, response, response_type)
 
-        if not logger.running:
-            await logger.start()
-        eid = event_id(headers)
-        logger.log_request(eid, bodies.dumps(body), bodies.CONTENT_TYPE)
-        return eid
+    async def score(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
+        """The predictor's scores for ``matrix``, with the caller's trace headers forwarded."""
+        return await self.client.infer(matrix, forwarded(headers, request_id), request_id)
 
-    # --- metrics around KServe's hook chain -----------------------------------------------
+    def _labels(self, scores: Scores) -> tuple[list[str], list[float]]:
+        """Class names of the labels, and each row's probability of its label."""
+        classes, k = self.classes, len(self.classes)
+        last = scores.probabilities.shape[1] - 1
+        indices = scores.labels.tolist()
+        labels = [classes[i] if 0 <= i < k else str(i) for i in indices]
+        rows = scores.probabilities.tolist()
+        probability = [row[min(max(i, 0), last)] for i, row in zip(indices, rows, strict=True)]
+        return labels, probability
+
+    def v1_answer(self, scores: Scores, request_id: str) -> dict[str, Any]:
+        """``{"predictions": [{"label", "probability", "probabilities": {class: p}}], ...}``."""
+        labels, probability = self._labels(scores)
+        classes = self.classes
+        return {
+            "predictions": [
+                {"label": label, "probability": p, "probabilities": dict(zip(classes, row, strict=False))}
+                for label, p, row in zip(labels, probability, scores.probabilities.tolist(), strict=True)
+            ],
+            "model_name": self.name,
+            "model_version": scores.model_version or self.version,
+            "id": request_id,
+        }
+
+    def v2_document(self, scores: Scores, request_id: str) -> dict[str, Any]:
+        """The V2 JSON answer, as :meth:`v2_answer` writes it when no binary output is asked for
+        (FP32 values as the doubles they are, as the V1 answer writes them)."""
+        labels, probability = self._labels(scores)
+        n = len(labels)
+        probabilities = scores.probabilities
+        return {
+            "id": request_id,
+            "model_name": self.name,
+            "model_version": scores.model_version or self.version,
+            "outputs": [
+                {"name": "label", "shape": [n], "datatype": "BYTES", "data": labels},
+                {
+                    "name": "probability",
+                    "shape": [n],
+                    "datatype": "FP32",
+                    "data": probability,
+                },
+                {
+                    "name": "probabilities",
+                    "shape": list(probabilities.shape),
+                    "datatype": "FP32",
+                    "parameters": {"classes": ",".join(self.classes)},
+                    "data": probabilities.reshape(-1).tolist(),
+                },
+            ],
+        }
+
+    def v2_answer(self, scores: Scores, request_id: str, request: InferRequest) -> InferResponse:
+        """Outputs ``label`` BYTES, ``probability`` FP32, ``probabilities`` FP32 ``[n, k]``."""
+        labels, probability = self._labels(scores)
+        outputs = [
+            InferOutput("label", [len(labels)], "BYTES", np.array(labels, dtype=np.object_)),
+            InferOutput("probability", [len(labels)], "FP32", np.array(probability, dtype=np.float32)),
+            InferOutput(
+                "probabilities",
+                list(scores.probabilities.shape),
+                "FP32",
+                scores.probabilities,
+                parameters={"classes": ",".join(self.classes)},
+            ),
+        ]
+        return InferResponse(
+            response_id=request_id,
+            model_name=self.name,
+            model_version=scores.model_version or self.version,
+            infer_outputs=outputs,
+            use_binary_outputs=request.use_binary_outputs,
+            requested_outputs=request.request_outputs,
+        )
+
+    # --- gRPC: KServe's hook chain --------------------------------------------------------
 
     async def __call__(
         self,
@@ -128,9 +210,7 @@ class Transformer(RecordsModel[PredictorClient]):
         headers: dict[str, str] | None = None,
         verb: InferenceVerb = InferenceVerb.PREDICT,
     ) -> Any:
-        """KServe's hook chain; gRPC requests are counted here (REST ones in ``rest.py``)."""
-        if caller_protocol(body) != "grpc_v2":
-            return await super().__call__(body, headers, verb)
+        """KServe's hook chain (gRPC only: REST is answered in ``routes.py``), counted here."""
         start = time.perf_counter()
         code = "OK"
         try:
@@ -140,23 +220,18 @@ class Transformer(RecordsModel[PredictorClient]):
             log.warning("gRPC request failed (%s): %s", code, e)
             raise
         finally:
-            metrics.REQUESTS.labels(self.name, "grpc_v2", code).inc()
-            metrics.REQUEST_SECONDS.labels(self.name, "grpc_v2").observe(time.perf_counter() - start)
-
-    def _log_response(self, result: Batch, body: dict[str, Any]) -> None:
-        if self.payload_logger is not None and result.event_id is not None:
-            self.payload_logger.log_response(result.event_id, bodies.dumps(body), bodies.CONTENT_TYPE)
-
-    # --- hooks ----------------------------------------------------------------------------
+            metrics.REQUEST_METRICS.done(self.name, "grpc_v2", code, time.perf_counter() - start)
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
-        assert self.spec is not None
-        eid = await self._log_request(payload, headers)
+        if not isinstance(payload, InferRequest):
+            raise TypeError(f"expected a V2 request from KServe's gRPC server, not {type(payload).__name__}")
+        event_id: str | None = None
+        if self.payload_logger is not None:
+            await self.start_logger()
+            event_id = (headers or {}).get("ce-id") or payload.id or new_id()
+            self.log_exchange(event_id, payload_log.grpc_request(payload), payload_log.CONTENT_TYPE, None, "")
         rid, matrix = self.vectorise(payload, headers)
-        request = payload if isinstance(payload, InferRequest) else None
-        return Batch(
-            request_id=rid, protocol=caller_protocol(payload), matrix=matrix, request=request, event_id=eid
-        )
+        return Batch(rid, matrix, payload, event_id)
 
     async def predict(
         self,
@@ -164,9 +239,7 @@ class Transformer(RecordsModel[PredictorClient]):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> Batch:
-        payload.scores = await self.client.infer(
-            payload.matrix, forwarded(headers, payload.request_id), payload.request_id
-        )
+        payload.scores = await self.score(payload.matrix, headers or {}, payload.request_id)
         return payload
 
     async def postprocess(
@@ -174,66 +247,10 @@ class Transformer(RecordsModel[PredictorClient]):
         result: Batch,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
-    ) -> dict[str, Any] | InferResponse:
-        assert self.spec is not None and result.scores is not None
-        scores = result.scores
-        classes = list(self.spec.classes)
-        labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
-        rows = np.arange(len(labels))
-        picked = np.clip(scores.labels, 0, scores.probabilities.shape[1] - 1)
-        probability = scores.probabilities[rows, picked].astype(np.float32)
-        version = scores.model_version or self.version
-        if response_headers is not None:
-            response_headers["x-request-id"] = result.request_id
-        if result.request is None:
-            body = {
-                "predictions": [
-                    {
-                        "label": label,
-                        "probability": float(p),
-                        "probabilities": dict(zip(classes, map(float, row), strict=False)),
-                    }
-                    for label, p, row in zip(labels, probability, scores.probabilities, strict=True)
-                ],
-                "model_name": self.name,
-                "model_version": version,
-                "id": result.request_id,
-            }
-            self._log_response(result, body)
-            return body
-        outputs = [
-            InferOutput("label", [len(labels)], "BYTES", np.array(labels, dtype=np.object_)),
-            InferOutput("probability", [len(labels)], "FP32", probability),
-            InferOutput(
-                "probabilities",
-                list(scores.probabilities.shape),
-                "FP32",
-                scores.probabilities.astype(np.float32, copy=False),
-                parameters={"classes": ",".join(classes)},
-            ),
-        ]
-        self._log_response(
-            result,
-            {
-                "id": result.request_id,
-                "model_name": self.name,
-                "model_version": version,
-                "outputs": [
-                    {
-                        "name": o.name,
-                        "shape": o.shape,
-                        "datatype": o.datatype,
-                        "data": o.data.reshape(-1).tolist(),
-                    }
-                    for o in outputs
-                ],
-            },
-        )
-        return InferResponse(
-            response_id=result.request_id,
-            model_name=self.name,
-            model_version=version,
-            infer_outputs=outputs,
-            use_binary_outputs=result.request.use_binary_outputs,
-            requested_outputs=result.request.request_outputs,
-        )
+    ) -> InferResponse:
+        assert result.scores is not None
+        response = self.v2_answer(result.scores, result.request_id, result.request)
+        if self.payload_logger is not None and result.event_id is not None:
+            document = payload_log.v2_document(self.v2_document(result.scores, result.request_id))
+            self.payload_logger.log_response(result.event_id, document, payload_log.CONTENT_TYPE)
+        return response

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-Protocol = Literal["grpc-v2", "v2", "v1"]
+from serving_common.framework.predictor_client import PredictorProtocol
 
 
 class TransformerSettings(BaseSettings):
@@ -15,7 +12,7 @@ class TransformerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRANSFORMER_", extra="ignore")
 
-    predictor_protocol: Protocol = "grpc-v2"
+    predictor_protocol: PredictorProtocol = "grpc-v2"
     """How to call the predictor when ``--predictor_protocol`` is not given. KServe's own
     default (v1) is deliberately not used: the chart passes the flag explicitly."""
     predictor_timeout: float = Field(default=10.0, gt=0.0, le=600.0)
@@ -28,3 +25,6 @@ class TransformerSettings(BaseSettings):
     """Payload logger: events buffered before new ones are dropped (and counted)."""
     logger_timeout: float = Field(default=2.0, gt=0.0)
     """Payload logger (``--logger_url``): seconds one POST may take."""
+    access_log: bool = False
+    """One log line per HTTP request (uvicorn's access log and KServe's trace lines). Off by
+    default: measured at ~8 % of a 1-row request's CPU; errors are logged either way."""

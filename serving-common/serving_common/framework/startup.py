@@ -13,7 +13,7 @@ import logging
 
 from kserve import logging as kserve_logging
 
-__all__ = ["check_flags", "configure_logging", "explicit_protocol"]
+__all__ = ["check_flags", "configure_logging", "explicit_protocol", "quiet_access_log"]
 
 
 def explicit_protocol(argv: list[str]) -> str | None:
@@ -40,3 +40,15 @@ def check_flags(args: argparse.Namespace, log: logging.Logger) -> bool:
         log.error("--predictor_host HOST:PORT is required")
         return False
     return True
+
+
+def quiet_access_log() -> None:
+    """No log line per request: uvicorn's access log, KServe's trace lines and KServe's gRPC
+    interceptor's "grpc method: ..." lines (call after the ModelServer is made: it configures logging)."""
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
+
+
+def _drop_per_call_grpc_lines(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith("grpc method:"))
