@@ -11,12 +11,13 @@ import argparse
 import logging
 import sys
 
-from kserve import ModelServer
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from serving_common import BundleError
+from serving_common.framework.front import FrontServer
 from serving_common.framework.startup import check_flags, configure_logging, explicit_protocol
 
+from explainer import metrics
 from explainer.model import Explainer
 from explainer.rest import ExplainRoutes
 from explainer.settings import ExplainerSettings
@@ -53,8 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     except (BundleError, ValueError) as e:
         log.error("cannot load the bundle: %s", e)
         return 1
-    server = ModelServer(
-        http_port=args.http_port, grpc_port=args.grpc_port, workers=1, enable_grpc=args.enable_grpc
+    server = FrontServer(  # the gate (routes, limits, shedding, drain) before KServe's app
+        routes=None,
+        settings=settings,
+        component="explainer",
+        prefix="EXPLAINER_",
+        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        enable_grpc=args.enable_grpc,
     )
     ExplainRoutes(server.registered_models).install(app)
     server.start([model])

@@ -24,13 +24,12 @@ from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.protocol.rest.server import RESTServer
 from serving_common.drain import CloseWhileDraining
-from serving_common.limits import Limits
 from uvicorn import Config, Server
 from uvicorn.importer import import_from_string
 
 from predictor.drain import Drain, DrainingServer
 from predictor.grpc_service import InferenceService, ThreadedGRPCServer
-from predictor.guard import Guard, ManagementApp
+from predictor.guard import ManagementApp, gate
 from predictor.payload_hook import PayloadHook
 from predictor.rest import FastPath
 from predictor.settings import PredictorSettings
@@ -45,7 +44,7 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
 
     def harden(self, settings: PredictorSettings, drain: Drain) -> None:
         self.settings = settings
-        self.limits = limits(settings)
+        self.limits = settings.limits("PREDICTOR_")
         self.drain = drain
         self._server = DrainingServer(self.config, drain)
 
@@ -53,19 +52,7 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
         super().create_application()
         app = import_from_string(FASTAPI_APP_IMPORT_STRING)
         fast = FastPath(app, self.dataplane.model_registry, self.limits, self.payload_hook)
-        s = self.settings
-        guard = Guard(fast, self.limits, self.drain, s.max_inflight, s.retry_after_seconds)
-        self.config.app = CloseWhileDraining(guard, self.drain)
-
-
-def limits(settings: PredictorSettings) -> Limits:
-    return Limits(
-        prefix="PREDICTOR_",
-        max_body_bytes=settings.max_body_bytes,
-        max_headers=settings.max_headers,
-        max_header_bytes=settings.max_header_bytes,
-        body_timeout_seconds=settings.body_timeout_seconds,
-    )
+        self.config.app = CloseWhileDraining(gate(fast, self.settings, self.drain), self.drain)
 
 
 class PredictorServer(ModelServer):  # type: ignore[misc]

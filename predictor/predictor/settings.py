@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from serving_common.gate import GateSettings
 from serving_common.logger_config import LoggerSettings
 
 
-class PredictorSettings(BaseSettings):
-    """Typed, bounded settings; ``os.environ`` is read nowhere else in the predictor."""
+class PredictorSettings(GateSettings):
+    """Typed, bounded settings; ``os.environ`` is read nowhere else in the predictor. Limits,
+    shedding and drain (``PREDICTOR_MAX_BODY_BYTES``, ``..._MAX_HEADERS``, ``..._DRAIN_SECONDS``, ...)
+    come from ``serving_common.gate.GateSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="ignore")
 
@@ -37,28 +40,8 @@ class PredictorSettings(BaseSettings):
     management_port: int = Field(default=0, ge=0, le=65535)
     """Port of the model-repository management API (V2 ``/v2/repository/models/NAME/load|unload``,
     REST only). 0 (default): management is not served at all. The inference ports never serve it."""
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
-    """Largest request body (REST) / message (gRPC) accepted; 413 / RESOURCE_EXHAUSTED beyond,
-    refused before the body is read whole. Size it with the pod's memory limit (README)."""
-    max_headers: int = Field(default=100, ge=8, le=10_000)
-    """Most request headers (REST) accepted; 431 beyond (Envoy's default is also 100)."""
-    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
-    """Most bytes of all request headers together (REST); 431 beyond."""
-    body_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
-    """A request body not complete after this long is answered 408 (half-sent requests)."""
-    max_inflight: int = Field(default=64, ge=1, le=100_000)
-    """REST inference requests served at once; beyond, 503 with ``Retry-After`` (shedding)."""
     grpc_max_inflight: int = Field(default=64, ge=1, le=100_000)
     """gRPC calls served or queued at once; beyond, RESOURCE_EXHAUSTED (gRPC's own limit)."""
-    retry_after_seconds: int = Field(default=1, ge=1, le=600)
-    """``Retry-After`` of a shed (503) request."""
-    drain_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
-    """After SIGTERM: readiness answers 503 at once while inference (REST and gRPC, in flight and
-    new) is served this long, so endpoints are removed first; then both servers stop gracefully.
-    0 (default, for a process started by hand): stop at once; the chart sets it (``drain.seconds``)."""
-    grace_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
-    """After the drain period, how long requests still in flight may take before they are cut.
-    The chart's terminationGracePeriodSeconds covers preStop + drain + grace."""
     fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Testing only: fraction of inference requests failed with an internal error."""
     fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)

@@ -23,6 +23,7 @@ from serving_common.framework.startup import (
     quiet_access_log,
 )
 
+from transformer import metrics
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
 from transformer.settings import TransformerSettings
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     server = FrontServer(
         routes=lambda registry: InferenceRoutes(registry).route,
+        settings=settings,
+        component="transformer",
+        prefix="TRANSFORMER_",
+        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
         access_log=settings.access_log,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
