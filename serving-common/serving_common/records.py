@@ -67,6 +67,8 @@ def from_v1(body: Any, max_records: int) -> list[Any]:
             body = json.loads(body)
         except ValueError as e:
             raise RequestInvalid(f"the request body is not JSON: {e}") from e
+        except RecursionError as e:
+            raise RequestInvalid("the request body is nested too deeply") from e
     if not isinstance(body, Mapping) or "instances" not in body:
         raise RequestInvalid('expected a JSON object {"instances": [record, ...]} of raw records')
     instances = body["instances"]
@@ -126,6 +128,9 @@ def _from_json(inp: V2Input, max_records: int) -> list[Any]:
             decoded = json.loads(element)
         except ValueError as e:
             problems.append(f"element {i} is not valid JSON ({e})")
+            continue
+        except RecursionError:
+            problems.append(f"element {i} is nested too deeply")
             continue
         if isinstance(decoded, list):
             records.extend(decoded)
