@@ -116,6 +116,9 @@ class PredictorServer(ModelServer):  # type: ignore[misc]
                         "grpc.max_receive_message_length",
                         min(kserve_args.grpc_max_receive_message_length, self.settings.max_body_bytes),
                     ),
+                    # metadata as large as the REST headers we take (gRPC's default is 8 KiB: a
+                    # 16 KB Authorization forwarded by the transformer failed the hop)
+                    ("grpc.max_metadata_size", self.settings.max_header_bytes),
                 ],
                 grace_period=self.grace_period,
                 max_inflight=self.settings.grpc_max_inflight,

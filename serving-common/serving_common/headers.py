@@ -31,11 +31,12 @@ def new_id() -> str:
 
 def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) -> dict[str, str]:
     """The headers to send to the predictor (lower-case names), with ``x-request-id`` set to
-    ``request_id`` when one is given."""
+    ``request_id`` when one is given. Values that are not printable ASCII are left out: gRPC
+    metadata cannot carry them (and no valid trace or token header has them)."""
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         key = name.lower()
-        if key in FORWARDED or key.startswith("x-b3-"):
+        if (key in FORWARDED or key.startswith("x-b3-")) and _printable(value):
             out[key] = value
     if request_id is not None:
         out["x-request-id"] = request_id
@@ -48,3 +49,7 @@ def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> s
         if name.lower() == "x-request-id" and value:
             return value
     return v2_id or new_id()
+
+
+def _printable(value: str) -> bool:
+    return value.isascii() and value.isprintable()
