@@ -38,7 +38,7 @@ def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) 
         key = name.lower()
         if (key in FORWARDED or key.startswith("x-b3-")) and _printable(value):
             out[key] = value
-    if request_id is not None:
+    if request_id is not None and _printable(request_id):
         out["x-request-id"] = request_id
     return out
 
@@ -46,7 +46,7 @@ def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) 
 def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> str:
     """The caller's ``x-request-id``, else the V2 request's ``id``, else a :func:`new_id`."""
     for name, value in (headers or {}).items():
-        if name.lower() == "x-request-id" and value:
+        if name.lower() == "x-request-id" and value and _printable(value):
             return value
     return v2_id or new_id()
 
