@@ -11,6 +11,7 @@ kill -9: clients get 200s, then transport errors only, never a 5xx answer.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -221,3 +222,65 @@ def test_sigterm_drains_the_detector(gbm_bundle: Path, tmp_path: Path) -> None:
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("which", ["transformer", "explainer"])
+def test_sigterm_drains_the_transformer_and_the_explainer(
+    gbm_bundle: Path, tmp_path: Path, which: str
+) -> None:
+    from model_stack import component, started_together
+
+    bundle = ["--model_dir", str(gbm_bundle)]
+    predictor = component("predictor", bundle, tmp_path / "predictor.log")
+    server = component(
+        which,
+        [*bundle, "--predictor_host", predictor.grpc, "--predictor_protocol", "grpc-v2"],
+        tmp_path / f"{which}.log",
+        env={f"{which.upper()}_DRAIN_SECONDS": "1.5", "EXPLAINER_NSAMPLES": "16"},
+        ready_timeout=120.0,
+    )
+    record = {
+        "age": 60.0,
+        "sex": "female",
+        "bmi": 45.0,
+        "bp": 140.0,
+        "tc": 275.0,
+        "ldl": 205.0,
+        "hdl": 102.5,
+        "tch": 10.25,
+        "ltg": 5.0,
+        "glu": 310.0,
+    }
+    verb = ":predict" if which == "transformer" else ":explain"
+    body = json.dumps({"instances": [record]}).encode()
+    stop, signalled, done = threading.Event(), threading.Event(), threading.Event()
+    outcomes, readiness = Outcomes(), ["200"]
+    with started_together([predictor]):
+        server.process.start()
+        try:
+            url = f"{server.url}/v1/models/{MODEL}{verb}"
+            threads = closed_loop(3, rest_caller(url, body, signalled), stop, outcomes)
+            ready = f"{server.url}/v2/models/{MODEL}/ready"
+            poller = threading.Thread(target=poll_readiness, args=(ready, done, readiness), daemon=True)
+            time.sleep(0.5)
+            poller.start()
+            timer = endpoint_removed(signalled, stop, 1.5)
+            assert server.process.proc is not None
+            os.kill(server.process.proc.pid, signal.SIGTERM)
+            code = server.process.proc.wait(timeout=30)
+            time.sleep(0.1)
+        finally:
+            stop.set()
+            done.set()
+            for t in threads:
+                t.join(timeout=30)
+            server.process.stop()
+        poller.join(timeout=30)
+        timer.cancel()
+    counts = outcomes.counts
+    assert code == 0, server.process.output()
+    assert readiness[:3] == ["200", "503", NEVER_ACCEPTED], readiness
+    assert counts.get("after:200", 0) > 0, counts
+    assert set(counts) <= {"200", "after:200"}, counts
+    text = (tmp_path / f"{which}.log").read_text()
+    assert "Task was destroyed" not in text and "Traceback" not in text, text[-3000:]
