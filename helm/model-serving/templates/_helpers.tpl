@@ -307,3 +307,18 @@ proxy.istio.io/config: {{ printf "{\"terminationDrainDuration\": \"%ds\"}" (add 
   value: {{ toJson $names | quote }}
 {{- end }}
 {{- end }}
+
+{{/* Drain and limits of the transformer / explainer (env). Argument: dict "root" . "prefix" "TRANSFORMER_". */}}
+{{- define "model-serving.frontHardeningEnv" -}}
+{{- $h := .root.Values.hardening }}
+- name: {{ .prefix }}MAX_HEADERS
+  value: {{ $h.maxHeaders | int | quote }}
+- name: {{ .prefix }}MAX_HEADER_BYTES
+  value: {{ $h.maxHeaderBytes | int | quote }}
+- name: {{ .prefix }}BODY_TIMEOUT_SECONDS
+  value: {{ $h.bodyTimeoutSeconds | quote }}
+- name: {{ .prefix }}DRAIN_SECONDS
+  value: {{ $h.drainSeconds | int | quote }}
+- name: {{ .prefix }}GRACE_SECONDS
+  value: {{ $h.graceSeconds | int | quote }}
+{{- end }}
