@@ -226,6 +226,13 @@ def _hand_made(verb: str) -> list[tuple[str, str, dict[str, str], bytes, int]]:
             orjson.dumps({"instances": [GOOD_RECORD | {f"x{i}": 1 for i in range(10_000)}] * 200}),
             413,
         ),
+        (
+            "one record with 5,000 extra fields",
+            v1,
+            {},
+            orjson.dumps({"instances": [GOOD_RECORD | {f"x{i}": 1 for i in range(5_000)}]}),
+            400,
+        ),
         ("unload the model", f"/v2/repository/models/{MODEL}/unload", {}, b"", 404),
     ]
 
