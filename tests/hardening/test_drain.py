@@ -284,3 +284,69 @@ def test_sigterm_drains_the_transformer_and_the_explainer(
     assert set(counts) <= {"200", "after:200"}, counts
     text = (tmp_path / f"{which}.log").read_text()
     assert "Task was destroyed" not in text and "Traceback" not in text, text[-3000:]
+
+
+def _kill_9_under_load(
+    pid: int, url: str, body: bytes, headers: dict[str, str] | None = None
+) -> dict[str, int]:
+    stop, signalled = threading.Event(), threading.Event()
+    outcomes = Outcomes()
+    threads = closed_loop(3, rest_caller(url, body, signalled, headers), stop, outcomes)
+    try:
+        time.sleep(0.5)
+        signalled.set()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    return outcomes.counts
+
+
+def test_kill_9_of_the_transformer_and_the_detector(gbm_bundle: Path, tmp_path: Path) -> None:
+    """What their clients get: 200s, then refused or reset connections, never a 5xx."""
+    from model_stack import component, started_together
+    from serving_common.cloudevents import REQUEST_TYPE
+
+    bundle = ["--model_dir", str(gbm_bundle)]
+    predictor = component("predictor", bundle, tmp_path / "predictor.log")
+    transformer = component(
+        "transformer",
+        [*bundle, "--predictor_host", predictor.grpc, "--predictor_protocol", "grpc-v2"],
+        tmp_path / "transformer.log",
+    )
+    detector = start_detector(gbm_bundle, tmp_path / "detector.log")
+    record = {"age": 60.0, "sex": "female", "bmi": 45.0, "bp": 140.0, "tc": 275.0}
+    record |= {"ldl": 205.0, "hdl": 102.5, "tch": 10.25, "ltg": 5.0, "glu": 310.0}
+    event = {
+        "ce-specversion": "1.0",
+        "ce-id": "k",
+        "ce-type": REQUEST_TYPE,
+        "ce-source": "http://localhost/",
+        "ce-inferenceservicename": "diabetes-risk",
+        "ce-namespace": "ml",
+        "ce-component": "predictor",
+        "content-type": "application/json",
+    }
+    try:
+        with started_together([predictor, transformer]):
+            assert transformer.process.proc is not None and detector.process.proc is not None
+            seen = [
+                _kill_9_under_load(
+                    transformer.process.proc.pid,
+                    f"{transformer.url}/v1/models/{MODEL}:predict",
+                    json.dumps({"instances": [record]}).encode(),
+                ),
+                _kill_9_under_load(
+                    detector.process.proc.pid, f"{detector.url}/", b'{"instances": [[1]]}', event
+                ),
+            ]
+            assert transformer.process.proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        detector.process.stop()
+    assert detector.process.proc is not None and detector.process.proc.returncode == -signal.SIGKILL
+    for counts in seen:
+        assert counts.get("200", 0) > 0 and counts.get(NEVER_ACCEPTED, 0) > 0, counts
+        answered = {k for k in counts if k.removeprefix("after:").isdigit()}
+        assert answered <= {"200", "after:200"}, counts

@@ -105,9 +105,9 @@ _PUBLIC = {
 
 
 def public_message(exc: BaseException, status: int, error_id: str) -> str:
-    """What a REST client reads for ``exc``: the message of a client mistake or of "not ready";
-    for any other 5xx a fixed sentence and ``error_id`` (the log line has the details: no object
-    addresses, no internal host:port in answers)."""
-    if status < 500 or isinstance(exc, (ModelNotReady, ServerNotReady)):
+    """What a REST client reads for ``exc``: the message of a client mistake, of "not ready" and of
+    a failed predictor hop (which names no host); for any other 5xx (our own failure) a fixed
+    sentence and ``error_id`` (the log line has the details: no object addresses in answers)."""
+    if status < 500 or isinstance(exc, (ModelNotReady, ServerNotReady, PredictorCallError)):
         return str(exc) or type(exc).__name__
     return f"{_PUBLIC.get(HTTPStatus(status), 'internal error')} (error id {error_id})"
