@@ -20,6 +20,8 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 
 from drift_detector import __version__
 from drift_detector.backends import Backend, make_backend
@@ -139,8 +141,26 @@ def create_app(settings: Settings) -> Ingress:
         finally:
             await service.stop()
 
-    app = FastAPI(title="drift-detector", version=__version__, lifespan=lifespan, openapi_url=None)
+    app = FastAPI(
+        title="drift-detector",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = service
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown paths (404) and wrong verbs (405, with ``Allow``) answer ``{"error"}`` like the rest."""
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        return Response(
+            orjson.dumps({"error": message}),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=exc.headers,
+        )
 
     @app.get("/live")
     async def live() -> Response:
