@@ -22,6 +22,8 @@ every component shares (each component's settings class inherits it, with its en
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -88,6 +90,8 @@ class GatePolicy:
     limits: Limits
     max_inflight: int
     retry_after_seconds: int
+    cancel_on_disconnect: bool = False
+    """Cancel the app's work when the client disconnects before the answer (long requests: explain)."""
 
 
 def classify(path: str) -> str | None:
@@ -199,7 +203,10 @@ class Gate:
                 return
             if body is None:  # the client went away: no work for it
                 return
-            await self.app(scope, _replay(body, receive), send)
+            if self.policy.cancel_on_disconnect:
+                await _cancel_on_disconnect(self.app(scope, _replay(body, receive), send), receive)
+            else:
+                await self.app(scope, _replay(body, receive), send)
         finally:
             self.inflight -= 1
 
@@ -227,3 +234,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def _cancel_on_disconnect(work: Awaitable[None], receive: Receive) -> None:
+    """Run ``work``; if the client disconnects first, cancel it (its slot and CPU are freed). Only the
+    watcher reads ``receive`` after the body, so the app must not wait for a disconnect itself."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(receive())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            message = watcher.result()
+            if message.get("type") == "http.disconnect":
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        task.result()
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()

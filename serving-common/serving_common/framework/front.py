@@ -174,6 +174,7 @@ class FrontServer(ModelServer):  # type: ignore[misc]
             limits=settings.limits(prefix),
             max_inflight=settings.max_inflight,
             retry_after_seconds=settings.retry_after_seconds,
+            cancel_on_disconnect=component == "explainer",  # seconds of work per request
         )
         self.drain = Drain(
             settings.drain_seconds, what="inference" if component == "transformer" else "explanations"
