@@ -120,7 +120,7 @@ def test_grpc_beyond_max_inflight_is_resource_exhausted(slow: tuple[PredictorPro
     def call(_: int) -> grpc.StatusCode:
         with grpc.insecure_channel(p.grpc) as channel:
             stub = GRPCInferenceServiceStub(channel)
-            stub.ServerLive(pb.ServerLiveRequest(), timeout=10)  # connected before the burst
+            grpc.channel_ready_future(channel).result(timeout=10)  # connected before the burst, no RPC
             barrier.wait(timeout=30)
             try:
                 stub.ModelInfer(GOOD, timeout=30)
