@@ -267,6 +267,14 @@ def test_sigterm_drains_the_transformer_and_the_explainer(
             timer = endpoint_removed(signalled, stop, 1.5)
             assert server.process.proc is not None
             os.kill(server.process.proc.pid, signal.SIGTERM)
+            for _ in range(100):  # bounded: until REST readiness is 503
+                if "503" in readiness:
+                    break
+                time.sleep(0.01)
+            with grpc.insecure_channel(server.grpc) as channel:  # gRPC readiness follows (drain: 1.5 s)
+                grpc_ready = GRPCInferenceServiceStub(channel).ModelReady(
+                    pb.ModelReadyRequest(name=MODEL), timeout=5
+                )
             code = server.process.proc.wait(timeout=30)
             time.sleep(0.1)
         finally:
@@ -280,6 +288,7 @@ def test_sigterm_drains_the_transformer_and_the_explainer(
     counts = outcomes.counts
     assert code == 0, server.process.output()
     assert readiness[:3] == ["200", "503", NEVER_ACCEPTED], readiness
+    assert grpc_ready.ready is False
     assert counts.get("after:200", 0) > 0, counts
     assert set(counts) <= {"200", "after:200"}, counts
     text = (tmp_path / f"{which}.log").read_text()

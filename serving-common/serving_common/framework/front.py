@@ -118,6 +118,24 @@ class NoManagement(ModelRepositoryExtension):  # type: ignore[misc]
         raise Unimplemented("model repository management is not served on this port")
 
 
+class _DrainingDataPlane:
+    """KServe's data plane for the gRPC servicer, whose readiness is false while draining."""
+
+    def __init__(self, dataplane: Any, drain: Drain) -> None:
+        self._dataplane = dataplane
+        self._drain = drain
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataplane, name)
+
+    async def ready(self) -> bool:
+        return not self._drain.draining and bool(await self._dataplane.ready())
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        ready = await self._dataplane.model_ready(model_name, disable_predictor_health_check)
+        return not self._drain.draining and bool(ready)
+
+
 class _DrainingServer(DrainingMixin, _RefreshingServer):  # type: ignore[misc]
     def __init__(self, config: Any, drain: Drain) -> None:
         super().__init__(config)
@@ -208,7 +226,7 @@ class FrontServer(ModelServer):  # type: ignore[misc]
             )
             self._grpc_server = GRPCServer(
                 self.grpc_port,
-                self.dataplane,
+                _DrainingDataPlane(self.dataplane, self.drain),
                 NoManagement(),
                 kwargs=options,
                 grace_period=self.grace_period,
