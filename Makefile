@@ -1,5 +1,6 @@
-# One verb per job. `make demo` and `make test` are the two README commands; both install
-# what they need first (virtualenvs, helm, prometheus) so they work on a fresh clone.
+# One verb per job. `make up` (the whole system locally; `make down`, `make status`, `make demo` on
+# top of it) and `make test` are the README's commands; they install what they need first
+# (virtualenvs, bundles, helm, prometheus, alertmanager) so they work on a fresh clone.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -17,7 +18,10 @@ SERVING_PKGS := serving-common training predictor transformer explainer rollout
 SERVING_REQS := requirements-dev.txt $(foreach p,$(SERVING_PKGS),$(wildcard $(p)/requirements.txt))
 DRIFT_REQS   := serving-common/requirements.txt $(wildcard drift-detector/requirements.txt)
 
-.PHONY: help install install-serving install-drift tools bundles demo test test-serving test-drift lint bench images manifests clean
+# make up/down/status: the whole system on loopback (manifests/local/local_stack), derived from the chart
+STACK     := PYTHONPATH=$(CURDIR)/manifests/local $(BIN)/python -m local_stack
+
+.PHONY: help install install-serving install-drift tools bundles up down status demo test test-serving test-drift lint bench images manifests clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,8 +56,17 @@ $(BUNDLES)/mlp/model.onnx: $(BIN)/.installed
 
 bundles: $(BUNDLES)/gbm/model.onnx $(BUNDLES)/mlp/model.onnx ## train both model bundles (once)
 
-demo: install bundles ## the local stack on the default bundles: real requests, predictions, model card
-	$(BIN)/python tests/tools/demo.py --bundles $(BUNDLES)
+up: install bundles tools ## the whole system on loopback behind Envoy (ports: README); returns when ready
+	$(STACK) up
+
+down: ## stop everything `make up` started (nothing is left running)
+	$(STACK) down
+
+status: ## the local stack's processes, readiness, routes and endpoints
+	$(STACK) status
+
+demo: up ## a narrated scenario on top of `make up`: predictions, pins, explanation, rollout, fault, drift
+	$(STACK) demo
 
 test: install tools ## every test (both virtualenvs)
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/python -m pytest tests
@@ -73,12 +86,14 @@ lint: install ## ruff, mypy and the package boundaries (import-linter contracts 
 BENCH_DURATION ?= 3
 BENCH_PROFILE  ?=
 BENCHES := predictor chain explainer $(if $(wildcard tests/bench/bench_drift.py),drift) \
-           $(if $(wildcard tests/bench/bench_logging.py),logging)
+           $(if $(wildcard tests/bench/bench_logging.py),logging) \
+           $(if $(wildcard tests/bench/bench_batch.py),batch)
 BENCH_ARGS_predictor := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
 BENCH_ARGS_chain     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION) $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE))
 BENCH_ARGS_explainer := --bundle $(BUNDLES)/gbm
+BENCH_ARGS_batch     := --bundle $(BUNDLES)/gbm --duration $(BENCH_DURATION)
 
-bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging
+bench: install bundles ## predictor vs naive and raw onnxruntime; transformer chain; explainer; drift; logging; batch
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@mkdir -p bench-results && if [ -f bench-results/chain.json ]; then mv -f bench-results/chain.json bench-results/chain-previous.json; fi
 	@rm -f bench-results/predictor.json bench-results/explainer.json
@@ -87,7 +102,7 @@ bench: install bundles ## predictor vs naive and raw onnxruntime; transformer ch
 	  echo "== bench $$b"; \
 	  case $$b in \
 	    predictor) args="$(BENCH_ARGS_predictor)";; chain) args="$(BENCH_ARGS_chain)";; \
-	    explainer) args="$(BENCH_ARGS_explainer)";; *) args="";; \
+	    explainer) args="$(BENCH_ARGS_explainer)";; batch) args="$(BENCH_ARGS_batch)";; *) args="";; \
 	  esac; \
 	  $(BIN)/python tests/bench/bench_$$b.py $$args || failed="$$failed $$b"; \
 	done; \

@@ -7,10 +7,11 @@ Explainer calls are never payload-logged (they are not traffic the drift windows
 
 from __future__ import annotations
 
+from serving_common.headers import CALLER_EXPLAINER, CALLER_HEADER
+
 __all__ = ["CALLER_HEADER", "CLIENT", "EXPLAINER", "caller"]
 
-CALLER_HEADER = "x-model-serving-caller"
-EXPLAINER = "explainer"
+EXPLAINER = CALLER_EXPLAINER
 CLIENT = "client"
 
 

@@ -31,7 +31,9 @@ from .analysis import (
     judge,
 )
 from .errors import PrometheusUnavailableError, RolloutError
+from .gateway import Gateway
 from .kube import ISTIO, connect
+from .local import LocalStack, connect_local
 from .progressive import STATE_ANNOTATION, Progressive, RunOptions, RunState, now_iso, parse_steps
 from .prometheus import Prometheus
 from .readiness import readiness
@@ -83,6 +85,15 @@ def _matchers(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value.strip()
 
 
+def _required(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """Required, with a default that only --router local provides (click lets a callable's None through)."""
+    if not value:
+        if ctx.params.get("router") == "local":  # no stack description: exit 9, "make up"
+            LocalStack(ctx.params.get("local_stack") or ".stack")
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(f: F) -> F:
         for d in reversed(decorators):
@@ -102,7 +113,9 @@ kube_options = _compose(
         "virtual_service",
         env="VIRTUAL_SERVICE",
         required=True,
-        help="Name of the Istio VirtualService that splits traffic.",
+        default=lambda: _local_default("virtualService.name"),
+        callback=_required,
+        help="Name of the Istio VirtualService that splits traffic (--router local: the stack's).",
     ),
     _opt(
         "--namespace",
@@ -149,15 +162,63 @@ kube_options = _compose(
     ),
 )
 side_options = _compose(
-    _opt("--stable", env="STABLE", required=True, help="Name of the stable InferenceService."),
-    _opt("--canary", env="CANARY", required=True, help="Name of the canary InferenceService."),
+    _opt(
+        "--router",
+        env="ROUTER",
+        type=click.Choice(["kubernetes", "local"]),
+        default="kubernetes",
+        show_default=True,
+        is_eager=True,
+        help="kubernetes: the VirtualService in a cluster; local: the one of `make up` "
+        "(a file in --local-stack, routed by a local Envoy), names and Prometheus defaulting to the stack's.",
+    ),
+    _opt(
+        "--local-stack",
+        env="LOCAL_STACK",
+        default=".stack",
+        show_default=True,
+        is_eager=True,
+        help="State folder of `make up` (with --router local).",
+    ),
+    _opt(
+        "--stable",
+        env="STABLE",
+        required=True,
+        default=lambda: _local_default("stable"),
+        callback=_required,
+        help="Name of the stable InferenceService (--router local: the stack's).",
+    ),
+    _opt(
+        "--canary",
+        env="CANARY",
+        required=True,
+        default=lambda: _local_default("canary"),
+        callback=_required,
+        help="Name of the canary InferenceService (--router local: the stack's).",
+    ),
 )
+
+
+def _local_default(key: str, fallback: str | None = None) -> str | None:
+    """A default read from the local stack's description when the command runs with --router local."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.params.get("router") != "local":
+        return fallback
+    try:
+        value: Any = LocalStack(ctx.params.get("local_stack") or ".stack").data
+    except RolloutError:
+        return fallback  # reported by the command itself, with the exit code of its type
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return str(value) if value is not None else fallback
+
+
 prometheus_options = _compose(
     _opt(
         "--prometheus-url",
         env="PROMETHEUS_URL",
-        default="http://localhost:9090",
-        show_default=True,
+        default=lambda: _local_default("prometheus", "http://localhost:9090"),
+        show_default="http://localhost:9090; --router local: the stack's",
         help="Prometheus base URL ('' to skip metrics in status).",
     ),
     _opt(
@@ -293,8 +354,20 @@ def _queries(kw: dict[str, Any]) -> QuerySet:
 
 
 @contextmanager
+def _gateway(kw: dict[str, Any]) -> Iterator[Gateway]:
+    kubeconfig, context, namespace = kw.pop("kubeconfig"), kw.pop("context"), kw.pop("namespace")
+    router, local_stack = kw.pop("router"), kw.pop("local_stack")
+    if router == "local":
+        with connect_local(local_stack) as local:
+            yield local
+    else:
+        with connect(kubeconfig, context, namespace) as gateway:
+            yield gateway
+
+
+@contextmanager
 def _router(kw: dict[str, Any]) -> Iterator[IstioRouter]:
-    with connect(kw.pop("kubeconfig"), kw.pop("context"), kw.pop("namespace")) as gateway:
+    with _gateway(kw) as gateway:
         yield IstioRouter(
             gateway,
             kw.pop("virtual_service"),
@@ -604,6 +677,7 @@ def analyze(output: str, **kw: Any) -> None:
     Exits 0 whatever the verdict (8 when Prometheus is unreachable).
     """
     thresholds, queries = _thresholds(kw), _queries(kw)
+    kw.pop("router"), kw.pop("local_stack")
     url = kw.pop("prometheus_url")
     if not url:
         raise click.BadParameter("analyze needs Prometheus", param_hint="--prometheus-url")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ForbiddenError, NotFoundError
-from .kube import KSERVE, KubeGateway
+from .gateway import Gateway
+from .kube import KSERVE
 
 __all__ = ["Readiness", "readiness"]
 
@@ -17,7 +18,7 @@ class Readiness:
     message: str
 
 
-def readiness(gateway: KubeGateway, isvc: str) -> Readiness:
+def readiness(gateway: Gateway, isvc: str) -> Readiness:
     try:
         obj = gateway.get(KSERVE, isvc)
     except NotFoundError:

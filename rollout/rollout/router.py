@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import RoutesError
-from .kube import ISTIO, KubeGateway
+from .gateway import Gateway
+from .kube import ISTIO
 
 __all__ = ["ANNOTATION_PREFIX", "DECISION_ANNOTATION", "IstioRouter", "Routes", "Weights"]
 
@@ -99,7 +100,7 @@ class IstioRouter:
 
     def __init__(
         self,
-        gateway: KubeGateway,
+        gateway: Gateway,
         name: str,
         stable: Backend,
         canary: Backend,

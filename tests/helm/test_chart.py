@@ -216,6 +216,7 @@ LOGGING = {
     "explainer-off": ("agent", "binary"),
     "no-transformer": ("agent", "binary"),
     "grpc": ("predictor", "batch"),
+    "batch": ("agent", "binary"),
 }
 
 

@@ -8,6 +8,8 @@
 #   promtool
 #   checkov         the pinned PyPI package in its own virtualenv DIR/checkov (its many pins stay
 #                   out of .venv), symlinked; the chart's policy scan (tests/helm/test_policy.py).
+#   wrk             Debian's `wrk` package (apt-get), symlinked (tests/bench harness tests, make bench).
+#   alertmanager    Debian's `prometheus-alertmanager` package (apt-get), symlinked (make up).
 #
 # Idempotent and quiet: a tool already in DIR/bin that runs is left alone, so a second call
 # takes well under a second. Exit status is non-zero when a tool could not be installed.
@@ -28,8 +30,9 @@ works() {  # works NAME: DIR/bin/NAME exists and answers its version command
   case $1 in
     helm) "$exe" version --short >/dev/null 2>&1 ;;
     kubectl) "$exe" version --client >/dev/null 2>&1 ;;
-    prometheus | promtool) "$exe" --version >/dev/null 2>&1 ;;
+    prometheus | promtool | alertmanager) "$exe" --version >/dev/null 2>&1 ;;
     checkov) [ "$("$exe" --version 2>/dev/null)" = "${CHECKOV_PKG#checkov==}" ] ;;
+    wrk) { "$exe" -v 2>&1 || true; } | grep -q "^wrk" ;;
   esac
 }
 
@@ -98,8 +101,34 @@ if ! works checkov; then
   ln -sf "$(cd "$DIR/checkov/bin" && pwd)/checkov" "$BIN/checkov"
 fi
 
+if ! works alertmanager; then
+  found=$(command -v prometheus-alertmanager || command -v alertmanager || true)
+  if [ -z "$found" ]; then
+    log "apt-get install prometheus-alertmanager"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_get() { apt-get -o DPkg::Lock::Timeout=300 -qq "$@" >/dev/null; }
+    apt_get install -y --no-install-recommends prometheus-alertmanager \
+      || { apt_get update && apt_get install -y --no-install-recommends prometheus-alertmanager; }
+    found=$(command -v prometheus-alertmanager || command -v alertmanager)
+  fi
+  ln -sf "$found" "$BIN/alertmanager"
+fi
+
+if ! works wrk; then
+  found=$(command -v wrk || true)
+  if [ -z "$found" ]; then
+    log "apt-get install wrk"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_get() { apt-get -o DPkg::Lock::Timeout=300 -qq "$@" >/dev/null; }
+    apt_get install -y --no-install-recommends wrk \
+      || { apt_get update && apt_get install -y --no-install-recommends wrk; }
+    found=$(command -v wrk)
+  fi
+  ln -sf "$found" "$BIN/wrk"
+fi
+
 status=0
-for tool in helm kubectl prometheus promtool checkov; do
+for tool in helm kubectl prometheus promtool alertmanager checkov wrk; do
   works "$tool" || { log "$tool not usable in $BIN"; status=1; }
 done
 exit $status

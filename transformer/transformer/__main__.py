@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
@@ -22,14 +21,12 @@ from serving_common.framework.startup import (
     explicit_protocol,
     quiet_access_log,
 )
+from serving_common.logger_config import add_logger_arguments, build_payload_logger, logger_settings
 
 from transformer import metrics
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
 from transformer.settings import TransformerSettings
-
-if TYPE_CHECKING:
-    from serving_common.payload_logger import PayloadLogger
 
 log = logging.getLogger("transformer")
 
@@ -41,33 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model_dir", required=True, help="model bundle directory (its feature spec is used)"
     )
-    parser.add_argument("--logger_url", default=None, help="send request/response CloudEvents to this URL")
-    parser.add_argument("--logger_mode", default="all", choices=["all", "request", "response"])
-    parser.add_argument(
-        "--inference_service",
-        default=None,
-        help="InferenceService name in logged events (default: model name)",
-    )
-    parser.add_argument("--namespace", default="default", help="namespace in logged events")
-    parser.add_argument("--endpoint", default="", help="endpoint in logged events (KServe leaves it empty)")
+    add_logger_arguments(parser)
     return parser
-
-
-def payload_logger(args: argparse.Namespace, settings: TransformerSettings) -> PayloadLogger | None:
-    if not args.logger_url:
-        return None
-    from serving_common.payload_logger import PayloadLogger
-
-    return PayloadLogger(
-        args.logger_url,
-        mode=args.logger_mode,
-        inference_service=args.inference_service or args.model_name,
-        namespace=args.namespace,
-        component="transformer",
-        endpoint=args.endpoint,
-        queue_size=settings.logger_queue_size,
-        timeout=settings.logger_timeout,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor_protocol=protocol,
         settings=settings,
         predictor_use_ssl=args.predictor_use_ssl,
-        payload_logger=payload_logger(args, settings),
+        payload_logger=build_payload_logger(args, logger_settings("TRANSFORMER"), component="transformer"),
     )
     try:
         model.load()

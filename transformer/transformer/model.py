@@ -113,15 +113,21 @@ class Transformer(RecordsModel):
             await self.payload_logger.start()
 
     def log_exchange(
-        self, event_id: str, request: bytes, content_type: str, response: bytes | None, response_type: str
+        self,
+        event_id: str,
+        request: bytes,
+        content_type: str | None,
+        response: bytes | None,
+        received_ns: int,
     ) -> None:
-        """Queue the request event, and the response event when there is one (200 answers only)."""
+        """One answered exchange, as KServe's agent logs it: the request event, and the response
+        event when the answer was a 200 (``response`` is not ``None``)."""
         logger = self.payload_logger
         if logger is None:
             return
-        logger.log_request(event_id, request, content_type)
-        if response is not None:
-            logger.log_response(event_id, response, response_type)
+        logger.log_exchange(
+            event_id, request, content_type, response is not None, response or b"", received_ns
+        )
 
     async def score(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
         """The predictor's scores for ``matrix``, with the caller's trace headers forwarded."""
@@ -229,7 +235,9 @@ class Transformer(RecordsModel):
         if self.payload_logger is not None:
             await self.start_logger()
             event_id = (headers or {}).get("ce-id") or payload.id or new_id()
-            self.log_exchange(event_id, payload_log.grpc_request(payload), payload_log.CONTENT_TYPE, None, "")
+            self.payload_logger.log_request(
+                event_id, payload_log.grpc_request(payload), payload_log.CONTENT_TYPE
+            )
         rid, matrix = self.vectorise(payload, headers)
         return Batch(rid, matrix, payload, event_id)
 

@@ -131,8 +131,8 @@ class InferenceRoutes:
         if model is not None and model.payload_logger is not None:
             event_id = headers.get("ce-id") or rid or new_id()
             response = answer.body if answer.status == 200 else None
-            content_type = headers.get("content-type", "application/json")
-            model.log_exchange(event_id, body, content_type, response, answer.content_type.decode())
+            received_ns = time.time_ns() - int((time.perf_counter() - start) * 1e9)
+            model.log_exchange(event_id, body, headers.get("content-type"), response, received_ns)
         if answer.status != 404:  # an unknown model's name is whatever a client sends: not a label
             metrics.REQUEST_METRICS.done(name, protocol, str(answer.status), time.perf_counter() - start)
         return answer

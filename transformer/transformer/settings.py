@@ -24,10 +24,6 @@ class TransformerSettings(GateSettings):
     """Retries of a predictor call that failed with UNAVAILABLE (gRPC) before giving up with a 503."""
     max_records: int = Field(default=1024, ge=1)
     """Most records one request may carry; more is a 400."""
-    logger_queue_size: int = Field(default=1000, ge=1)
-    """Payload logger: events buffered before new ones are dropped (and counted)."""
-    logger_timeout: float = Field(default=2.0, gt=0.0)
-    """Payload logger (``--logger_url``): seconds one POST may take."""
     access_log: bool = False
     """One log line per HTTP request (uvicorn's access log and KServe's trace lines). Off by
     default: measured at ~8 % of a 1-row request's CPU; errors are logged either way."""
