@@ -12,7 +12,6 @@ import argparse
 import importlib.util
 import logging
 import os
-import signal
 import sys
 
 import prometheus_client
@@ -72,8 +71,10 @@ def start(argv: list[str] | None) -> int:
     check_ports({"--http_port": settings.http_port})
 
     import uvicorn
+    from serving_common.drain import CloseWhileDraining
 
-    from drift_detector.app import create_app
+    from drift_detector.app import DriftService, create_app
+    from drift_detector.drain import Drain, DrainingServer
     from drift_detector.reference import Reference
 
     try:  # the bundle's files, checked now (the detector itself is built in the background)
@@ -90,13 +91,19 @@ def start(argv: list[str] | None) -> int:
         settings.http_port,
         extra={"model_dir": str(settings.model_dir), "http_port": settings.http_port},
     )
+    app = create_app(settings)
+    drain = Drain(settings.drain_seconds, what="events")
+    assert app.state is not None
+    service: DriftService = app.state.service
+    service.drain = drain  # /ready answers 503 while draining
     config = uvicorn.Config(
-        create_app(settings),
+        CloseWhileDraining(app, drain),
         host=settings.host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=5,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         lifespan="on",
@@ -104,11 +111,8 @@ def start(argv: list[str] | None) -> int:
         server_header=False,
         date_header=False,
     )
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
-    # that was installed before it: a no-op one lets a graceful stop end with exit status 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.Server(config).run()
+    # SIGTERM / SIGINT drain first (drain.py): /ready 503, events taken DRIFT_DRAIN_SECONDS more
+    DrainingServer(config, drain).run()
     log.info("stopped")
     return 0
 

@@ -22,10 +22,12 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drift_detector import __version__
 from drift_detector.backends import Backend, make_backend
 from drift_detector.detector import Detector, Kind
+from drift_detector.drain import Drain
 from drift_detector.errors import NotReady
 from drift_detector.ingress import Ingress
 from drift_detector.metrics import Metrics
@@ -51,6 +53,8 @@ class DriftService:
         self.detector: Detector | None = None
         self.sink: Sink | None = None
         self.error: str | None = None
+        self.drain: Drain | None = None
+        """Set by ``__main__`` (``drain.py``): while draining, ``/ready`` is 503, events still taken."""
         self._load_task: asyncio.Task[None] | None = None
         self.feedback: FeedbackService | None = None
         if settings.feedback_db_url:  # imported only when on: SQLAlchemy and Alembic cost start-up time
@@ -155,8 +159,26 @@ def create_app(settings: Settings) -> Ingress:
         finally:
             await service.stop()
 
-    app = FastAPI(title="drift-detector", version=__version__, lifespan=lifespan, openapi_url=None)
+    app = FastAPI(
+        title="drift-detector",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = service
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown paths (404) and wrong verbs (405, with ``Allow``) answer ``{"error"}`` like the rest."""
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        return Response(
+            orjson.dumps({"error": message}),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=exc.headers,
+        )
 
     @app.get("/live")
     async def live() -> Response:
@@ -168,6 +190,8 @@ def create_app(settings: Settings) -> Ingress:
     async def ready() -> Response:
         if service.detector is None:
             return _json({"status": "failed" if service.error else "loading", "error": service.error}, 503)
+        if service.drain is not None and service.drain.draining:
+            return _json({"status": "draining", "error": "shutting down"}, 503)
         return _json({"status": "ready"})
 
     @app.get("/status")

@@ -44,7 +44,7 @@ def decode(body: bytes, header_length: int | None = None) -> dict[str, Any] | No
             header, end = json.loads(body[:header_length]), header_length
         else:
             header, end = json.JSONDecoder().raw_decode(body.decode("latin-1"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(header, dict) or end >= len(body):
         return None

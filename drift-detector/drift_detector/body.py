@@ -40,7 +40,7 @@ def decode(body: bytes, max_bytes: int, header_length: int | None = None) -> Any
         error = e
     try:  # NaN / Infinity literals
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         pass
     document = binary.decode(body)  # a V2 body with the binary tensor extension
     if document is not None:

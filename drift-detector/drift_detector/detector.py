@@ -60,6 +60,8 @@ class Stream:
         default_factory=lambda: {"features": None, "prediction": None}
     )
     last_event: float = 0.0
+    seen: float = 0.0
+    """``time.monotonic()`` of the latest event decoded for this stream (idle expiry)."""
 
 
 @dataclass
@@ -217,7 +219,9 @@ class Detector:
         wall = time.time()
         for (key, kind), n in tally.received.items():
             self.metrics.events_received.labels(**key.labels(), type=kind).inc(n)
-            stream = self.streams[key]
+            stream = self.streams.get(key)
+            if stream is None:
+                continue
             if stream.last_event != wall:
                 stream.last_event = wall
                 self.metrics.last_event.labels(**key.labels()).set(wall)
@@ -286,7 +290,9 @@ class Detector:
     ) -> list[tuple[Stream, Kind, np.ndarray]]:
         due: list[tuple[Stream, Kind, np.ndarray]] = []
         for (key, kind), parts in staged.items():
-            stream = self.streams[key]
+            stream = self.streams.get(key)
+            if stream is None:  # expired within this slice
+                continue
             rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
             finite = np.isfinite(rows).all(axis=1)
             labels = {**key.labels(), "kind": kind}
@@ -300,20 +306,25 @@ class Detector:
         return due
 
     def _stream(self, key: StreamKey) -> Stream:
+        now = time.monotonic()
         stream = self.streams.get(key)
         if stream is not None:
+            stream.seen = now
             return stream
         if len(self.streams) >= self.settings.max_inference_services:
+            self._expire(now)
+        if len(self.streams) >= self.settings.max_inference_services:
             raise BadEvent(
-                f"already tracking {len(self.streams)} InferenceService streams "
-                f"(DRIFT_MAX_INFERENCE_SERVICES); {key.inference_service!r} is not taken",
+                f"already tracking {len(self.streams)} InferenceService streams, none idle for "
+                f"{self.settings.stream_idle_seconds:g} s (DRIFT_MAX_INFERENCE_SERVICES, "
+                f"DRIFT_STREAM_IDLE_SECONDS); {key.inference_service!r} is not taken",
                 reason="too_many_inferenceservices",
             )
         size, step = self.settings.window_size, self.settings.effective_step
         windows: dict[Kind, Window] = {"features": Window(size, step, self.schema.n_features)}
         if "prediction" in self.backends:
             windows["prediction"] = Window(size, step, 1)
-        stream = Stream(key=key, windows=windows)
+        stream = Stream(key=key, windows=windows, seen=now)
         self.streams[key] = stream
         labels = key.labels()
         for kind in windows:
@@ -324,6 +335,16 @@ class Detector:
         self.metrics.events_joined.labels(**labels)
         self.metrics.events_unanswered.labels(**labels)
         return stream
+
+    def _expire(self, now: float) -> None:
+        """Free the slots of streams without an event for ``DRIFT_STREAM_IDLE_SECONDS`` (their series
+        go too), so names seen once (a junk ``ce-inferenceservicename``) cannot hold slots forever."""
+        cutoff = now - self.settings.stream_idle_seconds
+        for key in [k for k, s in self.streams.items() if s.seen <= cutoff]:
+            del self.streams[key]
+            self.metrics.forget_stream(key.labels())
+            idle = self.settings.stream_idle_seconds
+            log.info("stream %s expired after %g s without events", key.labels(), idle)
 
     def _test(self, stream: Stream, kind: Kind, window: np.ndarray) -> None:
         """Test one window, on the event loop: a window costs a few milliseconds, and while it

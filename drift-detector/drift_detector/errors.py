@@ -6,6 +6,7 @@
     ├── BadEvent                    400   the event or its body cannot be used (reason says why)
     │   └── Ignored                 ---   not inference traffic: counted as ignored, never rejected
     ├── PayloadTooLarge             413
+    ├── BodyTimeout                 408   body not complete within DRIFT_BODY_TIMEOUT_SECONDS
     └── NotReady                    503   the bundle is still loading
 
 The app maps every :class:`DriftError` to ``{"error": message, "reason": reason}`` with its status
@@ -17,7 +18,16 @@ is not inference (``IGNORED`` reasons), counted in ``drift_events_ignored_total{
 
 from __future__ import annotations
 
-__all__ = ["IGNORED", "REASONS", "BadEvent", "DriftError", "Ignored", "NotReady", "PayloadTooLarge"]
+__all__ = [
+    "IGNORED",
+    "REASONS",
+    "BadEvent",
+    "BodyTimeout",
+    "DriftError",
+    "Ignored",
+    "NotReady",
+    "PayloadTooLarge",
+]
 
 REASONS = (
     "malformed_event",
@@ -29,6 +39,8 @@ REASONS = (
     "unknown_inferenceservice",
     "too_many_inferenceservices",
     "too_large",
+    "too_many_headers",
+    "timeout",
     "not_ready",
 )
 """Every value the ``reason`` label can take (kept small: it is a Prometheus label)."""
@@ -57,6 +69,11 @@ class BadEvent(DriftError):
 class PayloadTooLarge(DriftError):
     status_code = 413
     reason = "too_large"
+
+
+class BodyTimeout(DriftError):
+    status_code = 408
+    reason = "timeout"
 
 
 class NotReady(DriftError):

@@ -12,7 +12,10 @@ Answers (JSON):
 * ``200 {"status": "ignored", "reason"}``: not inference (empty body, explainer call);
 * ``400 {"error", "reason"}``: the envelope is wrong; for a batch, the valid events are taken and
   ``{"error", "reason", "accepted": n, "rejected": [{"index", "reason", "error"}]}`` names each bad one;
-* ``413`` body over ``DRIFT_MAX_BODY_BYTES``; ``503`` (``Retry-After``) queue full or bundle loading.
+* ``413`` body over ``DRIFT_MAX_BODY_BYTES`` (announced or streamed: reading stops at the limit);
+  ``431`` more than ``DRIFT_MAX_HEADERS`` headers or ``DRIFT_MAX_HEADER_BYTES`` (every path);
+  ``408`` body not complete within ``DRIFT_BODY_TIMEOUT_SECONDS``;
+  ``503`` (``Retry-After``) queue full or bundle loading.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from serving_common.limits import LimitExceeded, Limits, check_headers, read_body
 
 from drift_detector.cloudevent import BATCH, STRUCTURED, Event, batch_events, binary_event, structured_event
 from drift_detector.detector import Detector
-from drift_detector.errors import BadEvent, DriftError, Ignored, PayloadTooLarge
+from drift_detector.errors import BadEvent, BodyTimeout, DriftError, Ignored, PayloadTooLarge
 from drift_detector.metrics import Metrics
 from drift_detector.settings import Settings
 
@@ -41,7 +45,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATHS = frozenset({"/", "/events"})
 JSON_HEADERS = [(b"content-type", b"application/json")]
-_LIMIT = "DRIFT_MAX_BODY_BYTES"
 MAX_LISTED = 20
 """Bad events of a batch listed in the answer at most (all are counted)."""
 
@@ -63,16 +66,32 @@ class Ingress:
         self.metrics = metrics
         self.detector = detector
         self.allowed = frozenset(settings.inference_services)
+        self.limits = Limits(
+            prefix="DRIFT_",
+            max_body_bytes=settings.max_body_bytes,
+            max_headers=settings.max_headers,
+            max_header_bytes=settings.max_header_bytes,
+            body_timeout_seconds=settings.body_timeout_seconds,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_headers(scope["headers"], self.limits)
+        except LimitExceeded as e:  # every path: no handler sees 20,000 headers
+            reason = "too_many_headers" if e.status == 431 else "too_large"
+            self.metrics.events_rejected.labels(reason=reason).inc()
+            answer = orjson.dumps({"error": e.message, "reason": reason})
+            await _send(send, e.status, answer, [(b"connection", b"close")])
+            return
+        if scope["method"] == "POST" and scope["path"] in PATHS:
             try:
                 status, answer, extra = await self._accept(scope, receive)
             except _Disconnected:  # the sender left mid-body: nothing to take, no one to answer
                 return
-            headers = [*JSON_HEADERS, (b"content-length", str(len(answer)).encode()), *extra]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": answer})
+            await _send(send, status, answer, extra)
             return
         await self.app(scope, receive, send)
 
@@ -160,21 +179,16 @@ class Ingress:
         return 503, orjson.dumps(answer), [(b"retry-after", str(self.settings.retry_after_seconds).encode())]
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.settings.max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(f"event body of {int(value)} bytes exceeds {_LIMIT}={limit}")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"event body of more than {limit} bytes exceeds {_LIMIT}={limit}")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            body = await read_body(receive, self.limits)
+        except LimitExceeded as e:
+            raise (PayloadTooLarge if e.status == 413 else BodyTimeout)(e.message) from None
+        if body is None:
+            raise _Disconnected
+        return body
+
+
+async def _send(send: Send, status: int, answer: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [*JSON_HEADERS, (b"content-length", str(len(answer)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})

@@ -140,9 +140,22 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("drift_ready", "1 once the bundle is loaded and the backend fitted.", registry=r)
+        self._streamed = [
+            m
+            for m in vars(self).values()
+            if isinstance(m, Counter | Gauge) and tuple(m._labelnames[: len(STREAM)]) == STREAM
+        ]
         for reason in REASONS:
             self.events_rejected.labels(reason=reason)
         for reason in IGNORED:
             self.events_ignored.labels(reason=reason)
         for outcome in ("sent", "failed"):
             self.notifications.labels(outcome=outcome)
+
+    def forget_stream(self, labels: dict[str, str]) -> None:
+        """Remove every series of one stream (an expired stream's slot is reused)."""
+        values = tuple(labels[name] for name in STREAM)
+        for metric in self._streamed:
+            for key in list(metric._metrics):
+                if key[: len(STREAM)] == values:
+                    metric.remove(*key)

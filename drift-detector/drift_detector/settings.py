@@ -50,12 +50,24 @@ class Settings(BaseSettings):
     """Longest stretch the decoding worker runs before letting the event loop accept again."""
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     """Largest event body accepted (413 beyond)."""
+    max_headers: int = Field(100, ge=8, le=10_000)
+    """Most request headers accepted (431 beyond; a binary-mode event carries ~15)."""
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    """Most bytes of all request headers together (431 beyond)."""
+    body_timeout_seconds: float = Field(30.0, gt=0.0, le=3600.0)
+    """An event body not complete after this long is answered 408 (half-sent requests)."""
     max_rows_per_event: int = Field(10_000, ge=1)
     """Largest batch accepted in one event."""
     inference_services: list[str] = Field(default_factory=list)
     """Allow-list of InferenceService names (JSON list in the variable); empty accepts any."""
     max_inference_services: int = Field(100, ge=1, le=10_000)
     """How many (namespace, InferenceService, component) streams are tracked at most."""
+    stream_idle_seconds: float = Field(600.0, gt=0.0, le=7 * 86400.0)
+    """A stream (namespace, InferenceService, component) without events this long gives up its slot
+    (and its series) when a new stream needs one: junk names cannot lock real streams out."""
+    drain_seconds: float = Field(0.0, ge=0.0, le=3600.0)
+    """After SIGTERM, ``/ready`` answers 503 at once and events are still taken this long (the chart
+    sets it with ``terminationGracePeriodSeconds``); then the server stops and the queue is decoded."""
     pending_joins: int = Field(100_000, ge=1)
     """Unpaired event ids remembered to join request and response by ``ce-id``; beyond it the
     oldest request is forgotten early (counted as unanswered)."""

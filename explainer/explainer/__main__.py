@@ -15,10 +15,10 @@ import logging
 import sys
 
 import prometheus_client
-from kserve import ModelServer
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
 from serving_common import BundleError
+from serving_common.framework.front import FrontServer
 from serving_common.framework.startup import check_flags, predictor_protocol, quiet_access_log
 from serving_common.operability import (
     BundleUnusableError,
@@ -35,6 +35,7 @@ from serving_common.operability import (
 from serving_common.operability.asgi import RequestContext
 from serving_common.operability.tracing import configure_tracing, shutdown_tracing
 
+from explainer import metrics
 from explainer.model import Explainer
 from explainer.rest import ExplainRoutes
 from explainer.settings import ExplainerSettings
@@ -105,8 +106,16 @@ def start(argv: list[str]) -> int:
         protocol,
         extra={"http_port": args.http_port, "grpc_port": grpc_port, "predictor_host": args.predictor_host},
     )
-    server = ModelServer(
-        http_port=args.http_port, grpc_port=args.grpc_port, workers=1, enable_grpc=args.enable_grpc
+    server = FrontServer(  # the gate (routes, limits, shedding, drain) before KServe's app
+        routes=None,
+        settings=settings,
+        component="explainer",
+        prefix="EXPLAINER_",
+        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        enable_grpc=args.enable_grpc,
     )
     ExplainRoutes(server.registered_models).install(app)
     app.add_middleware(RequestContext)  # request/trace id on its lines, span, x-request-id on answers

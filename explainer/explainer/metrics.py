@@ -21,3 +21,10 @@ PREDICTOR_ROWS = Histogram(
     ["model"],
     buckets=(1, 16, 64, 256, 1024, 4096, 16384, 65536),
 )
+
+HTTP_REFUSED = Counter(
+    "explainer_http_refused",
+    "HTTP requests refused before reaching a handler, by reason (headers, body_size, body_timeout, "
+    "no_route, management, method, overloaded).",
+    ["reason"],
+)

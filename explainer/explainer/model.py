@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,10 @@ class Batch:
     request: InferRequest | None = None
     labels: list[str] = field(default_factory=list)
     attributions: list[Attribution] = field(default_factory=list)
+
+
+class Abandoned(Exception):
+    """The client of an explanation went away: the SHAP thread stops at its next predictor call."""
 
 
 class Explainer(RecordsModel):
@@ -125,12 +130,26 @@ class Explainer(RecordsModel):
     async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:
         sent = forwarded(headers, payload.request_id)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._explain, payload, sent, loop)
+        abandoned = threading.Event()
+        work = loop.run_in_executor(self._executor, self._explain, payload, sent, loop, abandoned)
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:  # the client left (serving_common.gate): stop at the next call
+            abandoned.set()
+            work.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
+            raise
         return payload
 
-    def _explain(self, batch: Batch, headers: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
+    def _explain(
+        self,
+        batch: Batch,
+        headers: dict[str, str],
+        loop: asyncio.AbstractEventLoop,
+        abandoned: threading.Event,
+    ) -> None:
         """On the SHAP thread: the records' labels (one request), then each record's attributions;
-        the predictor calls run on the server's loop (the one client, its one connection)."""
+        the predictor calls run on the server's loop (the one client, its one connection). Stops
+        before the next predictor call once ``abandoned`` is set (nobody waits for the answer)."""
         assert self.spec is not None and self.kernel is not None
         rid = batch.request_id
         scores = self.client.infer_from_thread(loop, batch.matrix, headers, rid)
@@ -138,6 +157,8 @@ class Explainer(RecordsModel):
         batch.labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
 
         def model(rows: np.ndarray) -> np.ndarray:
+            if abandoned.is_set():
+                raise Abandoned(f"request {rid}: the client went away; explanation stopped")
             self._rows.observe(rows.shape[0])
             answer = self.client.infer_from_thread(loop, rows, headers, rid)
             return answer.probabilities[:, self.class_index].astype(np.float64)

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferResponse
 from serving_common.framework.rest import HEADER_LENGTH, ModelRoutes, decode_v2, install_first, loads
-from serving_common.framework.status import http_status
+from serving_common.framework.status import http_status, public_message
+from serving_common.headers import new_id
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -69,11 +70,14 @@ class ExplainRoutes(ModelRoutes):
             response = _json(result, headers={"x-request-id": rid} if rid else None)
         except Exception as exc:
             status = http_status(exc)
+            error_id = new_id()
             if status >= 500:
-                log.error("explain failed (%d): %s", status, exc, exc_info=status == 500)
+                log.error(
+                    "explain failed (%d, error id %s): %s", status, error_id, exc, exc_info=status == 500
+                )
             else:
                 log.info("explain rejected (%d): %s", status, exc)
-            response = _json({"error": str(exc)}, status)
+            response = _json({"error": public_message(exc, status, error_id)}, status)
         metrics.REQUESTS.labels(name, protocol, str(response.status_code)).inc()
         metrics.REQUEST_SECONDS.labels(name, protocol).observe(time.perf_counter() - start)
         return response

@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from serving_common.framework.predictor_client import PredictorProtocol
+from serving_common.gate import GateSettings
 
 
-class ExplainerSettings(BaseSettings):
-    """Typed, bounded settings; ``os.environ`` is read nowhere else in the explainer."""
+class ExplainerSettings(GateSettings):
+    """Typed, bounded settings; ``os.environ`` is read nowhere else in the explainer. Limits,
+    shedding and drain (``EXPLAINER_MAX_BODY_BYTES``, ``..._MAX_HEADERS``, ``..._DRAIN_SECONDS``, ...)
+    come from ``serving_common.gate.GateSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="EXPLAINER_", extra="ignore")
+
+    max_inflight: int = Field(default=4, ge=1, le=1000)
+    """Explanations served at once (each is CPU-heavy); beyond, 503 with ``Retry-After``."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest explain body accepted (413 beyond; ``EXPLAINER_MAX_RECORDS`` records are small)."""
 
     predictor_protocol: PredictorProtocol = "grpc-v2"
     """How to call the predictor when ``--predictor_protocol`` is not given (not KServe's v1 default)."""

@@ -169,6 +169,7 @@ def start(argv: list[str] | None) -> int:
         grpc_port=args.grpc_port,
         workers=args.workers,
         enable_grpc=args.enable_grpc,
+        settings=settings,
         payload_hook=hook,
         uvloop=args.event_loop != "asyncio",
     )

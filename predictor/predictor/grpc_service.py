@@ -10,8 +10,12 @@ the same service on ``grpc.server`` with a thread pool (``--max_threads``, KServ
   validates them like REST does (``signature.py``), runs ``session.run`` on the gRPC worker
   thread (never on the event loop, which serves REST), and writes raw output contents straight
   from numpy;
-* health, readiness and metadata answer from the model registry, as KServe's servicer does;
-  repository load/unload run KServe's extension on the event loop;
+* health, readiness and metadata answer from the model registry, as KServe's servicer does
+  (readiness is false while draining, ``drain.py``); repository load/unload are UNIMPLEMENTED:
+  management is never served on the inference ports (``PREDICTOR_MANAGEMENT_PORT``, REST);
+* deadlines: a call whose deadline has passed or whose client is gone is not run (DEADLINE_EXCEEDED /
+  CANCELLED), and one that finishes after its deadline is counted so, never as OK; more than
+  ``PREDICTOR_GRPC_MAX_INFLIGHT`` calls at once are refused with RESOURCE_EXHAUSTED by gRPC itself;
 * errors map to status codes in one place (``errors.grpc_code``), per call, no interceptors;
 * every client ``ModelInfer`` goes through the payload hook (``payload_hook.py``) before it is
   answered, as the V2 JSON REST would have carried (``grpc_json.py``, made in the logger's thread).
@@ -38,7 +42,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import (
     add_GRPCInferenceServiceServicer_to_server,
 )
 from kserve.protocol.grpc.servicer import InferenceServicer
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from serving_common.drain import Drain
 from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
@@ -53,6 +57,7 @@ from predictor.payload_hook import PayloadHook
 log = logging.getLogger("predictor.grpc")
 
 JSON = "application/json"
+_NO_MANAGEMENT = "model repository management is not served on this port (see PREDICTOR_MANAGEMENT_PORT)"
 
 
 def _tensors(request: pb.ModelInferRequest) -> Iterator[Tensor]:
@@ -66,11 +71,22 @@ def _tensors(request: pb.ModelInferRequest) -> Iterator[Tensor]:
         yield Tensor(t.name, t.datatype, list(t.shape), data)
 
 
+class CallExpired(Exception):
+    """The call's deadline passed or its client went away before the work ran."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, CallExpired):
+        context.abort(grpc.StatusCode[exc.code], str(exc))
     code = grpc_code(exc)
     if code == "INTERNAL":
-        log.error("gRPC call failed: %s", exc, exc_info=exc)
-        context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
+        error_id = new_id()
+        log.error("gRPC call failed (error id %s): %s", error_id, exc, exc_info=exc)
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
     context.abort(grpc.StatusCode[code], str(exc))
 
 
@@ -86,6 +102,16 @@ def _traced(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, request, context)
 
     return call
+
+
+def _expired(context: grpc.ServicerContext) -> str | None:
+    """``DEADLINE_EXCEEDED`` / ``CANCELLED`` when the call's answer can no longer reach anyone."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "DEADLINE_EXCEEDED"
+    if not context.is_active():
+        return "CANCELLED"
+    return None
 
 
 def _mapped(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,15 +131,15 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
         dataplane: DataPlane,
-        repository: ModelRepositoryExtension,
         loop: asyncio.AbstractEventLoop,
+        drain: Drain,
         payload_hook: PayloadHook | None = None,
     ) -> None:
         self.payload_hook = payload_hook
         self.dataplane = dataplane
         self.registry: ModelRepository = dataplane.model_registry
-        self.repository = repository
         self.loop = loop
+        self.drain = drain
 
     def _model(self, name: str, *, ready: bool = True) -> OnnxModel:
         model = self.registry.get_model(name)
@@ -131,11 +157,13 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
     @_mapped
     def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
         models = self.registry.get_models().values()
-        return pb.ServerReadyResponse(ready=bool(models) and all(m.ready for m in models))
+        ready = bool(models) and all(m.ready for m in models) and not self.drain.draining
+        return pb.ServerReadyResponse(ready=ready)
 
     @_mapped
     def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=self._model(request.name, ready=False).ready)
+        ready = self._model(request.name, ready=False).ready and not self.drain.draining
+        return pb.ModelReadyResponse(ready=ready)
 
     @_mapped
     def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
@@ -157,17 +185,11 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             outputs=model.get_output_types(),
         )
 
-    @_mapped
-    def RepositoryModelLoad(self, request: Any, context: Any) -> pb.RepositoryModelLoadResponse:
-        done = asyncio.run_coroutine_threadsafe(self.repository.load(request.model_name), self.loop)
-        response = done.result(timeout=300)
-        return pb.RepositoryModelLoadResponse(model_name=response["name"], isLoaded=response["load"])
+    def RepositoryModelLoad(self, request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_MANAGEMENT)
 
-    @_mapped
-    def RepositoryModelUnload(self, request: Any, context: Any) -> pb.RepositoryModelUnloadResponse:
-        done = asyncio.run_coroutine_threadsafe(self.repository.unload(request.model_name), self.loop)
-        response = done.result(timeout=300)
-        return pb.RepositoryModelUnloadResponse(model_name=response["name"], isUnloaded=response["unload"])
+    def RepositoryModelUnload(self, request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_MANAGEMENT)
 
     @_traced
     def ModelInfer(
@@ -188,8 +210,14 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             InferenceServicer.validate_grpc_request(request)
             feeds = model.feeds_from_tensors(_tensors(request))
             outputs = model.check_outputs([o.name for o in request.outputs])
+            expired = _expired(context)  # waited in gRPC's queue past its deadline: drop the work
+            if expired is not None:
+                raise CallExpired(expired, "the call's deadline passed before it was run")
             arrays = model.infer_blocking(feeds, outputs)
             response = model_infer_response(model, request.id or new_id(), outputs, arrays)
+            expired = _expired(context)
+            if expired is not None:  # nobody receives this answer: not an OK
+                raise CallExpired(expired, "the call's deadline passed while it ran")
             if hook is not None:  # queued before the answer goes out; JSON made in the logger's thread
                 hook.log_exchange(
                     metadata,
@@ -201,7 +229,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
                 )
             return response
         except Exception as exc:
-            code = grpc_code(exc)
+            code = exc.code if isinstance(exc, CallExpired) else grpc_code(exc)
             if isinstance(exc, ModelNotFound):
                 code = "unknown"  # not counted: the label would be any name a client sends
             if hook is not None:
@@ -241,11 +269,14 @@ class ThreadedGRPCServer:
         threads: int,
         options: list[tuple[str, Any]],
         grace_period: float,
+        max_inflight: int | None = None,
     ) -> None:
         self.port = port
         self.grace_period = grace_period
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"), options=options
+            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
+            options=options,
+            maximum_concurrent_rpcs=max_inflight,
         )
         add_GRPCInferenceServiceServicer_to_server(service, self._server)
         if self._server.add_insecure_port(f"[::]:{port}") == 0:

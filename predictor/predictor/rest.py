@@ -19,6 +19,7 @@ from typing import Any
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferResponse
+from serving_common.limits import LimitExceeded, Limits, read_body
 from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
@@ -61,10 +62,15 @@ class FastPath:
     """An ASGI app: our inference paths, everything else passed on to ``app`` (KServe's)."""
 
     def __init__(
-        self, app: ASGIApp, registry: ModelRepository, payload_hook: PayloadHook | None = None
+        self,
+        app: ASGIApp,
+        registry: ModelRepository,
+        limits: Limits,
+        payload_hook: PayloadHook | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
+        self.limits = limits
         self.payload_hook = payload_hook
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,7 +98,12 @@ class FastPath:
     async def _serve(self, protocol: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         received_ns = time.time_ns()
-        body = await _read_body(receive)
+        try:
+            body = await read_body(receive, self.limits)
+        except LimitExceeded as e:  # refused before the body is read whole; the connection closes
+            log.info("rejected request (%d): %s", e.status, e.message)
+            await _answer(send, e.status, codec.dumps({"error": e.message}), [(b"connection", b"close")])
+            return
         if body is None:  # the client went away
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -116,27 +127,19 @@ class FastPath:
             status = 200
         except Exception as exc:
             status = http_status(exc)
-            if status >= 500:
-                log.error("inference failed: %s", exc, exc_info=exc)
+            message = str(exc)
+            if status == 500:  # no internals in the answer: an id the log line carries
+                error_id = new_id()
+                log.error("inference failed (error id %s): %s", error_id, exc, exc_info=exc)
+                message = f"internal error (error id {error_id})"
             else:
                 log.info("rejected request (%d): %s", status, exc)
-            content, content_type = codec.dumps({"error": str(exc)}), JSON
+            content, content_type = codec.dumps({"error": message}), JSON
         if self.payload_hook is not None and who == CLIENT:  # queued before the answer goes out
             self.payload_hook.log_exchange(
                 headers, body, headers.get("content-type"), status == 200, content, received_ns
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(content)).encode()),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        await _answer(send, status, content, extra, content_type)
         if status != 404:  # an unknown model's name is whatever a client sends: not a label
             metrics.REQUEST_METRICS.done(
                 name, protocol, str(status), status == 200, time.perf_counter() - start, who
@@ -155,12 +158,9 @@ class FastPath:
         return content, (JSON if json_length is None else OCTET), json_length
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+async def _answer(
+    send: Send, status: int, content: bytes, extra: list[tuple[bytes, bytes]], content_type: bytes = JSON
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(content)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})

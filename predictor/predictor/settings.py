@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from serving_common.gate import GateSettings
 from serving_common.logger_config import LoggerSettings
 
 
-class PredictorSettings(BaseSettings):
-    """Typed, bounded settings; ``os.environ`` is read nowhere else in the predictor."""
+class PredictorSettings(GateSettings):
+    """Typed, bounded settings; ``os.environ`` is read nowhere else in the predictor. Limits,
+    shedding and drain (``PREDICTOR_MAX_BODY_BYTES``, ``..._MAX_HEADERS``, ``..._DRAIN_SECONDS``, ...)
+    come from ``serving_common.gate.GateSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="ignore")
 
@@ -34,6 +37,11 @@ class PredictorSettings(BaseSettings):
     """Refuse to become ready when model.onnx does not match the model card's sha256."""
     access_log: bool = False
     """Log one access line per request (with its request id); off keeps the hot path lean."""
+    management_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the model-repository management API (V2 ``/v2/repository/models/NAME/load|unload``,
+    REST only). 0 (default): management is not served at all. The inference ports never serve it."""
+    grpc_max_inflight: int = Field(default=64, ge=1, le=100_000)
+    """gRPC calls served or queued at once; beyond, RESOURCE_EXHAUSTED (gRPC's own limit)."""
     fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Testing only: fraction of inference requests failed with an internal error."""
     fault_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)

@@ -31,13 +31,14 @@ def new_id() -> str:
 
 def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) -> dict[str, str]:
     """The headers to send to the predictor (lower-case names), with ``x-request-id`` set to
-    ``request_id`` when one is given."""
+    ``request_id`` when one is given. Values that are not printable ASCII are left out: gRPC
+    metadata cannot carry them (and no valid trace or token header has them)."""
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         key = name.lower()
-        if key in FORWARDED or key.startswith("x-b3-"):
+        if (key in FORWARDED or key.startswith("x-b3-")) and _printable(value):
             out[key] = value
-    if request_id is not None:
+    if request_id is not None and _printable(request_id):
         out["x-request-id"] = request_id
     return out
 
@@ -45,6 +46,10 @@ def forwarded(headers: Mapping[str, str] | None, request_id: str | None = None) 
 def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> str:
     """The caller's ``x-request-id``, else the V2 request's ``id``, else a :func:`new_id`."""
     for name, value in (headers or {}).items():
-        if name.lower() == "x-request-id" and value:
+        if name.lower() == "x-request-id" and value and _printable(value):
             return value
     return v2_id or new_id()
+
+
+def _printable(value: str) -> bool:
+    return value.isascii() and value.isprintable()

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 LoggerMode = Literal["all", "request", "response"]
 LoggerFormat = Literal["binary", "batch"]
+WARN_EVERY_SECONDS = 10.0
+"""Failed sends are logged at most this often (each failed event is counted in the metrics)."""
 
 
 def request_id(headers: Mapping[str, str] | None = None) -> str:
@@ -127,6 +129,7 @@ class PayloadLogger:
         self._lock = threading.Lock()
         self._accepted = self._rejected = self._sent = self._failed = self._dropped = self._finished = 0
         self._cpu = 0.0
+        self._warned_at, self._suppressed = -WARN_EVERY_SECONDS, 0
         self._threads: list[threading.Thread] = []
         self._connections: list[Connection] = []
         self._running = False
@@ -297,7 +300,7 @@ class PayloadLogger:
                     statuses = connection.post([structured.request(batch)], settle)
                     statuses = statuses * len(batch)
             except Exception as e:  # an event body that cannot be made: never kill the sender
-                log.warning("payload logger could not encode %d events: %r", len(batch), e)
+                self._warn("payload logger could not encode %d events: %r", len(batch), e)
                 statuses = [FAILED] * len(batch)
             self._settle(
                 batch, statuses, time.thread_time() - cpu
@@ -314,13 +317,26 @@ class PayloadLogger:
         self._count(sent=ok, failed=bad)
         if bad:
             codes = sorted({s for s in statuses if not 200 <= s < 300})
-            log.warning(
+            self._warn(
                 "payload logger: %d of %d events to %s not accepted (%s)",
                 bad,
                 len(batch),
                 self.url,
                 ", ".join("no answer" if c == FAILED else str(c) for c in codes),
             )
+
+    def _warn(self, message: str, *args: object) -> None:
+        """At most one warning per ``WARN_EVERY_SECONDS`` (a receiver that is down fails every
+        batch); the next one says how many were left out. Counts are in the metrics either way."""
+        now = time.monotonic()
+        if now - self._warned_at < WARN_EVERY_SECONDS:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            message += " (%d similar warning(s) left out)"
+            args = (*args, self._suppressed)
+        self._warned_at, self._suppressed = now, 0
+        log.warning(message, *args)
 
     def __repr__(self) -> str:
         return (

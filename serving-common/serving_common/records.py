@@ -35,6 +35,9 @@ __all__ = [
 
 RECORDS_INPUT = "records"
 """Name of the V2 BYTES input that holds JSON records."""
+MAX_FIELDS = 100
+"""Most fields one record (or V2 columns one request) may have: the models have a dozen features,
+and a record with thousands of unknown fields would cost one listed problem each."""
 
 
 class RequestInvalid(ValueError):
@@ -60,6 +63,12 @@ def _check_count(n: int, max_records: int, what: str) -> None:
         raise RequestInvalid(f"{what} holds {n} records; at most {max_records} are accepted per request")
 
 
+def _check_fields(records: Sequence[Any]) -> None:
+    for i, record in enumerate(records):
+        if isinstance(record, Mapping) and len(record) > MAX_FIELDS:
+            raise RequestInvalid(f"record {i} has {len(record)} fields; at most {MAX_FIELDS} are accepted")
+
+
 def from_v1(body: Any, max_records: int) -> list[Any]:
     """The records of a V1 body ``{"instances": [...]}`` (a dict, or its JSON text)."""
     if isinstance(body, (bytes, str)):
@@ -67,12 +76,15 @@ def from_v1(body: Any, max_records: int) -> list[Any]:
             body = json.loads(body)
         except ValueError as e:
             raise RequestInvalid(f"the request body is not JSON: {e}") from e
+        except RecursionError as e:
+            raise RequestInvalid("the request body is nested too deeply") from e
     if not isinstance(body, Mapping) or "instances" not in body:
         raise RequestInvalid('expected a JSON object {"instances": [record, ...]} of raw records')
     instances = body["instances"]
     if not isinstance(instances, list):
         raise RequestInvalid(f"'instances' must be a list of records, not {type(instances).__name__}")
     _check_count(len(instances), max_records, "'instances'")
+    _check_fields(instances)
     return instances
 
 
@@ -127,6 +139,9 @@ def _from_json(inp: V2Input, max_records: int) -> list[Any]:
         except ValueError as e:
             problems.append(f"element {i} is not valid JSON ({e})")
             continue
+        except RecursionError:
+            problems.append(f"element {i} is nested too deeply")
+            continue
         if isinstance(decoded, list):
             records.extend(decoded)
         else:
@@ -134,10 +149,15 @@ def _from_json(inp: V2Input, max_records: int) -> list[Any]:
     if problems:
         raise RequestInvalid(f"input '{inp.name}' must hold JSON records: " + "; ".join(problems))
     _check_count(len(records), max_records, f"input '{inp.name}'")
+    _check_fields(records)
     return records
 
 
 def _columns(inputs: Sequence[V2Input], max_records: int) -> dict[str, np.ndarray]:
+    if len(inputs) > MAX_FIELDS:
+        raise RequestInvalid(
+            f"the request has {len(inputs)} inputs; at most {MAX_FIELDS} columns are accepted"
+        )
     columns: dict[str, np.ndarray] = {}
     for inp in inputs:
         if inp.name in columns:

@@ -251,7 +251,7 @@ AT_THE_DOOR: list[tuple[str, dict[str, str], bytes, int, str, str]] = [
         b'{"instances": [' + b"1," * (1 << 20) + b"1]}",
         413,
         "too_large",
-        "exceeds DRIFT_MAX_BODY_BYTES",
+        "more than DRIFT_MAX_BODY_BYTES",
     ),
 ]
 

@@ -35,6 +35,7 @@ from serving_common.operability import (
 )
 from serving_common.operability.tracing import configure_tracing, shutdown_tracing
 
+from transformer import metrics
 from transformer.model import Transformer
 from transformer.routes import InferenceRoutes
 from transformer.settings import TransformerLoggerSettings, TransformerSettings
@@ -113,6 +114,10 @@ def start(argv: list[str]) -> int:
     )
     server = FrontServer(
         routes=lambda registry: InferenceRoutes(registry).route,
+        settings=settings,
+        component="transformer",
+        prefix="TRANSFORMER_",
+        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
         access_log=settings.access_log,
         http_port=args.http_port,
         grpc_port=args.grpc_port,

@@ -77,3 +77,10 @@ class RequestMetrics:
 
 
 REQUEST_METRICS = RequestMetrics()
+
+HTTP_REFUSED = Counter(
+    "transformer_http_refused",
+    "HTTP requests refused before reaching a handler, by reason (headers, body_size, body_timeout, "
+    "no_route, management, method, overloaded).",
+    ["reason"],
+)

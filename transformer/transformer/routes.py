@@ -23,7 +23,7 @@ from kserve.model_repository import ModelRepository
 from serving_common.framework.front import Answer, Handler
 from serving_common.framework.records_model import vectorise_v1, vectorise_v2
 from serving_common.framework.rest import HEADER_LENGTH, decode_v2, json_columns, loads
-from serving_common.framework.status import http_status
+from serving_common.framework.status import http_status, public_message
 from serving_common.headers import new_id, request_id
 
 from transformer import metrics
@@ -150,4 +150,4 @@ def _error(exc: Exception, name: str, protocol: str, rid: str) -> Answer:
         )
     else:
         log.info("%s %s request %s rejected (%d): %s", name, protocol, rid, status, exc)
-    return Answer(status, orjson.dumps({"error": str(exc) or type(exc).__name__}), JSON)
+    return Answer(status, orjson.dumps({"error": public_message(exc, status, rid)}), JSON)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from serving_common.framework.predictor_client import PredictorProtocol
+from serving_common.gate import GateSettings
 from serving_common.logger_config import LoggerSettings
 
 
-class TransformerSettings(BaseSettings):
-    """Typed, bounded settings; ``os.environ`` is read nowhere else in the transformer."""
+class TransformerSettings(GateSettings):
+    """Typed, bounded settings; ``os.environ`` is read nowhere else in the transformer. Limits,
+    shedding and drain (``TRANSFORMER_MAX_BODY_BYTES``, ``..._MAX_HEADERS``, ``..._DRAIN_SECONDS``, ...)
+    come from ``serving_common.gate.GateSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="TRANSFORMER_", extra="ignore")
 

@@ -248,3 +248,77 @@ prometheus.io/path: /metrics
 - {port: 15020, protocol: TCP}
 - {port: 15090, protocol: TCP}
 {{- end }}
+
+{{/*
+Drain (issue 15): the process answers readiness 503 at once on SIGTERM, serves on for
+hardening.drainSeconds, then stops gracefully within hardening.graceSeconds; the pod's grace period
+covers both (+5 s), and the Istio sidecar drains as long (its default, 5 s, would cut requests).
+*/}}
+{{- define "model-serving.terminationGrace" -}}
+{{- add (int .Values.hardening.drainSeconds) (int .Values.hardening.graceSeconds) 5 }}
+{{- end }}
+
+{{- define "model-serving.drainAnnotations" -}}
+proxy.istio.io/config: {{ printf "{\"terminationDrainDuration\": \"%ds\"}" (add (int .Values.hardening.drainSeconds) (int .Values.hardening.graceSeconds)) | squote }}
+{{- end }}
+
+{{/* The predictor's hardening settings (env). */}}
+{{- define "model-serving.predictorHardeningEnv" -}}
+{{- $h := .Values.hardening }}
+- name: PREDICTOR_MAX_BODY_BYTES
+  value: {{ $h.maxBodyBytes | int | quote }}
+- name: PREDICTOR_MAX_HEADERS
+  value: {{ $h.maxHeaders | int | quote }}
+- name: PREDICTOR_MAX_HEADER_BYTES
+  value: {{ $h.maxHeaderBytes | int | quote }}
+- name: PREDICTOR_BODY_TIMEOUT_SECONDS
+  value: {{ $h.bodyTimeoutSeconds | quote }}
+- name: PREDICTOR_MAX_INFLIGHT
+  value: {{ $h.maxInflight | int | quote }}
+- name: PREDICTOR_GRPC_MAX_INFLIGHT
+  value: {{ $h.maxInflight | int | quote }}
+- name: PREDICTOR_DRAIN_SECONDS
+  value: {{ $h.drainSeconds | int | quote }}
+- name: PREDICTOR_GRACE_SECONDS
+  value: {{ $h.graceSeconds | int | quote }}
+{{- end }}
+
+{{/* The drift detector's hardening settings (env); the allow-list names this release's InferenceServices. */}}
+{{- define "model-serving.driftHardeningEnv" -}}
+{{- $h := .Values.hardening }}
+- name: DRIFT_MAX_BODY_BYTES
+  value: {{ $h.maxBodyBytes | int | quote }}
+- name: DRIFT_MAX_HEADERS
+  value: {{ $h.maxHeaders | int | quote }}
+- name: DRIFT_MAX_HEADER_BYTES
+  value: {{ $h.maxHeaderBytes | int | quote }}
+- name: DRIFT_BODY_TIMEOUT_SECONDS
+  value: {{ $h.bodyTimeoutSeconds | quote }}
+- name: DRIFT_DRAIN_SECONDS
+  value: {{ $h.drainSeconds | int | quote }}
+- name: DRIFT_STREAM_IDLE_SECONDS
+  value: {{ $h.streamIdleSeconds | quote }}
+{{- if $h.driftAllowList }}
+{{- $names := list (include "model-serving.isvcName" (dict "root" . "track" "stable")) }}
+{{- if .Values.canary.enabled }}
+{{- $names = append $names (include "model-serving.isvcName" (dict "root" . "track" "canary")) }}
+{{- end }}
+- name: DRIFT_INFERENCE_SERVICES
+  value: {{ toJson $names | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Drain and limits of the transformer / explainer (env). Argument: dict "root" . "prefix" "TRANSFORMER_". */}}
+{{- define "model-serving.frontHardeningEnv" -}}
+{{- $h := .root.Values.hardening }}
+- name: {{ .prefix }}MAX_HEADERS
+  value: {{ $h.maxHeaders | int | quote }}
+- name: {{ .prefix }}MAX_HEADER_BYTES
+  value: {{ $h.maxHeaderBytes | int | quote }}
+- name: {{ .prefix }}BODY_TIMEOUT_SECONDS
+  value: {{ $h.bodyTimeoutSeconds | quote }}
+- name: {{ .prefix }}DRAIN_SECONDS
+  value: {{ $h.drainSeconds | int | quote }}
+- name: {{ .prefix }}GRACE_SECONDS
+  value: {{ $h.graceSeconds | int | quote }}
+{{- end }}

@@ -6,29 +6,40 @@ server). A :class:`Front` answers the POST paths its ``route`` function claims b
 request enters FastAPI's middleware stack and router: no request or response models, no
 per-request Request/Response objects (on one core FastAPI's stack alone cost more than the
 transformer's own work: decode, validate, vectorise, call the predictor, encode).
+
+Hardening (issue 15): in front of everything a :class:`serving_common.gate.Gate` (routes,
+limits, shedding, readiness while draining); SIGTERM drains (:mod:`serving_common.drain`) and then
+stops the REST and gRPC servers gracefully on this one loop; the gRPC port never serves
+model-repository management (:class:`NoManagement`: UNIMPLEMENTED) and takes messages up to
+``<PREFIX>MAX_BODY_BYTES``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from grpc_interceptor.exceptions import Unimplemented
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model_repository import ModelRepository
 from kserve.model_server import args as kserve_args
 from kserve.protocol.grpc.server import GRPCServer
-from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+from kserve.protocol.rest.server import RESTServer, _RefreshingServer
 from uvicorn.importer import import_from_string
 
+from serving_common.drain import CloseWhileDraining, Drain, DrainingMixin
+from serving_common.gate import Gate, GatePolicy, GateSettings
 from serving_common.headers import new_id
 from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
-__all__ = ["Answer", "Front", "FrontServer", "Handler", "Route"]
+__all__ = ["Answer", "Front", "FrontServer", "Handler", "NoManagement", "Route"]
 
 log = logging.getLogger(__name__)
 
@@ -108,29 +119,98 @@ async def _read_body(receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class NoManagement(ModelRepositoryExtension):  # type: ignore[misc]
+    """The gRPC servicer's repository extension: load / unload are UNIMPLEMENTED, never served."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def load(self, model_name: str) -> dict[str, Any]:
+        raise Unimplemented("model repository management is not served on this port")
+
+    async def unload(self, model_name: str) -> dict[str, Any]:
+        raise Unimplemented("model repository management is not served on this port")
+
+
+class _DrainingDataPlane:
+    """KServe's data plane for the gRPC servicer, whose readiness is false while draining."""
+
+    def __init__(self, dataplane: Any, drain: Drain) -> None:
+        self._dataplane = dataplane
+        self._drain = drain
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataplane, name)
+
+    async def ready(self) -> bool:
+        return not self._drain.draining and bool(await self._dataplane.ready())
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        ready = await self._dataplane.model_ready(model_name, disable_predictor_health_check)
+        return not self._drain.draining and bool(ready)
+
+
+class _DrainingServer(DrainingMixin, _RefreshingServer):  # type: ignore[misc]
+    def __init__(self, config: Any, drain: Drain) -> None:
+        super().__init__(config)
+        self.attach(drain)
+
+
 class _FrontRESTServer(RESTServer):  # type: ignore[misc]
     route: Route | None = None
     access_log = True
+    policy: GatePolicy
+    drain: Drain
+    on_refused: Callable[[str], None] | None = None
+
+    def harden(self, policy: GatePolicy, drain: Drain, on_refused: Callable[[str], None] | None) -> None:
+        self.policy, self.drain, self.on_refused = policy, drain, on_refused
+        self._server = _DrainingServer(self.config, drain)
 
     def create_application(self) -> None:
         super().create_application()
+        app = import_from_string(FASTAPI_APP_IMPORT_STRING)
         if self.route is not None:
-            self.config.app = Front(import_from_string(FASTAPI_APP_IMPORT_STRING), self.route)
+            app = Front(app, self.route)
+        gate = Gate(app, self.policy, self.drain, self.on_refused)
+        self.config.app = CloseWhileDraining(gate, self.drain)
         # off at the source: uvicorn formats each access line's arguments before the logger's level check
         self.config.access_log = self.access_log
 
 
 class FrontServer(ModelServer):  # type: ignore[misc]
-    """KServe's ModelServer with a :class:`Front` before its REST app, on uvloop, one worker
-    (the routes and the model live in this process; scale with replicas); ``access_log``: uvicorn's
-    line per request."""
+    """KServe's ModelServer with a gate and a :class:`Front` (``routes``, optional) before its REST
+    app, on uvloop, one worker (the routes and the model live in this process; scale with
+    replicas); ``access_log``: uvicorn's line per request; ``settings``: limits, shedding, drain."""
 
     def __init__(
-        self, *, routes: Callable[[ModelRepository], Route], access_log: bool = True, **kwargs: Any
+        self,
+        *,
+        routes: Callable[[ModelRepository], Route] | None,
+        settings: GateSettings,
+        component: Literal["transformer", "explainer"],
+        prefix: str,
+        on_refused: Callable[[str], None] | None = None,
+        access_log: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.route = routes(self.registered_models)
+        super().__init__(grace_period=settings.grace_seconds, **kwargs)
+        self.route = routes(self.registered_models) if routes is not None else None
         self.access_log = access_log
+        self.settings = settings
+        self.on_refused = on_refused
+        self.policy = GatePolicy(
+            component=component,
+            serves="explain" if component == "explainer" else "infer",
+            prefix=prefix,
+            limits=settings.limits(prefix),
+            max_inflight=settings.max_inflight,
+            retry_after_seconds=settings.retry_after_seconds,
+            cancel_on_disconnect=component == "explainer",  # seconds of work per request
+        )
+        self.drain = Drain(
+            settings.drain_seconds, what="inference" if component == "transformer" else "explanations"
+        )
 
     def start(self, models: list[Any]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
@@ -149,14 +229,20 @@ class FrontServer(ModelServer):  # type: ignore[misc]
         )
         rest.route = self.route
         rest.access_log = self.access_log
+        rest.harden(self.policy, self.drain, self.on_refused)
         self._rest_server = rest
         self.servers.append(rest.start())
         if self.enable_grpc:
+            options = dict(vars(kserve_args))
+            options["grpc_max_receive_message_length"] = min(
+                int(options.get("grpc_max_receive_message_length") or self.settings.max_body_bytes),
+                self.settings.max_body_bytes,
+            )
             self._grpc_server = GRPCServer(
                 self.grpc_port,
-                self.dataplane,
-                self.model_repository_extension,
-                kwargs=vars(kserve_args),
+                _DrainingDataPlane(self.dataplane, self.drain),
+                NoManagement(),
+                kwargs=options,
                 grace_period=self.grace_period,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
@@ -166,9 +252,16 @@ class FrontServer(ModelServer):  # type: ignore[misc]
         # loop it configures (exception handler, executor) is the loop that runs.
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
-        self.setup_event_loop()
-        self.register_signal_handler()
+        self.setup_event_loop()  # no register_signal_handler(): the drain owns SIGTERM / SIGINT
         try:
             loop.run_until_complete(self._serve())
         finally:
             loop.close()
+
+    async def _serve(self) -> None:
+        await asyncio.gather(*self.servers, self._stop_grpc_after_drain())
+
+    async def _stop_grpc_after_drain(self) -> None:
+        await self.drain.stopping().wait()
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(signal.SIGTERM)

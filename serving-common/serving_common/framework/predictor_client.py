@@ -89,7 +89,7 @@ class PredictorClient:
         self.path = (
             f"/v2/models/{model_name}/infer" if protocol == "v2" else f"/v1/models/{model_name}:predict"
         )
-        self._what = f"the {protocol} predictor at {host}"
+        self._what = f"the {protocol} predictor"  # in answers to clients: never the internal host:port
         self._channel: grpc.aio.Channel | None = None
         self._stub: GRPCInferenceServiceStub | None = None
         self._http: HttpPool | None = None

@@ -38,6 +38,8 @@ def loads(body: bytes) -> Any:
             return json.loads(body)
         except ValueError:
             raise InvalidInput(f"the request body is not JSON: {e}") from e
+        except RecursionError:  # orjson stops at 1024 levels; the fallback must not crash
+            raise InvalidInput(f"the request body is not JSON we accept: {e}") from e
 
 
 def decode_v2(

@@ -33,6 +33,7 @@ __all__ = [
     "PredictorUnavailable",
     "grpc_code",
     "http_status",
+    "public_message",
 ]
 
 
@@ -93,3 +94,20 @@ def grpc_code(exc: BaseException) -> str:
         if isinstance(exc, kind):
             return code
     return "INTERNAL"
+
+
+_PUBLIC = {
+    HTTPStatus.INTERNAL_SERVER_ERROR: "internal error",
+    HTTPStatus.BAD_GATEWAY: "the predictor failed",
+    HTTPStatus.SERVICE_UNAVAILABLE: "the predictor is unavailable",
+    HTTPStatus.GATEWAY_TIMEOUT: "the predictor did not answer in time",
+}
+
+
+def public_message(exc: BaseException, status: int, error_id: str) -> str:
+    """What a REST client reads for ``exc``: the message of a client mistake, of "not ready" and of
+    a failed predictor hop (which names no host); for any other 5xx (our own failure) a fixed
+    sentence and ``error_id`` (the log line has the details: no object addresses in answers)."""
+    if status < 500 or isinstance(exc, (ModelNotReady, ServerNotReady, PredictorCallError)):
+        return str(exc) or type(exc).__name__
+    return f"{_PUBLIC.get(HTTPStatus(status), 'internal error')} (error id {error_id})"
