@@ -109,11 +109,73 @@ def test_inference_services_standard_mode_cluster_local(scenario: tuple[Path, li
         assert set(names.values()) == {"diabetes-risk"}, names
 
 
+# What the VirtualService routes (issue 15): one `match` entry per served URI regex (RE2, full
+# match on the path), in this order; everything else matches no route and Istio answers 404.
+SERVED_URIS = [
+    "^/v1/models/[^/:]+(:predict)?$",
+    "^/v2/models/[^/]+(/versions/[^/]+)?(/infer|/ready)?$",
+    "^/v2/health/(live|ready)$",
+    "^/v2/?$",
+]
+EXPLAIN_URIS = ["^/v1/models/[^/]+:explain$", "^/v2/models/[^/]+/explain$"]
+FEEDBACK_URIS = ["^/v1/models/[^/]+:feedback$", "^/v2/models/[^/]+/feedback$"]
+MODEL = "diabetes-risk"
+SERVED_PATHS = [
+    f"/v1/models/{MODEL}:predict",
+    f"/v1/models/{MODEL}",
+    f"/v2/models/{MODEL}/infer",
+    f"/v2/models/{MODEL}/versions/1/infer",
+    f"/v2/models/{MODEL}/ready",
+    f"/v2/models/{MODEL}/versions/1",
+    f"/v2/models/{MODEL}",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2",
+    "/v2/",
+]
+EXPLAIN_PATHS = [f"/v1/models/{MODEL}:explain", f"/v2/models/{MODEL}/explain"]
+FEEDBACK_PATHS = [f"/v1/models/{MODEL}:feedback", f"/v2/models/{MODEL}/feedback"]
+# management, metrics, docs and near misses of the served regexes: no route on any track
+UNROUTED_PATHS = [
+    "/",
+    "/metrics",
+    "/metrics/",
+    "/docs",
+    "/openapi.json",
+    "/v1/models",
+    "/v2/models",
+    "/v2/repository/index",
+    f"/v2/repository/models/{MODEL}/load",
+    f"/v2/repository/models/{MODEL}/unload",
+    f"/v1/models/{MODEL}:unload",
+    f"/v1/models/{MODEL}:predictx",
+    f"/v2/models/{MODEL}/infer/extra",
+    f"/v2/models/{MODEL}/generate",
+    "/v2/health",
+    "/v2/health/startup",
+    "/v3/models/x/infer",
+]
+PIN_HEADERS: list[dict[str, str]] = [{}, {"x-model-version": "stable"}, {"x-model-version": "canary"}]
+
+
+def _uri_matches(uris: list[str], pin: str | None = None) -> list[dict[str, Any]]:
+    """The `match` list of a route over these URIs; a pin route carries the header on every entry."""
+    if pin is None:
+        return [{"uri": {"regex": u}} for u in uris]
+    return [{"uri": {"regex": u}, "headers": {"x-model-version": {"exact": pin}}} for u in uris]
+
+
+def _feedback_on(values: dict[str, Any]) -> bool:
+    drift = values.get("driftDetector", {})
+    return bool(drift.get("enabled", True) and drift.get("feedback", {}).get("enabled", True))
+
+
 def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
     path, docs = scenario
     values = _values(path)
     (vs,) = by_kind(docs, "VirtualService")
     routes = {r["name"]: r for r in vs["spec"]["http"]}
+    assert len(routes) == len(vs["spec"]["http"]), "route names are not unique"
     primary = routes["primary"]
     weights = [d["weight"] for d in primary["route"]]
     assert sum(weights) == 100
@@ -125,6 +187,31 @@ def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> 
     assert not missing, f"routes to Services KServe does not create: {missing} (created: {sorted(created)})"
     entry = "predictor" if values.get("transformer", {}).get("enabled") is False else "transformer"
     canary_on = values.get("canary", {}).get("enabled", True)
+    explainer_on = values.get("explainer", {}).get("enabled", True)
+    # every route matches only its own paths: no catch-all (no route without `match`, no prefix /)
+    for route in vs["spec"]["http"]:
+        assert route.get("match"), f"route {route['name']} matches every path"
+        assert all(set(m["uri"]) == {"regex"} for m in route["match"]), route["name"]
+    assert primary["match"] == _uri_matches(SERVED_URIS)
+    assert routes["stable-pin"]["match"] == _uri_matches(SERVED_URIS, "stable")
+    assert routes["stable-pin"]["route"] == [
+        {"destination": {"host": service_fqdn(f"model-serving-stable-{entry}"), "port": {"number": 80}}}
+    ]
+    if explainer_on:
+        assert routes["explain"]["match"] == _uri_matches(EXPLAIN_URIS)
+        if canary_on:
+            assert routes["explain-canary-pin"]["match"] == _uri_matches(EXPLAIN_URIS, "canary")
+    else:
+        assert not {"explain", "explain-canary-pin"} & set(routes)
+    if _feedback_on(values):
+        feedback = vs["spec"]["http"][0]
+        assert feedback["name"] == "feedback"
+        assert feedback["match"] == _uri_matches(FEEDBACK_URIS)
+        assert feedback["route"] == [
+            {"destination": {"host": service_fqdn("model-serving-drift-detector"), "port": {"number": 80}}}
+        ]
+    else:
+        assert "feedback" not in routes
     if canary_on:
         expected = values.get("traffic", {}).get("weights", {"stable": 90, "canary": 10})
         assert [d["destination"]["host"] for d in primary["route"]] == [
@@ -133,8 +220,10 @@ def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> 
         ]
         assert weights == [expected["stable"], expected["canary"]]
         pin = routes["canary-pin"]
-        assert pin["match"] == [{"headers": {"x-model-version": {"exact": "canary"}}}]
-        assert pin["route"][0]["destination"]["host"] == service_fqdn(f"model-serving-canary-{entry}")
+        assert pin["match"] == _uri_matches(SERVED_URIS, "canary")
+        assert pin["route"] == [
+            {"destination": {"host": service_fqdn(f"model-serving-canary-{entry}"), "port": {"number": 80}}}
+        ]
     else:
         assert "canary-pin" not in routes
         assert weights == [100]
@@ -151,9 +240,9 @@ def test_virtual_service_routes(scenario: tuple[Path, list[dict[str, Any]]]) -> 
     )
 
 
-def _route_for(vs: dict[str, Any], path: str, headers: dict[str, str]) -> dict[str, Any]:
+def _route_for(vs: dict[str, Any], path: str, headers: dict[str, str]) -> dict[str, Any] | None:
     """The first http route whose match list matches, as Envoy picks it (uri regex: RE2 full
-    match; headers: exact; no match list: everything)."""
+    match; headers: exact; no match list: everything); None: no route (Istio answers 404)."""
     import re
 
     def matches(m: dict[str, Any]) -> bool:
@@ -165,12 +254,30 @@ def _route_for(vs: dict[str, Any], path: str, headers: dict[str, str]) -> dict[s
     for route in vs["spec"]["http"]:
         if "match" not in route or any(matches(m) for m in route["match"]):
             return route
-    raise AssertionError(f"no route for {path} {headers}")
+    return None
+
+
+def test_route_matching_sees_uri_and_header() -> None:
+    """The evaluator the routing tests rely on: a regex that does not match the whole path, or a
+    header with another value, is no match; no route at all is None."""
+    vs = {
+        "spec": {
+            "http": [
+                {"name": "pin", "match": _uri_matches(["^/a$"], "canary"), "route": []},
+                {"name": "plain", "match": _uri_matches(["^/a$"]), "route": []},
+            ]
+        }
+    }
+    assert _route_for(vs, "/a", {"x-model-version": "canary"}) == vs["spec"]["http"][0]
+    assert _route_for(vs, "/a", {"x-model-version": "stable"}) == vs["spec"]["http"][1]
+    assert _route_for(vs, "/a/b", {"x-model-version": "canary"}) is None
+    assert _route_for(vs, "/ba", {}) is None
 
 
 def test_explanations_routed_per_track_pin_first(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
     """`:explain` (V1) and `/explain` (V2) go to the pinned track's explainer, canary pin first,
-    unpinned ones to stable; inference requests never reach an explainer."""
+    unpinned ones to stable; inference requests never reach an explainer. With the explainer off,
+    explain paths match no route at all (404 from Istio, never a model server)."""
     path, docs = scenario
     values = _values(path)
     (vs,) = by_kind(docs, "VirtualService")
@@ -178,11 +285,8 @@ def test_explanations_routed_per_track_pin_first(scenario: tuple[Path, list[dict
     canary = values.get("canary", {}).get("enabled", True)
     entry = "predictor" if values.get("transformer", {}).get("enabled") is False else "transformer"
     names = [r["name"] for r in vs["spec"]["http"]]
-    feedback = values.get("driftDetector", {}).get("enabled", True) and (
-        values.get("driftDetector", {}).get("feedback", {}).get("enabled", True)
-    )
     expected_names = (
-        (["feedback"] if feedback else [])
+        (["feedback"] if _feedback_on(values) else [])
         + (["explain-canary-pin"] if explainer and canary else [])
         + (["explain"] if explainer else [])
         + (["canary-pin"] if canary else [])
@@ -192,20 +296,60 @@ def test_explanations_routed_per_track_pin_first(scenario: tuple[Path, list[dict
 
     def host(path: str, **headers: str) -> str:
         route = _route_for(vs, path, headers)
+        assert route is not None, f"no route for {path} {headers}"
         return str(route["route"][0]["destination"]["host"]).split(".")[0]
 
     pins = [("stable", "stable")] + ([("canary", "canary")] if canary else [])
-    for explain in ("/v1/models/diabetes-risk:explain", "/v2/models/diabetes-risk/explain"):
+    for explain in EXPLAIN_PATHS:
         if explainer:
             assert host(explain) == "model-serving-stable-explainer"
             for pin, track in pins:
                 assert host(explain, **{"x-model-version": pin}) == f"model-serving-{track}-explainer"
         else:
-            assert "explainer" not in host(explain)
+            for headers in PIN_HEADERS:
+                assert _route_for(vs, explain, headers) is None, (explain, headers)
     for infer in ("/v1/models/diabetes-risk:predict", "/v2/models/diabetes-risk/infer"):
-        assert _route_for(vs, infer, {})["name"] == "primary"
+        route = _route_for(vs, infer, {})
+        assert route is not None and route["name"] == "primary"
         for pin, track in pins:
             assert host(infer, **{"x-model-version": pin}) == f"model-serving-{track}-{entry}"
+
+
+def test_only_served_paths_are_routed(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Inference, metadata, readiness and health reach the entry component of the track the pin
+    names (unpinned: `primary`); management, /metrics, /docs and anything else match no route on
+    any track (Istio's 404); feedback goes to the drift detector whatever the pin."""
+    path, docs = scenario
+    values = _values(path)
+    (vs,) = by_kind(docs, "VirtualService")
+    canary = values.get("canary", {}).get("enabled", True)
+    for served in SERVED_PATHS:
+        expected = {"": "primary", "stable": "stable-pin", "canary": "canary-pin" if canary else "primary"}
+        for headers in PIN_HEADERS:
+            route = _route_for(vs, served, headers)
+            assert route is not None, (served, headers)
+            assert route["name"] == expected[headers.get("x-model-version", "")], (served, headers)
+    for unrouted in UNROUTED_PATHS:
+        for headers in PIN_HEADERS:
+            route = _route_for(vs, unrouted, headers)
+            assert route is None, (unrouted, headers, route and route["name"])
+    for feedback in FEEDBACK_PATHS:
+        for headers in PIN_HEADERS:
+            route = _route_for(vs, feedback, headers)
+            if _feedback_on(values):
+                assert route is not None and route["name"] == "feedback", (feedback, headers)
+            else:
+                assert route is None, (feedback, headers)
+
+
+def test_without_feedback_there_is_no_feedback_route(helm: Helm) -> None:
+    (vs,) = by_kind(helm.template(set_values={"driftDetector.feedback.enabled": "false"}), "VirtualService")
+    assert [r["name"] for r in vs["spec"]["http"]] == [
+        "explain-canary-pin", "explain", "canary-pin", "stable-pin", "primary",
+    ]  # fmt: skip
+    for feedback in FEEDBACK_PATHS:
+        for headers in PIN_HEADERS:
+            assert _route_for(vs, feedback, headers) is None, (feedback, headers)
 
 
 # Which component payload-logs each InferenceService's client traffic, per ci/ scenario: KServe's

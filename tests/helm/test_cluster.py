@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,14 @@ SCENARIO_IDS = [p.name.removesuffix("-values.yaml") for p in CI_SCENARIOS]
 SELECTOR = {"app.kubernetes.io/name": "model-serving", "app.kubernetes.io/instance": "model-serving"}
 # ports the Istio sidecar never intercepts: pilot-agent (merged metrics, probes) and Envoy's stats
 SIDECAR_EXEMPT_PORTS = {15020, 15090}
+# every serving pod (InferenceService components, drift detector): Istio metrics merging of the
+# server's /metrics on 8080, and the sidecar's drain (hardening.drainSeconds + graceSeconds, 5 + 10)
+POD_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": "8080",
+    "prometheus.io/path": "/metrics",
+    "proxy.istio.io/config": '{"terminationDrainDuration": "15s"}',
+}
 
 
 @pytest.fixture(scope="module", params=CI_SCENARIOS, ids=SCENARIO_IDS)
@@ -130,18 +139,61 @@ def test_every_scrape_target_survives_the_mtls_mode(rendered: list[dict[str, Any
             if strict and endpoint.get("scheme", "http") == "http":
                 assert port in SIDECAR_EXEMPT_PORTS, (pm["metadata"]["name"], port)
             assert (port, endpoint["path"]) == (15020, "/stats/prometheus")
-    # the pods the monitors select ask Istio to merge their server's own /metrics on 8080
+    # the pods the monitors select ask Istio to merge their server's own /metrics on 8080 (and
+    # their sidecar to drain as long as the server serves after SIGTERM: see the drain test)
     for isvc in by_kind(rendered, "InferenceService"):
         for component in ("predictor", "transformer", "explainer"):
             if component in isvc["spec"]:
-                annotations = isvc["spec"][component]["annotations"]
-                assert annotations == {
-                    "prometheus.io/scrape": "true",
-                    "prometheus.io/port": "8080",
-                    "prometheus.io/path": "/metrics",
-                }
-    for deploy in by_kind(rendered, "Deployment"):
-        assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8080"
+                assert isvc["spec"][component]["annotations"] == POD_ANNOTATIONS, component
+    deployments = by_kind(rendered, "Deployment")
+    assert [d["metadata"]["name"] for d in deployments] == ["model-serving-drift-detector"]
+    for deploy in deployments:
+        assert deploy["spec"]["template"]["metadata"]["annotations"] == POD_ANNOTATIONS
+
+
+def _drained_pods(docs: list[dict[str, Any]]) -> dict[str, tuple[dict[str, str], int]]:
+    """(annotations, terminationGracePeriodSeconds) of every serving pod: InferenceService
+    components and the drift detector."""
+    pods = {}
+    for isvc in by_kind(docs, "InferenceService"):
+        for component in ("predictor", "transformer", "explainer"):
+            if component in isvc["spec"]:
+                spec = isvc["spec"][component]
+                pods[f"{isvc['metadata']['name']}-{component}"] = (
+                    spec["annotations"],
+                    spec["terminationGracePeriodSeconds"],
+                )
+    for deploy in by_kind(docs, "Deployment"):
+        template = deploy["spec"]["template"]
+        pods[deploy["metadata"]["name"]] = (
+            template["metadata"]["annotations"],
+            template["spec"]["terminationGracePeriodSeconds"],
+        )
+    return pods
+
+
+def test_sidecar_drains_as_long_as_the_server_serves(rendered: list[dict[str, Any]]) -> None:
+    """Defect (issue 15): the sidecar's default 5 s drain cut requests still in flight after
+    SIGTERM, and the pod's grace period killed the server before it finished. Istio drains
+    drainSeconds + graceSeconds, the pod gets 5 s more than that."""
+    pods = _drained_pods(rendered)
+    assert "model-serving-stable-predictor" in pods and "model-serving-drift-detector" in pods
+    for name, (pod_annotations, grace) in pods.items():
+        assert pod_annotations["proxy.istio.io/config"] == '{"terminationDrainDuration": "15s"}', name
+        assert grace == 20, name  # defaults: drainSeconds 5 + graceSeconds 10 + 5
+
+
+def test_drain_follows_the_hardening_values(helm: Helm) -> None:
+    docs = helm.template(set_values={"hardening.drainSeconds": "7", "hardening.graceSeconds": "30"})
+    pods = _drained_pods(docs)
+    assert set(pods) == {
+        f"model-serving-{track}-{component}"
+        for track in ("stable", "canary")
+        for component in ("predictor", "transformer", "explainer")
+    } | {"model-serving-drift-detector"}
+    for name, (pod_ann, grace) in pods.items():
+        assert json.loads(pod_ann["proxy.istio.io/config"]) == {"terminationDrainDuration": "37s"}, name
+        assert grace == 42, name
 
 
 def test_prometheus_may_reach_only_the_scrape_ports(rendered: list[dict[str, Any]]) -> None:

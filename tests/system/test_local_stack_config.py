@@ -7,6 +7,7 @@ translate, naming it; the processes must get the chart's own args with loopback 
 from __future__ import annotations
 
 import copy
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -55,39 +56,120 @@ def routes_of(rds: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in rds["resources"][0]["virtual_hosts"][0]["routes"]}
 
 
+# the chart's served URIs (issue 15), one Envoy route per VirtualService `match` entry, in order
+SERVED = [
+    "^/v1/models/[^/:]+(:predict)?$",
+    "^/v2/models/[^/]+(/versions/[^/]+)?(/infer|/ready)?$",
+    "^/v2/health/(live|ready)$",
+    "^/v2/?$",
+]
+EXPLAIN = ["^/v1/models/[^/]+:explain$", "^/v2/models/[^/]+/explain$"]
+PIN = "x-model-version"
+
+
+def expanded(name: str, n: int) -> list[str]:
+    return [name] + [f"{name}-{k}" for k in range(1, n)]
+
+
+def envoy_route_for(rds: dict[str, Any], path: str, headers: dict[str, str]) -> str | None:
+    """The first Envoy route matching (prefix, path or safe_regex full match; headers exact)."""
+    for route in rds["resources"][0]["virtual_hosts"][0]["routes"]:
+        m = route["match"]
+        if "prefix" in m and not path.startswith(m["prefix"]):
+            continue
+        if "path" in m and path != m["path"]:
+            continue
+        if "safe_regex" in m and re.fullmatch(m["safe_regex"]["regex"], path) is None:
+            continue
+        if all(headers.get(h["name"]) == h["string_match"]["exact"] for h in m.get("headers", [])):
+            return str(route["name"])
+    return None
+
+
 def test_the_charts_routes_become_envoy_routes(vs: dict[str, Any]) -> None:
     vs = {**vs, "metadata": {**vs["metadata"], "resourceVersion": "7"}}
     rds = translate(vs, clusters())
     assert rds["version_info"] == "7"
     routes = routes_of(rds)
-    pins = ["explain-canary-pin", "explain-canary-pin-1", "explain", "explain-1", "canary-pin", "stable-pin"]
-    assert list(routes) == ["feedback", "feedback-1", *pins, "primary"]
-    assert routes["feedback"]["match"]["safe_regex"] == {"regex": "^/v1/models/[^/]+:feedback$"}
-    assert routes["feedback-1"]["match"]["safe_regex"] == {"regex": "^/v2/models/[^/]+/feedback$"}
-    assert {routes[r]["route"]["cluster"] for r in ("feedback", "feedback-1")} == {cluster_name(DRIFT, 80)}
-    primary = routes["primary"]
-    assert primary["match"] == {"prefix": "/"}
-    assert primary["route"]["weighted_clusters"]["clusters"] == [
-        {"name": cluster_name(host("stable", "transformer"), 80), "weight": 90},
-        {"name": cluster_name(host("canary", "transformer"), 80), "weight": 10},
+    assert list(routes) == [
+        *expanded("feedback", 2),
+        *expanded("explain-canary-pin", len(EXPLAIN)),
+        *expanded("explain", len(EXPLAIN)),
+        *expanded("canary-pin", len(SERVED)),
+        *expanded("stable-pin", len(SERVED)),
+        *expanded("primary", len(SERVED)),
     ]
-    assert primary["route"]["timeout"] == "10.000s"
-    assert primary["route"]["retry_policy"] == {
-        "retry_on": "connect-failure,refused-stream,unavailable,retriable-status-codes",
-        "num_retries": 2,
-        "per_try_timeout": "4.000s",
-        "retriable_status_codes": [503],
+    assert not [r for r in routes if "prefix" in routes[r]["match"]], "a route matches every path"
+    assert routes["feedback"]["match"] == {"safe_regex": {"regex": "^/v1/models/[^/]+:feedback$"}}
+    assert routes["feedback-1"]["match"] == {"safe_regex": {"regex": "^/v2/models/[^/]+/feedback$"}}
+    assert {routes[r]["route"]["cluster"] for r in ("feedback", "feedback-1")} == {cluster_name(DRIFT, 80)}
+    primary_action = {
+        "weighted_clusters": {
+            "clusters": [
+                {"name": cluster_name(host("stable", "transformer"), 80), "weight": 90},
+                {"name": cluster_name(host("canary", "transformer"), 80), "weight": 10},
+            ]
+        },
+        "timeout": "10.000s",
+        "retry_policy": {
+            "retry_on": "connect-failure,refused-stream,unavailable,retriable-status-codes",
+            "num_retries": 2,
+            "per_try_timeout": "4.000s",
+            "retriable_status_codes": [503],
+        },
     }
-    assert "request_mirror_policies" not in primary["route"]
-    pin = routes["canary-pin"]
-    assert pin["match"]["headers"] == [{"name": "x-model-version", "string_match": {"exact": "canary"}}]
-    assert pin["route"]["cluster"] == cluster_name(host("canary", "transformer"), 80)
-    explain_pin = routes["explain-canary-pin"]
-    assert explain_pin["match"]["safe_regex"] == {"regex": "^/v1/models/[^/]+:explain$"}
-    assert routes["explain-canary-pin-1"]["match"]["safe_regex"] == {"regex": "^/v2/models/[^/]+/explain$"}
-    assert explain_pin["route"]["cluster"] == cluster_name(host("canary", "explainer"), 80)
-    assert routes["explain"]["route"]["cluster"] == cluster_name(host("stable", "explainer"), 80)
-    assert "headers" not in routes["explain"]["match"]
+    pin_action = {k: v for k, v in primary_action.items() if k != "weighted_clusters"}
+    for name, regex in zip(expanded("primary", len(SERVED)), SERVED, strict=True):
+        assert routes[name]["match"] == {"safe_regex": {"regex": regex}}, name  # no pin header
+        assert routes[name]["route"] == primary_action, name  # no mirror either
+    for track in ("canary", "stable"):
+        for name, regex in zip(expanded(f"{track}-pin", len(SERVED)), SERVED, strict=True):
+            assert routes[name]["match"] == {
+                "safe_regex": {"regex": regex},
+                "headers": [{"name": PIN, "string_match": {"exact": track}}],
+            }, name
+            assert routes[name]["route"] == {
+                "cluster": cluster_name(host(track, "transformer"), 80),
+                **pin_action,
+            }, name
+    for name, regex in zip(expanded("explain-canary-pin", len(EXPLAIN)), EXPLAIN, strict=True):
+        assert routes[name]["match"] == {
+            "safe_regex": {"regex": regex},
+            "headers": [{"name": PIN, "string_match": {"exact": "canary"}}],
+        }, name
+        assert routes[name]["route"]["cluster"] == cluster_name(host("canary", "explainer"), 80)
+    for name, regex in zip(expanded("explain", len(EXPLAIN)), EXPLAIN, strict=True):
+        assert routes[name]["match"] == {"safe_regex": {"regex": regex}}, name
+        assert routes[name]["route"]["cluster"] == cluster_name(host("stable", "explainer"), 80)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "route"),
+    [
+        ("/v2/models/diabetes-risk/infer", {}, "primary-1"),
+        ("/v1/models/diabetes-risk:predict", {}, "primary"),
+        ("/v2/health/ready", {}, "primary-2"),
+        ("/v2", {}, "primary-3"),
+        ("/v2/models/diabetes-risk/infer", {PIN: "canary"}, "canary-pin-1"),
+        ("/v2/models/diabetes-risk/ready", {PIN: "stable"}, "stable-pin-1"),
+        ("/v2/models/diabetes-risk/infer", {PIN: "other"}, "primary-1"),
+        ("/v1/models/diabetes-risk:explain", {PIN: "canary"}, "explain-canary-pin"),
+        ("/v2/models/diabetes-risk/explain", {}, "explain-1"),
+        ("/v2/models/diabetes-risk/feedback", {PIN: "canary"}, "feedback-1"),
+        ("/metrics", {}, None),
+        ("/metrics", {PIN: "canary"}, None),
+        ("/docs", {PIN: "stable"}, None),
+        ("/", {}, None),
+        ("/v2/repository/index", {}, None),
+        ("/v2/repository/models/diabetes-risk/unload", {PIN: "canary"}, None),
+        ("/v2/models/diabetes-risk/infer/extra", {}, None),
+    ],
+)
+def test_envoy_routes_only_served_paths(
+    vs: dict[str, Any], path: str, headers: dict[str, str], route: str | None
+) -> None:
+    """Management, /metrics and /docs match no Envoy route (404 from Envoy, as from Istio)."""
+    assert envoy_route_for(translate(vs, clusters()), path, headers) == route
 
 
 def test_mirror_with_percentage_and_zero_weights(settings: StackSettings) -> None:
