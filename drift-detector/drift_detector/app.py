@@ -78,7 +78,7 @@ class DriftService:
             self.sink = Sink(s.sink_url, s.sink_mode, s.sink_timeout, self.metrics)
             await self.sink.start()
         schema = Schema(names=reference.names, spec=reference.spec, max_rows=s.max_rows_per_event)
-        detector = Detector(s, schema, backends, self.metrics, self.sink)
+        detector = Detector(s, schema, backends, self.metrics, self.sink, reference.version)
         if self.feedback is not None:
             try:
                 detector.recorder = await self.feedback.start()
@@ -90,12 +90,14 @@ class DriftService:
         self.detector = detector
         self.metrics.ready.set(1)
         log.info(
-            "ready: %d features (%d categorical), %d reference rows, prediction drift %s, backend %s, "
+            "ready: %d features (%d categorical), %d reference rows, prediction drift %s (model %s), "
+            "backend %s, "
             "%s windows of %d rows (step %d), p_val %g with %s correction",
             len(reference.names),
             len(reference.categorical),
             len(reference.features),
             "on" if "prediction" in backends else "off",
+            reference.version or "any",
             s.backend,
             s.window_mode,
             s.window_size,

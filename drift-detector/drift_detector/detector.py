@@ -13,6 +13,14 @@ InferenceServices, and a transformer's raw records are never mixed with a predic
 Every event that passed the door ends in exactly one of ``drift_events_received_total`` (inference,
 decoded), ``drift_events_ignored_total`` (not inference) or ``drift_events_rejected_total`` (its
 body cannot be used); a response whose scores cannot be read still admits its request's rows.
+
+Prediction drift compares scores with ``reference_scores.npy``, which describes one model: the
+bundle's (its card's ``version``). A response naming another ``model_version`` (a canary running
+another model) is not put into the prediction window: its rows are counted in
+``drift_rows_skipped_total{kind="prediction", reason="model_version"}`` and ``GET /status`` says
+the stream's prediction drift is not applicable. Its request's rows still enter the features
+window (input drift does not depend on the model). Responses without a ``model_version`` are
+judged as before. The check is one dict lookup per response, on the already parsed body.
 """
 
 from __future__ import annotations
@@ -60,6 +68,10 @@ class Stream:
         default_factory=lambda: {"features": None, "prediction": None}
     )
     last_event: float = 0.0
+    model_version: str | None = None
+    """``model_version`` of the latest response carrying one."""
+    version_skipped: int = 0
+    """Prediction rows left out because their ``model_version`` is not the reference's."""
     seen: float = 0.0
     """``time.monotonic()`` of the latest event decoded for this stream (idle expiry)."""
 
@@ -71,6 +83,7 @@ class _Tally:
     received: dict[tuple[StreamKey, str], int] = field(default_factory=dict)
     joined: dict[StreamKey, int] = field(default_factory=dict)
     staged: dict[tuple[StreamKey, Kind], list[np.ndarray]] = field(default_factory=dict)
+    version_skipped: dict[StreamKey, int] = field(default_factory=dict)
 
     def count(self, key: StreamKey, kind: str) -> None:
         self.received[(key, kind)] = self.received.get((key, kind), 0) + 1
@@ -89,8 +102,11 @@ class Detector:
         backends: dict[Kind, Backend],
         metrics: Metrics,
         sink: Sink | None = None,
+        reference_version: str | None = None,
     ) -> None:
         self.settings = settings
+        self.reference_version = reference_version
+        """The model ``reference_scores.npy`` belongs to (model card ``version``); ``None``: any."""
         self.schema = schema
         self.backends = backends
         self.metrics = metrics
@@ -227,6 +243,9 @@ class Detector:
                 self.metrics.last_event.labels(**key.labels()).set(wall)
         for key, n in tally.joined.items():
             self.metrics.events_joined.labels(**key.labels()).inc(n)
+        for key, n in tally.version_skipped.items():
+            labels = key.labels()
+            self.metrics.rows_skipped.labels(**labels, kind="prediction", reason="model_version").inc(n)
         return self._add(tally.staged)
 
     def _take(self, event: Event, tally: _Tally, now: float) -> None:
@@ -263,7 +282,17 @@ class Detector:
         if held is not None:
             tally.admit(held[0], "features", held[1], joined=True)
         if scores is not None and "prediction" in stream.windows:
-            tally.admit(event.key, "prediction", scores)
+            version = document.get("model_version") if isinstance(document, dict) else None
+            if version is None:
+                tally.admit(event.key, "prediction", scores)
+            else:
+                version = stream.model_version = str(version)
+                if self.reference_version is None or version == self.reference_version:
+                    tally.admit(event.key, "prediction", scores)
+                else:
+                    stream.version_skipped += len(scores)
+                    skipped = tally.version_skipped
+                    skipped[event.key] = skipped.get(event.key, 0) + len(scores)
         if error is not None:
             raise error
 
@@ -297,7 +326,8 @@ class Detector:
             finite = np.isfinite(rows).all(axis=1)
             labels = {**key.labels(), "kind": kind}
             if not finite.all():
-                self.metrics.rows_skipped.labels(**labels).inc(int((~finite).sum()))
+                skipped = int((~finite).sum())
+                self.metrics.rows_skipped.labels(**labels, reason="not_finite").inc(skipped)
                 rows = rows[finite]
             if not len(rows):
                 continue
@@ -331,6 +361,9 @@ class Detector:
             self.metrics.windows_evaluated.labels(**labels, kind=kind)
             self.metrics.windows_drifted.labels(**labels, kind=kind)
             self.metrics.rows_received.labels(**labels, kind=kind)
+            self.metrics.rows_skipped.labels(**labels, kind=kind, reason="not_finite")
+        if "prediction" in windows:
+            self.metrics.rows_skipped.labels(**labels, kind="prediction", reason="model_version")
         self.metrics.events_dropped.labels(**labels)
         self.metrics.events_joined.labels(**labels)
         self.metrics.events_unanswered.labels(**labels)
@@ -406,6 +439,17 @@ class Detector:
 
     # --- status ---------------------------------------------------------------------------------
 
+    def _applicable(self, stream: Stream) -> str:
+        """Whether the stream's prediction drift is judged, in words (``GET /status``)."""
+        if "prediction" not in stream.windows:
+            return "off: no reference scores (or DRIFT_PREDICTION_DRIFT=false)"
+        ref = self.reference_version
+        if ref is None:
+            return "judged against the bundle's reference scores (the model card names no version)"
+        if stream.model_version is not None and stream.model_version != ref:
+            return f"not applicable: model_version {stream.model_version}, reference {ref}"
+        return f"judged against reference {ref}"
+
     def status(self) -> dict[str, Any]:
         return {
             "queue": {"depth": len(self._queue), "capacity": self.settings.queue_size, "idle": self.idle},
@@ -428,6 +472,9 @@ class Detector:
                     .replace("+00:00", "Z"),
                     "features": s.latest["features"],
                     "prediction": s.latest["prediction"],
+                    "model_version": s.model_version,
+                    "prediction_drift": self._applicable(s),
+                    "prediction_rows_skipped_model_version": s.version_skipped,
                 }
                 for s in self.streams.values()
             ],

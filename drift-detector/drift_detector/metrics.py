@@ -51,8 +51,9 @@ class Metrics:
         )
         self.rows_skipped = Counter(
             "drift_rows_skipped_total",
-            "Rows left out of windows because they hold NaN or infinite values, by stream and kind.",
-            [*STREAM, "kind"],
+            "Rows left out of windows, by stream, kind and reason: not_finite (NaN or infinite "
+            "values), model_version (prediction rows of a model other than the reference's).",
+            [*STREAM, "kind", "reason"],
             registry=r,
         )
         self.events_dropped = Counter(

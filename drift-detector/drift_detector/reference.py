@@ -20,6 +20,9 @@ class Reference:
     """float32 ``[n, n_features]``, encoded like the model's input."""
     scores: np.ndarray | None
     """float32 ``[n]`` positive-class scores, or ``None`` when the bundle has none."""
+    version: str | None = None
+    """The model card's ``version`` (``gbm-1``): the model whose answers ``scores`` describe.
+    Prediction drift is judged only for responses of this ``model_version`` (or of none)."""
 
     @classmethod
     def load(cls, model_dir: Path) -> Reference:
@@ -52,4 +55,11 @@ class Reference:
             scores = bundle.reference_scores().reshape(-1)
             if len(scores) < 2 or not np.isfinite(scores).all():
                 raise BundleError("reference_scores.npy must hold at least 2 finite scores")
-        return cls(names=names, categorical=categorical, spec=spec, features=features, scores=scores)
+        return cls(
+            names=names,
+            categorical=categorical,
+            spec=spec,
+            features=features,
+            scores=scores,
+            version=bundle.version,
+        )
