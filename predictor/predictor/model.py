@@ -258,7 +258,9 @@ class OnnxModel(Model):  # type: ignore[misc]
             return self.response(payload.id, outputs, arrays)
         feeds = self.feeds_from_v1(payload)
         arrays = await self.infer(feeds, self._all_outputs)
-        return {"predictions": self.v1_predictions(arrays)}
+        # model_name / model_version as V2 answers carry them (the drift detector tells models apart)
+        predictions = self.v1_predictions(arrays)
+        return {"predictions": predictions, "model_name": self.name, "model_version": self.version}
 
     def v1_predictions(self, arrays: list[np.ndarray]) -> list[Any]:
         """One entry per row: the single output's row, or ``{output: row}`` for several outputs."""

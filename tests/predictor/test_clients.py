@@ -134,6 +134,7 @@ def test_v1_predict_over_plain_http(predictor: Predictor, gbm_bundle: Path, held
     want_label, want_proba = ort_outputs(gbm_bundle, held_out[:5])
     preds = r.json()["predictions"]
     assert [p["label"] for p in preds] == want_label.tolist()
+    assert (r.json()["model_name"], r.json()["model_version"]) == (MODEL, "gbm-1")
     assert_same_probabilities(np.asarray([p["probabilities"] for p in preds], dtype=np.float32), want_proba)
 
 

@@ -186,7 +186,7 @@ async def test_too_many_pairs_or_bytes_is_413(client: Client) -> None:
     huge = b'{"instances": [' + b" " * size + b"]}"
     answer = await client.http.post("/v1/models/m:feedback", content=huge)
     assert answer.status_code == 413
-    assert f"exceeds DRIFT_MAX_BODY_BYTES={size}" in answer.json()["error"]
+    assert f"more than DRIFT_MAX_BODY_BYTES={size}" in answer.json()["error"]
 
 
 async def test_live_quality_per_stream_equals_scikit_learn(client: Client) -> None:
