@@ -102,7 +102,7 @@ def start(argv: list[str] | None) -> int:
         port=settings.http_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.grace_seconds),
         timeout_keep_alive=5,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(0.0, ge=0.0, le=3600.0)
     """After SIGTERM, ``/ready`` answers 503 at once and events are still taken this long (the chart
     sets it with ``terminationGracePeriodSeconds``); then the server stops and the queue is decoded."""
+    grace_seconds: float = Field(10.0, ge=0.0, le=600.0)
+    """After the drain period, how long requests in flight may still take before the server stops
+    (the chart sizes ``terminationGracePeriodSeconds`` and the sidecar's drain from the same value)."""
     pending_joins: int = Field(100_000, ge=1)
     """Unpaired event ids remembered to join request and response by ``ce-id``; beyond it the
     oldest request is forgotten early (counted as unanswered)."""

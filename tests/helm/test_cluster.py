@@ -194,6 +194,10 @@ def test_drain_follows_the_hardening_values(helm: Helm) -> None:
     for name, (pod_ann, grace) in pods.items():
         assert json.loads(pod_ann["proxy.istio.io/config"]) == {"terminationDrainDuration": "37s"}, name
         assert grace == 42, name
+    # the detector's own server stops after the same drain and grace the pod is sized for
+    (detector,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("drift-detector")]
+    env = {e["name"]: e.get("value") for e in detector["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["DRIFT_DRAIN_SECONDS"], env["DRIFT_GRACE_SECONDS"]) == ("7", "30")
 
 
 def test_prometheus_may_reach_only_the_scrape_ports(rendered: list[dict[str, Any]]) -> None:

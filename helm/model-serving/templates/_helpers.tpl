@@ -296,6 +296,8 @@ proxy.istio.io/config: {{ printf "{\"terminationDrainDuration\": \"%ds\"}" (add 
   value: {{ $h.bodyTimeoutSeconds | quote }}
 - name: DRIFT_DRAIN_SECONDS
   value: {{ $h.drainSeconds | int | quote }}
+- name: DRIFT_GRACE_SECONDS
+  value: {{ $h.graceSeconds | int | quote }}
 - name: DRIFT_STREAM_IDLE_SECONDS
   value: {{ $h.streamIdleSeconds | quote }}
 {{- if $h.driftAllowList }}
