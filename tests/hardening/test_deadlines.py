@@ -23,16 +23,29 @@ from pathlib import Path
 
 import grpc
 import httpx
+import orjson
 import pytest
 from fake_predictor import FakePredictor
-from hardening_stack import MODEL, ROW, V2_OK, metric_value
+from hardening_stack import MODEL, metric_value
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from model_stack import Server, component, started_together
 from serving_common.framework.predictor_client import request_deadline
 
 ENVOY = "x-envoy-expected-rq-timeout-ms"
-V1_OK = b'{"instances": [' + b"[" + b",".join(str(v).encode() for v in ROW) + b"]]}"
+RECORD = {
+    "age": 59.0, "sex": "female", "bmi": 32.1, "bp": 101.0, "tc": 157.0,
+    "ldl": 93.2, "hdl": 38.0, "tch": 4.0, "ltg": 4.8598, "glu": 87.0,
+}  # fmt: skip
+V1_OK = orjson.dumps({"instances": [RECORD]})
+V2_OK = orjson.dumps(
+    {
+        "inputs": [
+            {"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP32", "data": [v]}
+            for k, v in RECORD.items()
+        ]
+    }
+)
 
 
 @dataclass
@@ -41,7 +54,13 @@ class Stack:
     via_grpc: Server
     via_rest: Server
     to_fake: Server
+    explainer: Server
     fake: FakePredictor
+
+
+class Explainer(Server):
+    V1_VERB = ":explain"
+    V2_VERB = "/explain"
 
 
 @pytest.fixture(scope="module")
@@ -66,38 +85,59 @@ def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         via_grpc=transformer("grpc", predictor.grpc, "grpc-v2"),
         via_rest=transformer("rest", f"127.0.0.1:{predictor.http_port}", "v2"),
         to_fake=transformer("fake", fake.http_host, "v2"),
+        explainer=component(
+            "explainer",
+            [*bundle, "--predictor_host", predictor.grpc, "--predictor_protocol", "grpc-v2"],
+            logs / "explainer.log",
+            env={"EXPLAINER_PREDICTOR_TIMEOUT": "10"},
+            kind=Explainer,
+            ready_timeout=120.0,
+        ),
         fake=fake,
     )
     try:
-        with started_together([s.predictor, s.via_grpc, s.via_rest, s.to_fake]):
+        with started_together([s.predictor, s.via_grpc, s.via_rest, s.to_fake, s.explainer]):
             yield s
     finally:
         fake.stop()
 
 
 def _predictor_requests(p: Server) -> float:
+    """Every request the predictor has counted, whatever its protocol, code and caller."""
     text = httpx.get(f"{p.url}/metrics", timeout=10).text
     return sum(
-        metric_value(text, "predictor_requests_total", model=MODEL, protocol=protocol, code=code)
-        for protocol in ("grpc_v2", "rest_v2")
-        for code in ("OK", "200", "DEADLINE_EXCEEDED", "504", "499", "CANCELLED")
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("predictor_requests_total{") and f'model="{MODEL}"' in line
     )
 
 
-def _expired(t: Server) -> float:
+def _settled(p: Server, before: float) -> None:
+    """Wait (bounded) until the predictor has counted the call a deadline cut short, so it does not
+    land in a later test's count."""
+    for _ in range(300):
+        if _predictor_requests(p) > before:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the predictor never counted the call the deadline cut short")
+
+
+def _expired(t: Server, component: str = "transformer") -> float:
     text = httpx.get(f"{t.url}/metrics", timeout=10).text
-    return metric_value(text, "transformer_deadline_expired_total", model=MODEL)
+    return metric_value(text, f"{component}_deadline_expired_total", model=MODEL)
 
 
 @pytest.mark.parametrize("hop", ["via_grpc", "via_rest"])
 def test_the_callers_deadline_bounds_the_predictor_hop(stack: Stack, hop: str) -> None:
     transformer: Server = getattr(stack, hop)
+    before = _predictor_requests(stack.predictor)
     r = httpx.post(transformer.v2, content=V2_OK, headers={ENVOY: "300"}, timeout=30)
     assert r.status_code == 504, r.text
     message = r.json()["error"]
     assert "did not answer within the request's deadline" in message
     assert "10 s" not in message  # not the configured TRANSFORMER_PREDICTOR_TIMEOUT
     assert "127.0.0.1" not in message
+    _settled(stack.predictor, before)  # the predictor was called, and its call cut short
 
 
 @pytest.mark.parametrize(
@@ -124,11 +164,14 @@ def test_an_expired_grpc_call_is_deadline_exceeded(stack: Stack) -> None:
         model_name=MODEL,
         inputs=[
             pb.ModelInferRequest.InferInputTensor(
-                name="input",
-                datatype="FP32",
-                shape=[1, 10],
-                contents=pb.InferTensorContents(fp32_contents=ROW),
+                name=k,
+                datatype="BYTES" if isinstance(v, str) else "FP32",
+                shape=[1],
+                contents=pb.InferTensorContents(bytes_contents=[v.encode()])
+                if isinstance(v, str)
+                else pb.InferTensorContents(fp32_contents=[v]),
             )
+            for k, v in RECORD.items()
         ],
     )
     before = _predictor_requests(stack.predictor)
@@ -139,7 +182,7 @@ def test_an_expired_grpc_call_is_deadline_exceeded(stack: Stack) -> None:
     assert _predictor_requests(stack.predictor) == before
 
 
-BAD = ["abc", "-5", "1e3", "99999999999999999999", "", " ", "12.5", "٣٠٠"]
+BAD = ["abc", "-5", "+300", "1e3", "0x12c", "99999999999999999999", "", "12.5", "٣٠٠"]
 
 
 @pytest.mark.parametrize("value", BAD)
@@ -191,3 +234,16 @@ def test_request_deadline_parsing(headers: dict[str, str], left: float | None) -
     assert (deadline - now if deadline is not None else None) == (
         pytest.approx(left) if left is not None else None
     )
+
+
+def test_the_explainer_honours_the_callers_deadline(stack: Stack) -> None:
+    before, expired = _predictor_requests(stack.predictor), _expired(stack.explainer, "explainer")
+    r = httpx.post(stack.explainer.v1, content=V1_OK, headers={ENVOY: "0"}, timeout=30)
+    assert r.status_code == 504, r.text
+    assert "deadline passed before the predictor was called" in r.json()["error"]
+    assert _expired(stack.explainer, "explainer") == expired + 1
+    assert _predictor_requests(stack.predictor) == before
+    r = httpx.post(stack.explainer.v1, content=V1_OK, headers={ENVOY: "300"}, timeout=30)
+    assert r.status_code == 504, r.text
+    assert "did not answer within the request's deadline" in r.json()["error"]
+    _settled(stack.predictor, before)
