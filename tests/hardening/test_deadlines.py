@@ -193,7 +193,7 @@ def test_invalid_values_are_ignored(stack: Stack, value: str) -> None:
     r = httpx.post(
         stack.to_fake.v2,
         content=V2_OK,
-        headers={k: v.encode("utf-8") for k, v in headers.items()},
+        headers=[(k.encode(), v.encode("utf-8")) for k, v in headers.items()],
         timeout=30,
     )
     assert r.status_code == 200, r.text
