@@ -15,6 +15,12 @@ REQUEST_SECONDS = Histogram(
     ["model", "protocol"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+DEADLINE_EXPIRED = Counter(
+    "explainer_deadline_expired",
+    "Predictor calls not made because the caller's deadline (x-envoy-expected-rq-timeout-ms, "
+    "grpc-timeout) had passed; the request is answered 504.",
+    ["model"],
+)
 PREDICTOR_ROWS = Histogram(
     "explainer_predictor_rows",
     "Rows per predictor request (perturbation samples times background size, in chunks).",

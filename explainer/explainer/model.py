@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common.framework.predictor_client import PredictorClient
+from serving_common.framework.predictor_client import PredictorClient, request_deadline
 from serving_common.framework.records_model import RecordsModel
 from serving_common.headers import CALLER_EXPLAINER, forwarded
 
@@ -39,6 +39,8 @@ class Batch:
     request: InferRequest | None = None
     labels: list[str] = field(default_factory=list)
     attributions: list[Attribution] = field(default_factory=list)
+    deadline: float | None = None
+    """The caller's deadline (``time.monotonic()`` seconds), for every predictor call it needs."""
 
 
 class Abandoned(Exception):
@@ -66,6 +68,7 @@ class Explainer(RecordsModel):
             use_ssl=predictor_use_ssl,
             caller=CALLER_EXPLAINER,  # contract C1: the predictor and drift detector tell these calls apart
             max_rows=settings.predictor_max_rows,
+            on_expired=metrics.DEADLINE_EXPIRED.labels(name).inc,
         )
         super().__init__(name, model_dir=model_dir, client=client, max_records=settings.max_records)
         self.settings = settings
@@ -124,8 +127,9 @@ class Explainer(RecordsModel):
     # --- hooks ----------------------------------------------------------------------------
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
+        deadline = request_deadline(headers)
         rid, matrix = self.vectorise(payload, headers)
-        return Batch(rid, matrix, payload if isinstance(payload, InferRequest) else None)
+        return Batch(rid, matrix, payload if isinstance(payload, InferRequest) else None, deadline=deadline)
 
     async def explain(self, payload: Batch, headers: dict[str, str] | None = None) -> Batch:
         sent = forwarded(headers, payload.request_id)
@@ -152,7 +156,7 @@ class Explainer(RecordsModel):
         before the next predictor call once ``abandoned`` is set (nobody waits for the answer)."""
         assert self.spec is not None and self.kernel is not None
         rid = batch.request_id
-        scores = self.client.infer_from_thread(loop, batch.matrix, headers, rid)
+        scores = self.client.infer_from_thread(loop, batch.matrix, headers, rid, batch.deadline)
         classes = self.spec.classes
         batch.labels = [classes[i] if 0 <= i < len(classes) else str(i) for i in scores.labels.tolist()]
 
@@ -160,7 +164,7 @@ class Explainer(RecordsModel):
             if abandoned.is_set():
                 raise Abandoned(f"request {rid}: the client went away; explanation stopped")
             self._rows.observe(rows.shape[0])
-            answer = self.client.infer_from_thread(loop, rows, headers, rid)
+            answer = self.client.infer_from_thread(loop, rows, headers, rid, batch.deadline)
             return answer.probabilities[:, self.class_index].astype(np.float64)
 
         batch.attributions = [self.kernel.explain(row, model) for row in batch.matrix]

@@ -13,7 +13,14 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["PREDICTOR_SECONDS", "REQUESTS", "REQUEST_METRICS", "REQUEST_SECONDS", "RequestMetrics"]
+__all__ = [
+    "DEADLINE_EXPIRED",
+    "PREDICTOR_SECONDS",
+    "REQUESTS",
+    "REQUEST_METRICS",
+    "REQUEST_SECONDS",
+    "RequestMetrics",
+]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -44,6 +51,12 @@ REQUEST_SECONDS = Histogram(
     "Time to serve one request: decode, validate, vectorise, call the predictor, post-process.",
     ["model", "protocol"],
     buckets=LATENCY_BUCKETS,
+)
+DEADLINE_EXPIRED = Counter(
+    "transformer_deadline_expired",
+    "Requests answered 504 / DEADLINE_EXCEEDED without calling the predictor: the caller's deadline "
+    "(x-envoy-expected-rq-timeout-ms, grpc-timeout) had passed.",
+    ["model"],
 )
 PREDICTOR_SECONDS = Histogram(
     "transformer_predictor_duration_seconds",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from serving_common.framework.predictor_client import PredictorClient, Scores
+from serving_common.framework.predictor_client import PredictorClient, Scores, request_deadline
 from serving_common.framework.records_model import RecordsModel
 from serving_common.framework.status import grpc_code
 from serving_common.headers import forwarded, new_id
@@ -71,6 +71,7 @@ class Transformer(RecordsModel):
             use_ssl=predictor_use_ssl,
             retries=settings.predictor_retries,
             observe=metrics.PREDICTOR_SECONDS.labels(name, predictor_protocol).observe,
+            on_expired=metrics.DEADLINE_EXPIRED.labels(name).inc,
         )
         super().__init__(name, model_dir=model_dir, client=client, max_records=settings.max_records)
         self.settings = settings
@@ -129,9 +130,19 @@ class Transformer(RecordsModel):
             event_id, request, content_type, response is not None, response or b"", received_ns
         )
 
-    async def score(self, matrix: np.ndarray, headers: dict[str, str], request_id: str) -> Scores:
-        """The predictor's scores for ``matrix``, with the caller's trace headers forwarded."""
-        return await self.client.infer(matrix, forwarded(headers, request_id), request_id)
+    async def score(
+        self,
+        matrix: np.ndarray,
+        headers: dict[str, str],
+        request_id: str,
+        deadline: float | None = None,
+    ) -> Scores:
+        """The predictor's scores for ``matrix``, with the caller's trace headers forwarded, within
+        the caller's ``deadline`` (``time.monotonic()`` seconds; by default read from ``headers``
+        now, see ``predictor_client.request_deadline``)."""
+        if deadline is None:
+            deadline = request_deadline(headers)
+        return await self.client.infer(matrix, forwarded(headers, request_id), request_id, deadline)
 
     def _labels(self, scores: Scores) -> tuple[list[str], list[float]]:
         """Class names of the labels, and each row's probability of its label."""

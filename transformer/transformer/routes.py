@@ -21,6 +21,7 @@ import orjson
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from serving_common.framework.front import Answer, Handler
+from serving_common.framework.predictor_client import request_deadline
 from serving_common.framework.records_model import vectorise_v1, vectorise_v2
 from serving_common.framework.rest import HEADER_LENGTH, decode_v2, json_columns, loads
 from serving_common.framework.status import http_status, public_message
@@ -68,6 +69,7 @@ class InferenceRoutes:
 
     async def predict_v1(self, name: str, body: bytes, headers: dict[str, str]) -> Answer:
         start = time.perf_counter()
+        deadline = request_deadline(headers)  # from arrival: the vectorising counts against it
         rid = headers.get("x-request-id") or new_id()
         model: Transformer | None = None
         try:
@@ -75,7 +77,7 @@ class InferenceRoutes:
             await model.start_logger()
             assert model.spec is not None
             matrix = vectorise_v1(loads(body), model.spec, model.max_records)
-            scores = await model.score(matrix, headers, rid)
+            scores = await model.score(matrix, headers, rid, deadline)
             answer = Answer(
                 200,
                 orjson.dumps(model.v1_answer(scores, rid)),
@@ -88,6 +90,7 @@ class InferenceRoutes:
 
     async def infer_v2(self, name: str, body: bytes, headers: dict[str, str]) -> Answer:
         start = time.perf_counter()
+        deadline = request_deadline(headers)
         rid = headers.get("x-request-id")
         model: Transformer | None = None
         try:
@@ -98,14 +101,14 @@ class InferenceRoutes:
             if plain is not None:  # JSON in, JSON out: no InferRequest / InferResponse
                 rid = request_id(headers, plain[0])
                 matrix = vectorise_v2(plain[1], model.spec, model.max_records)
-                scores = await model.score(matrix, headers, rid)
+                scores = await model.score(matrix, headers, rid, deadline)
                 document = orjson.dumps(model.v2_document(scores, rid), option=orjson.OPT_SERIALIZE_NUMPY)
                 return self._done(
                     model, name, "rest_v2", start, headers, rid, body, Answer(200, document, JSON, _rid(rid))
                 )
             request = decode_v2(body, headers.get(HEADER_LENGTH), name)
             rid, matrix = model.vectorise(request, headers)
-            scores = await model.score(matrix, headers, rid)
+            scores = await model.score(matrix, headers, rid, deadline)
             content, json_length = model.v2_answer(scores, rid, request).to_rest()
             extra = _rid(rid)
             if json_length is None:
