@@ -40,6 +40,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--wait", type=float, default=420.0, help="seconds to wait for the run")
+    parser.add_argument(
+        "--rollout-wait", type=float, default=480.0, help="seconds of traffic during the rollout"
+    )
     args = parser.parse_args()
     settings = StackSettings()
     envoy = f"http://127.0.0.1:{settings.port('envoy')}"
@@ -104,7 +107,34 @@ def main() -> int:
                     f"diff 95% CI [{ev['diff'][metric]['low']:.3f}, {ev['diff'][metric]['high']:.3f}]"
                 )
             print(f"   lineage: parent {lineage['parent']['version']} rows {lineage['data']['rows']}")
+        if last.get("decision") == "accepted" and args.rollout_wait > 0:
+            print(f"6. labelled traffic while the rollout judges the challenger (<= {args.rollout_wait:g} s)")
+            logs = sorted((settings.state_dir / "retrain").glob(f"rollout-{last['run']}.log"))
+            deadline, seed = time.monotonic() + args.rollout_wait, 100
+            while time.monotonic() < deadline:  # bounded
+                feed(client, envoy, shifted(200, seed=seed, start=time.time()))
+                seed += 1
+                text = logs[0].read_text() if logs else ""
+                if any(w in text for w in ("promote:", "rollback:", "promoted", "rolled back")):
+                    break
+            print(
+                "   " + "\n   ".join((logs[0].read_text() if logs else "(no rollout log)").splitlines()[-12:])
+            )
     return 0 if status.get("last") else 1
+
+
+def feed(client: httpx.Client, envoy: str, pop: Any) -> None:
+    """One batch of predictions and their labels; answers other than 200 (a restarting canary) skipped."""
+    pairs: list[dict[str, Any]] = []
+    for k in range(0, len(pop.records), 10):
+        answer = client.post(
+            f"{envoy}/v1/models/{MODEL}:predict", json={"instances": pop.records[k : k + 10]}
+        )
+        if answer.status_code == 200:
+            rid = answer.json()["id"]
+            pairs += [{"id": rid, "row": i, "label": lab} for i, lab in enumerate(pop.labels[k : k + 10])]
+    time.sleep(1)
+    client.post(f"{envoy}/v1/models/{MODEL}:feedback", json={"instances": pairs})
 
 
 if __name__ == "__main__":
