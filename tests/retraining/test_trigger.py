@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ import pytest
 import yaml
 from fake_batch_api import FakeBatchAPI
 from rollout.kube import connect
+from rollout.retrain.alerts import Reason
 from rollout.retrain.jobs import RUN_LABEL, TRIGGER_LABEL
-from rollout.retrain.runners import KubeRunner
+from rollout.retrain.runners import KubeRunner, LocalRunner
 from rollout.retrain.server import TriggerServer
 from rollout.retrain.trigger import Trigger
 from support import REPO
@@ -350,3 +352,27 @@ def test_other_alerts_and_resolved_ones_are_ignored(stack: Stack) -> None:
     for answer in (stack.alert("ModelServingHighErrorRate"), stack.alert(status="resolved")):
         assert (answer.status_code, answer.json()["outcome"]) == (200, "ignored")
     assert stack.jobs() == []
+
+
+def test_a_rollout_still_going_blocks_a_second_local_run(tmp_path: Path) -> None:
+    """Seen on ``make up``: the detector's drift alert arrived while the first challenger's rollout
+    was running; a second run would have swapped the canary under it and started a second rollout."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    runner = LocalRunner(training=sleeper, rollout=sleeper, canary_command="true", state=tmp_path)
+    trigger = Trigger(runner, poll_seconds=0.1)
+    name = runner.start_rollout("retrain-20260101000000")
+    rollout = runner.children["rollout-retrain-20260101000000"]
+    try:
+        assert name == f"process {rollout.pid} ({' '.join(sleeper[:3])} ...)"
+        answer = trigger.notify([Reason("alertmanager", "ModelDriftPersistent", "risk")])
+        assert answer == {
+            "outcome": "duplicate",
+            "run": "rollout-retrain-20260101000000",
+            "message": "run rollout-retrain-20260101000000 is still going",
+        }
+        assert trigger.counters["alerts", "duplicate"] == 1
+        assert list(runner.children) == ["rollout-retrain-20260101000000"], "no training started"
+    finally:
+        rollout.kill()
+        assert rollout.wait(10) != 0
+    assert runner.busy() is None

@@ -94,19 +94,19 @@ class LocalRunner:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def busy(self) -> str | None:
-        return next(
-            (run for run, p in self.children.items() if p.poll() is None and run.startswith("retrain-")), None
-        )
+        """A training run or a ``rollout run`` still going: while a rollout moves the canary, a
+        second accepted challenger must not be swapped in under it (nor a second rollout started)."""
+        return next((run for run, p in self.children.items() if p.poll() is None), None)
 
     def _result(self, run: str) -> Path:
         return self.state / "retrain" / f"{run}.json"
 
     def start(self, run: str, reason: Reason) -> None:
         self._result(run).parent.mkdir(parents=True, exist_ok=True)
-        log = (self.state / "retrain" / f"{run}.log").open("wb")
-        self.children[run] = subprocess.Popen(
-            [*self.training, "--result", str(self._result(run))], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.state / "retrain" / f"{run}.log").open("wb") as log:  # the child keeps its copy
+            self.children[run] = subprocess.Popen(
+                [*self.training, "--result", str(self._result(run))], stdout=log, stderr=subprocess.STDOUT
+            )
 
     def poll(self, run: str) -> Outcome:
         code = self.children[run].poll()
@@ -129,8 +129,9 @@ class LocalRunner:
 
     def start_rollout(self, run: str) -> str:
         name = f"rollout-{run}"
-        log = (self.state / "retrain" / f"{name}.log").open("wb")
-        self.children[name] = subprocess.Popen(self.rollout, stdout=log, stderr=subprocess.STDOUT)
+        self.state.joinpath("retrain").mkdir(parents=True, exist_ok=True)
+        with (self.state / "retrain" / f"{name}.log").open("wb") as log:  # the child keeps its copy
+            self.children[name] = subprocess.Popen(self.rollout, stdout=log, stderr=subprocess.STDOUT)
         return f"process {self.children[name].pid} ({' '.join(self.rollout[:3])} ...)"
 
     def record(self, reason: str, message: str, *, warning: bool = False) -> None:
