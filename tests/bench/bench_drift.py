@@ -14,7 +14,7 @@ events/s acknowledged, p50/p99 of the acknowledgement, then how fast the detecto
 judged what it took (rows/s until its queue was idle, windows tested, events dropped), and the
 detector's CPU time per event, everything included (accept, decode, join, windows, tests): on a
 shared machine the steadier number, 1e6 / it being the events/s one free core can take. Targets
-(issue 9): >= 10,000 events/s with p99 < 5 ms; a miss prints MISS and the exit status is 1.
+(issue 9): >= 10,000 events/s with p99 < 5 ms; a miss prints MISS (errors, not misses, exit 1).
 
 Then, with a real bundle (``.bundles/gbm``), the chain: a predictor with ``--logger_url`` at its
 full rate (core 1, wrk beside it: 1-row V2 requests) logging into the detector (core 0); MISS
@@ -211,7 +211,13 @@ def logger_counts(metrics_text: str) -> dict[str, float]:
 
 
 def chain(
-    bundle: Path, detector: str, request: dict[str, Any], seconds: int, concurrency: int, workdir: Path
+    bundle: Path,
+    detector: str,
+    request: dict[str, Any],
+    seconds: int,
+    concurrency: int,
+    workdir: Path,
+    fmt: str = "binary",
 ) -> bool:
     """A predictor with ``--logger_url`` at its full rate on core 1 (wrk beside it) logging to the
     detector on core 0: every event must arrive (no drop by the logger, no 503 by the detector)."""
@@ -237,7 +243,8 @@ def chain(
         ],
         ready_url=f"http://127.0.0.1:{port}/v2/models/bench/ready",
         python=REPO / ".venv" / "bin" / "python",
-        log_path=workdir / "predictor.log",
+        log_path=workdir / f"predictor-{fmt}.log",
+        env={"PREDICTOR_LOGGER_FORMAT": fmt},
     )
     predictor.args = [*pin(1), *predictor.args]
     dropped_before = counter(detector, "drift_events_dropped_total")
@@ -255,7 +262,7 @@ def chain(
     lost = counts.get("dropped", 0.0) + counts.get("failed", 0.0)
     ok = bool(counts) and lost == 0 and dropped == 0 and not load["non2xx"] and not load["socket_errors"]
     print(
-        f"chain: predictor --logger_url (core 1, wrk beside it, {concurrency} connections) -> "
+        f"chain ({fmt}): predictor --logger_url (core 1, wrk beside it, {concurrency} connections) -> "
         f"detector (core 0): {rate:.0f} req/s, logger sent {counts.get('sent', 0):.0f}, "
         f"dropped/failed {lost:.0f}"
         f"{'' if counts else ' (no *_payload_logger_events_total in the predictor metrics)'}, "
@@ -433,15 +440,12 @@ def main() -> int:
                     f"{load['p50_ms']:>7.2f} {load['p99_ms']:>7.2f} {rows_per_s:>13.0f} {windows:>7.0f} "
                     f"{dropped:>7.0f} {cpu / events * 1e6:>10.1f}  {'ok' if ok else 'MISS'}"
                 )
-            if (
-                has_model
-                and not args.no_chain
-                and not chain(bundle, base, request, args.seconds, args.concurrency, workdir)
-            ):
-                misses.append("chain")
-    if misses:
+            if has_model and not args.no_chain:
+                for fmt in args.formats:
+                    if not chain(bundle, base, request, args.seconds, args.concurrency, workdir, fmt):
+                        misses.append(f"chain ({fmt})")
+    if misses:  # printed, never the exit status: make bench fails on errors only (tests/bench/summary.py)
         print(f"MISS: {', '.join(misses)} below the target (a busy machine slows every number)")
-        return 1
     return 0
 
 

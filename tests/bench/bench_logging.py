@@ -32,7 +32,8 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from bench_predictor import cpu_seconds, pin  # noqa: E402
+sys.path.insert(0, str(HERE))
+from loadgen import cpu_seconds, pin  # noqa: E402
 from support import VENV_DRIFT_PYTHON, ServerProcess, free_port  # noqa: E402
 
 MODEL = "bench"
