@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "drift_detector")]
 from drift_population import write_bundle  # noqa: E402
+from loadgen import Run, cpu_seconds, pin, wrk, wrk_script  # noqa: E402
 from serving_common import Bundle  # noqa: E402
 from serving_common.cloudevents import REQUEST_TYPE, RESPONSE_TYPE  # noqa: E402
 from support import REPO, VENV_DRIFT_PYTHON, ServerProcess, free_port  # noqa: E402
@@ -49,10 +48,6 @@ TARGET_EVENTS_PER_S = 10_000.0
 TARGET_P99_MS = 5.0
 SOURCE = "http://localhost:9081/"
 TIME = "2026-11-30T12:00:00.123456789Z"
-
-
-def pin(core: int) -> list[str]:
-    return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
 
 def bodies(bundle: Path, rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -126,78 +121,63 @@ def batch_body(request: dict[str, Any], response: dict[str, Any], events: int) -
     return json.dumps(out).encode()
 
 
-def lua_string(text: str) -> str:
-    return "[==[" + text + "]==]"
-
-
 BINARY_LUA = """
+-- Binary-mode agent events, requests and their responses alternating under one Ce-Id. The two
+-- bodies come from the files named by args[1] and args[2] (never Lua string literals); every
+-- further argument is one fixed header as "Name=value".
 local n = 0
-local request_body = %(request)s
-local response_body = %(response)s
-request = function()
+local request_body, response_body
+local fixed = {}
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"), "cannot open body file " .. tostring(path))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+function init(args)
+  request_body = slurp(args[1])
+  response_body = slurp(args[2])
+  for i = 3, #args do
+    local name, value = string.match(args[i], "^([^=]+)=(.*)$")
+    fixed[name] = value
+  end
+end
+
+function request()
   n = n + 1
   local pair = math.floor(n / 2)
-  local is_response = n %% 2 == 1
-  local headers = %(headers)s
+  local is_response = n % 2 == 1
+  local headers = {}
+  for k, v in pairs(fixed) do headers[k] = v end
   headers["Ce-Id"] = "bench-" .. pair
   headers["Ce-Type"] = is_response and "%(response_type)s" or "%(request_type)s"
-  headers["Ce-Inferenceservicename"] = (pair %% 10 == 0) and "bench-canary" or "bench"
+  headers["Ce-Inferenceservicename"] = (pair % 10 == 0) and "bench-canary" or "bench"
   return wrk.format("POST", "/", headers, is_response and response_body or request_body)
 end
 """
 
-BATCH_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/cloudevents-batch+json"
-wrk.body = %(body)s
-"""
 
-
-def wrk(url: str, script: str, concurrency: int, seconds: int, workdir: Path) -> dict[str, float]:
-    """POSTs/s, p50/p99 of the acknowledgement (ms), non-2xx answers and socket errors, from wrk."""
-    path = workdir / "load.lua"
-    path.write_text(script)
-    out = subprocess.run(
-        [*pin(1), "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(path), url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            raise RuntimeError(f"wrk printed no {label} latency:\n{out}")
-        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-
-    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
-    if not total:
-        raise RuntimeError(f"wrk printed no request count:\n{out}")
-    duration = float(total.group(2)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "posts": float(total.group(1)),
-        "seconds": duration,
-        "p50_ms": ms("50%"),
-        "p99_ms": ms("99%"),
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": float(sum(int(g) for g in socket.groups())) if socket else 0.0,
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (``/proc``): steadier than wall time on a shared machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-CHAIN_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = %(body)s
-"""
+def binary_load(
+    url: str, request: dict[str, Any], response: dict[str, Any], concurrency: int, seconds: int, workdir: Path
+) -> Run:
+    """Binary-mode events through :func:`loadgen.wrk_script` (bodies from files, every status counted)."""
+    request_file, response_file = workdir / "binary-request.json", workdir / "binary-response.json"
+    request_file.write_text(json.dumps(request))
+    response_file.write_text(json.dumps(response))
+    fixed = [
+        f"{k}={v}" for k, v in agent_headers("request", "", "bench").items() if k not in ("Ce-Id", "Ce-Type")
+    ]
+    script = BINARY_LUA.replace("%(request_type)s", REQUEST_TYPE).replace("%(response_type)s", RESPONSE_TYPE)
+    return wrk_script(
+        url,
+        script,
+        [str(request_file), str(response_file), *fixed],
+        concurrency=concurrency,
+        seconds=seconds,
+        workdir=workdir,
+    )
 
 
 def logger_counts(metrics_text: str) -> dict[str, float]:
@@ -253,14 +233,19 @@ def chain(
         r = httpx.post(url, json=request, timeout=10)
         if r.status_code != 200:
             raise SystemExit(f"chain: the predictor answered {r.status_code} {r.text!r}")
-        load = wrk(url, CHAIN_LUA % {"body": lua_string(json.dumps(request))}, concurrency, seconds, workdir)
+        load = wrk(
+            url, json.dumps(request).encode(), concurrency=concurrency, seconds=seconds, workdir=workdir
+        )
         time.sleep(3)  # the logger's last sends
         counts = logger_counts(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
     judged(detector, 120)
     dropped = counter(detector, "drift_events_dropped_total") - dropped_before
-    rate = load["posts"] / load["seconds"]
+    failure = load.failure()
+    if failure:
+        raise SystemExit(f"chain ({fmt}): {failure}; see {workdir / f'predictor-{fmt}.log'}")
+    rate = load.rps
     lost = counts.get("dropped", 0.0) + counts.get("failed", 0.0)
-    ok = bool(counts) and lost == 0 and dropped == 0 and not load["non2xx"] and not load["socket_errors"]
+    ok = bool(counts) and lost == 0 and dropped == 0
     print(
         f"chain ({fmt}): predictor --logger_url (core 1, wrk beside it, {concurrency} connections) -> "
         f"detector (core 0): {rate:.0f} req/s, logger sent {counts.get('sent', 0):.0f}, "
@@ -381,19 +366,7 @@ def main() -> int:
         )
         server.args = [*pin(0), *server.args]
         base = f"http://127.0.0.1:{port}"
-        scripts = {
-            "binary": BINARY_LUA
-            % {
-                "request": lua_string(json.dumps(request)),
-                "response": lua_string(json.dumps(response)),
-                "headers": "{"
-                + ", ".join(f'["{k}"] = "{v}"' for k, v in agent_headers("request", "", "bench").items())
-                + "}",
-                "request_type": REQUEST_TYPE,
-                "response_type": RESPONSE_TYPE,
-            },
-            "batch": BATCH_LUA % {"body": lua_string(batch_body(request, response, args.batch).decode())},
-        }
+        batch = batch_body(request, response, args.batch)
         per_post = {"binary": 1, "batch": args.batch - args.batch % 2}
         with server:
             print(
@@ -415,29 +388,39 @@ def main() -> int:
                 cpu = cpu_seconds(server.proc.pid)
                 started = time.perf_counter()
                 connections = args.concurrency if fmt == "binary" else args.batch_concurrency
-                load = wrk(base + "/", scripts[fmt], connections, args.seconds, workdir)
+                if fmt == "binary":
+                    load = binary_load(base + "/", request, response, connections, args.seconds, workdir)
+                else:
+                    load = wrk(
+                        base + "/",
+                        batch,
+                        concurrency=connections,
+                        seconds=args.seconds,
+                        workdir=workdir,
+                        content_type="application/cloudevents-batch+json",
+                    )
                 after = judged(base, 300)
                 done = time.perf_counter() - started
                 cpu = cpu_seconds(server.proc.pid) - cpu
                 dropped = counter(base, "drift_events_dropped_total") - dropped
-                if load["non2xx"] or load["socket_errors"]:
+                failure = load.failure()
+                if failure:
                     print(
-                        f"{fmt}: FAILED: {load['non2xx']:.0f} non-2xx answers, "
-                        f"{load['socket_errors']:.0f} socket errors ({dropped:.0f} events dropped by a full "
+                        f"{fmt}: FAILED: {failure} ({dropped:.0f} events dropped by a full "
                         f"queue); see {workdir / 'drift.log'}",
                         file=sys.stderr,
                     )
                     return 1
-                events = load["posts"] * per_post[fmt]
-                events_per_s = events / load["seconds"]
-                ok = events_per_s >= TARGET_EVENTS_PER_S and load["p99_ms"] < TARGET_P99_MS and after["idle"]
+                events = load.requests * per_post[fmt]
+                events_per_s = events / load.seconds
+                ok = events_per_s >= TARGET_EVENTS_PER_S and load.p99_ms < TARGET_P99_MS and after["idle"]
                 if not ok:
                     misses.append(fmt)
                 rows_per_s = (after["rows"] - before["rows"]) / done
                 windows = after["windows"] - before["windows"]
                 print(
                     f"{fmt:>8} {connections:>5} {per_post[fmt]:>11} {events_per_s:>9.0f} "
-                    f"{load['p50_ms']:>7.2f} {load['p99_ms']:>7.2f} {rows_per_s:>13.0f} {windows:>7.0f} "
+                    f"{load.p50_ms:>7.2f} {load.p99_ms:>7.2f} {rows_per_s:>13.0f} {windows:>7.0f} "
                     f"{dropped:>7.0f} {cpu / events * 1e6:>10.1f}  {'ok' if ok else 'MISS'}"
                 )
             if has_model and not args.no_chain:
