@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rollout.kube import ISTIO
 from rollout.local import LocalGateway
 from rollout.local import LocalStack as RolloutStack
 from stack_support import LocalStack, wait_for
+from support import REPO
 
 CANARY = {"x-model-version": "canary"}
 STABLE = {"x-model-version": "stable"}
@@ -260,6 +262,29 @@ def test_shifted_traffic_fires_the_drift_alert_in_alertmanager(stack: LocalStack
         ),
         30,
     )
+
+
+def test_readme_quickstart(stack: LocalStack, tmp_path: Path) -> None:
+    """The README's first block as written, on this stack (the fixture ran ``make up``'s
+    ``python -m local_stack up``; ``make down`` is the next test): the curl answers a prediction
+    through Envoy and ``rollout status --router local`` shows the weights."""
+    from docs.readme_runner import DocSession, commands
+
+    (quickstart,) = [b for b in commands(REPO / "README.md") if b[0].text.startswith("make up")]
+    assert [c.text.split()[0] for c in quickstart] == ["make", "curl", ".venv/bin/rollout", "make"]
+    _reset(stack)
+    session = DocSession(
+        tmp_path,
+        {},
+        ports={"8000": stack.ports["envoy"]},
+        env={"ROLLOUT_LOCAL_STACK": str(stack.state_dir)},
+    )
+    curl, status = (session.run(c).check() for c in quickstart[1:3])
+    answer = json.loads(curl.stdout)
+    (prediction,) = answer["predictions"]
+    assert prediction["label"] in ("low_risk", "high_risk") and answer["model_name"] == "diabetes-risk"
+    weight = next(line for line in status.stdout.splitlines() if "weight" in line)
+    assert re.search(r"weight\W+90%\W+10%", weight), status.stdout
 
 
 def test_down_leaves_no_process_behind(stack: LocalStack) -> None:
