@@ -285,6 +285,17 @@ def test_readme_quickstart(stack: LocalStack, tmp_path: Path) -> None:
     assert prediction["label"] in ("low_risk", "high_risk") and answer["model_name"] == "diabetes-risk"
     weight = next(line for line in status.stdout.splitlines() if "weight" in line)
     assert re.search(r"weight\W+90%\W+10%", weight), status.stdout
+    # rollout/README.md's local block: status and a JSON-patch set-weight as written (its `run`
+    # line is what test_rollout_run_promotes_a_healthy_canary_step_by_step runs, faster)
+    local = commands(REPO / "rollout" / "README.md")[1]
+    assert [c.text for c in local][1:3] == [
+        "rollout status --router local",
+        "rollout set-weight 50 --router local --patch-type json",
+    ]
+    session.run(local[1]).check()
+    session.run(local[2]).check()
+    assert stack.weights() == (50, 50)
+    _reset(stack)
 
 
 def test_down_leaves_no_process_behind(stack: LocalStack) -> None:
