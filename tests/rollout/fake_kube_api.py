@@ -17,6 +17,10 @@ over HTTP through a generated kubeconfig:
 * bearer-token auth (``401`` without the kubeconfig's token).
 
 Not faked: watches, list selectors, admission webhooks, server-side apply, field managers.
+
+The patch semantics here are written apart from the product's ``rollout/rollout/patches.py`` (the
+RFC 7386 / 6902 code of ``--router local``) on purpose: the fake stands in for the API server, so a
+bug in the product's patch code must not be mirrored by the server the tests check it against.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "drift_detector"))  # drift_server
 
-from telemetry_receiver import Recorder, recording
+from recording_receiver import Recorder, recording
 from telemetry_stack import LoggedPredictor, logged_predictor
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from recording_receiver import REQUEST, RESPONSE, Event, Post, Recorder
 from support import MODEL, PredictorProcess, predictor_process
-from telemetry_receiver import REQUEST, RESPONSE, Event, Post, Recorder
 
 ISVC, NAMESPACE = "risk-stable", "ml"
 GO_HEADER_ORDER = [

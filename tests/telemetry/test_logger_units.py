@@ -12,6 +12,7 @@ import sys
 import threading
 
 import pytest
+from recording_receiver import REQUEST, RESPONSE, recording
 from serving_common.event_encoding import (
     BinaryEncoder,
     Event,
@@ -25,7 +26,6 @@ from serving_common.log_transport import FAILED, Connection
 from serving_common.logger_config import add_logger_arguments, build_payload_logger, logger_settings
 from serving_common.payload_logger import PayloadLogger
 from support import free_port
-from telemetry_receiver import REQUEST, RESPONSE, recording
 
 IDENTITY = Identity("http://localhost:9081/", "risk%stable", "ml", "predictor", "")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from telemetry_receiver import REQUEST, recording
+from recording_receiver import REQUEST, recording
 from telemetry_stack import ROWS, grpc_infer, logged_predictor, v2_body
 
 

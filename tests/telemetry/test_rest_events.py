@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 from cloudevents.http import from_http
+from recording_receiver import Post
 from serving_common.cloudevents import SOURCE_PREFIX
-from telemetry_receiver import Post
 from telemetry_stack import (
     GO_HEADER_ORDER,
     ISVC,

@@ -1,6 +1,7 @@
-"""A recording logger receiver on a loopback port: every POST with its header lines in wire order.
+"""A recording receiver on a loopback port: every POST with its header lines in wire order.
 
-HTTP/1.1 with keep-alive (so the logger's pipelining is exercised), stdlib only. ``status`` and
+What payload loggers and the drift detector's sink post to in tests. HTTP/1.1 with keep-alive (so
+the logger's pipelining is exercised), stdlib only (both virtualenvs import it). ``status`` and
 ``delay`` make it a failing or slow receiver; ``batch`` bodies are split into their events.
 """
 
@@ -56,6 +57,20 @@ class Recorder:
     status: int = 200
     delay: float = 0.0
     posts: list[Post] = field(default_factory=list)
+
+    @property
+    def received(self) -> list[tuple[dict[str, str], bytes]]:
+        """Every POST as (lower-cased headers, body), in arrival order."""
+        return [(post.headers, post.body) for post in list(self.posts)]
+
+    def wait_for(self, n: int, timeout: float = 10.0, **headers: str) -> list[tuple[dict[str, str], bytes]]:
+        """The POSTs whose headers match ``headers`` (lower-case names), once there are ``n`` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [(h, b) for h, b in self.received if all(h.get(k) == v for k, v in headers.items())]
+            if len(got) >= n or time.monotonic() > deadline:
+                return got
+            time.sleep(0.02)
 
     def events(self) -> list[Event]:
         out: list[Event] = []
