@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from promtool_rules import find_promtool
 from serving_common import Bundle
 
 
@@ -31,3 +33,15 @@ def mlp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def gbm(gbm_bundle: Path) -> Bundle:
     return Bundle.open(gbm_bundle)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool (``make tools``); missing, it fails in CI (``CI=true``) and skips visibly elsewhere."""
+    found = find_promtool()
+    if found is None:
+        message = "promtool not found in .tools/bin or on PATH: run `make tools`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true makes this mandatory)")
+        pytest.skip(message)
+    return found

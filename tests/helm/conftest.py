@@ -26,15 +26,6 @@ def helm() -> Helm:
 
 
 @pytest.fixture(scope="session")
-def promtool() -> str:
-    binary = find_tool("promtool")
-    if binary is None:
-        _missing("promtool not found in .tools/bin or on PATH: run `make tools`")
-    assert binary is not None
-    return binary
-
-
-@pytest.fixture(scope="session")
 def crds_dir() -> Path:
     """The project's own copy: a missing schema is a failure, never a skip."""
     assert any(CRDS.rglob("*.yaml")), f"CRD schemas missing from {CRDS} (see its SOURCES.md)"
