@@ -21,4 +21,3 @@ def test_rules_unit_tests_pass(promtool: str) -> None:
     proc = run(promtool, "test", "rules", UNIT_TESTS.name, cwd=UNIT_TESTS.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
-
