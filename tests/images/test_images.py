@@ -196,6 +196,22 @@ def test_chart_helm_test_pod_passes_against_the_image(
     assert "sidecar not stopped" in proc.stdout  # no pilot-agent in a plain container
 
 
+def test_drift_image_has_a_postgresql_driver(docker: Docker, network: str | None) -> None:
+    """DRIFT_FEEDBACK_DB_URL=postgresql+psycopg://... needs libpq: psycopg-binary brings it (the
+    slim base image has no libpq5), so the driver loads and an unreachable server is a clean error."""
+    image = docker.build("drift-detector")
+    probe = (
+        "import psycopg, sqlalchemy; print(psycopg.pq.__impl__, psycopg.pq.version()); "
+        "engine = sqlalchemy.create_engine('postgresql+psycopg://u:p@127.0.0.1:1/feedback'); "
+        "engine.connect()"
+    )
+    proc = docker.run_once(image, "python", "-c", probe, network=network)
+    first = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""
+    assert first.split()[0] in ("binary", "c"), proc.stdout + proc.stderr
+    assert int(first.split()[1]) >= 100000, first  # libpq 10+
+    assert "OperationalError" in proc.stderr and "127.0.0.1" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_rollout_image_runs_the_cli(docker: Docker, network: str | None) -> None:
     """The image the chart's rollout CronJob runs: `python -m rollout`, uid 1000, read-only root."""
     image = docker.build("rollout")
