@@ -25,6 +25,12 @@ Obj = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
 _SERVICE_HOST = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9-]+)\.svc\.cluster\.local(?::(\d+))?")
 PACKAGES = {"predictor": "predictor", "transformer": "transformer", "explainer": "explainer"}
+#: the variable each package reads its OpenTelemetry collector from (``<PREFIX>_OTLP_ENDPOINT``)
+OTLP_ENDPOINT = {
+    "predictor": "PREDICTOR_OTLP_ENDPOINT",
+    "transformer": "TRANSFORMER_OTLP_ENDPOINT",
+    "explainer": "EXPLAINER_OTLP_ENDPOINT",
+}
 
 
 @dataclass
@@ -133,6 +139,8 @@ def build(render: Render, settings: StackSettings) -> Topology:
                 f"{where}: image {container['image']} is not one of this repository's components"
             )
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        # spans go to the stack's trace store, whatever collector the chart's values name
+        env[OTLP_ENDPOINT[package]] = f"http://127.0.0.1:{settings.port('trace-store')}"
         storage_uri = env.pop("STORAGE_URI", "")
         if track == "stable":
             stable_uri = storage_uri
