@@ -207,7 +207,7 @@ BAD_BODIES = [
         "application/x-protobuf",
         "gzip",
         400,
-        "body: Content-Encoding gzip but not gzip data",
+        "body: Content-Encoding gzip but not complete gzip data",
         id="not-gzip",
     ),
     pytest.param(

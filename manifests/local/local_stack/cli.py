@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace", help="the newest trace (or TRACE_ID) of the trace store as a span tree")
     tr.add_argument("trace_id", nargs="?", help="32 hex digits (default: the newest trace)")
     tr.add_argument("--last", action="store_true", help="the newest trace (the default)")
-    tr.add_argument("--wait", type=float, default=3.0, help="seconds to wait for the trace (default 3)")
+    tr.add_argument(
+        "--wait", type=float, default=5.0, help="seconds to wait for the trace to be complete (default 5)"
+    )
     tr.add_argument("-o", "--output", choices=["tree", "json"], default="tree")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")

@@ -67,6 +67,8 @@ def _gunzip(body: bytes) -> bytes:
         out = inflate.decompress(body, MAX_BODY + 1)
     except zlib.error as e:
         raise OtlpError(f"body: Content-Encoding gzip but not gzip data ({e})") from e
+    if not inflate.eof and len(out) <= MAX_BODY:
+        raise OtlpError("body: Content-Encoding gzip but not complete gzip data (truncated)")
     if len(out) > MAX_BODY:
         raise OtlpError(f"body: more than {MAX_BODY} bytes once decompressed", 413)
     return out

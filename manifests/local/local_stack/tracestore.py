@@ -39,8 +39,10 @@ INVALID_ARGUMENT = 3
 log = logging.getLogger("local_stack.tracestore")
 
 
-def summary(trace_id: str, spans: list[Span], dropped: int = 0) -> dict[str, Any]:
-    """What ``GET /traces`` lists for one trace: ids, services, root span, start and duration."""
+def summary(trace_id: str, spans: list[Span], dropped: int = 0, quiet: float = 0.0) -> dict[str, Any]:
+    """What ``GET /traces`` lists for one trace: ids, services, root span, start and duration;
+    ``quietSeconds``: since its latest span arrived (spans of one trace come from several processes,
+    each exporting about a second after a span ends: a trace quiet for 1.5 s is complete)."""
     ids = {s["spanId"] for s in spans}
     roots = sorted((s for s in spans if s["parentSpanId"] not in ids), key=lambda s: s["startNs"])
     start = min(s["startNs"] for s in spans)
@@ -54,6 +56,7 @@ def summary(trace_id: str, spans: list[Span], dropped: int = 0) -> dict[str, Any
         "start": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start / 1e9))
         + f".{start // 1_000_000 % 1000:03d}Z",
         "durationMs": (max(s["endNs"] for s in spans) - start) / 1e6,
+        "quietSeconds": round(quiet, 3),
     }
 
 
@@ -66,13 +69,16 @@ class TraceStore:
         self._lock = threading.Lock()
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
         self._dropped: dict[str, int] = {}
+        self._received: dict[str, float] = {}
 
     def add(self, spans: list[Span]) -> None:
+        now = time.monotonic()
         with self._lock:
             for span in spans:
                 trace_id = span["traceId"]
                 kept = self._traces.setdefault(trace_id, [])
                 self._traces.move_to_end(trace_id)
+                self._received[trace_id] = now
                 if len(kept) < MAX_SPANS:
                     kept.append(span)
                 else:
@@ -80,6 +86,7 @@ class TraceStore:
             while len(self._traces) > self.keep:
                 old, _ = self._traces.popitem(last=False)
                 self._dropped.pop(old, None)
+                self._received.pop(old, None)
             self._append(spans)
 
     def _append(self, spans: list[Span]) -> None:
@@ -94,18 +101,26 @@ class TraceStore:
             log.warning("cannot append to %s: %s", self.path, e)
 
     def summaries(self, limit: int) -> list[dict[str, Any]]:
+        now = time.monotonic()
         with self._lock:
-            items = [(t, list(s), self._dropped.get(t, 0)) for t, s in self._traces.items()]
-        found = [summary(t, s, d) for t, s, d in items]
+            items = [
+                (t, list(s), self._dropped.get(t, 0), now - self._received[t])
+                for t, s in self._traces.items()
+            ]
+        found = [summary(*item) for item in items]
         return sorted(found, key=lambda x: x["startNs"], reverse=True)[:limit]
 
     def get(self, trace_id: str) -> dict[str, Any] | None:
         with self._lock:
             spans = list(self._traces.get(trace_id, []))
             dropped = self._dropped.get(trace_id, 0)
+            quiet = time.monotonic() - self._received.get(trace_id, 0.0)
         if not spans:
             return None
-        return {**summary(trace_id, spans, dropped), "spans": sorted(spans, key=lambda s: s["startNs"])}
+        return {
+            **summary(trace_id, spans, dropped, quiet),
+            "spans": sorted(spans, key=lambda s: s["startNs"]),
+        }
 
 
 def _handler(store: TraceStore) -> type[BaseHTTPRequestHandler]:

@@ -1,8 +1,8 @@
 """``python -m local_stack trace [TRACE_ID | --last]``: one trace of the trace store as a span tree.
 
-    trace 4bf92f3577b34da6a3ce929d0e0e4736  2026-11-30T15:02:11.123Z  12.4 ms  2 spans  predictor, ...
-    └─ transformer  POST /v1/models/diabetes-risk:predict  12.4 ms  UNSET  (parent 00f067aa...: ...)
-       └─ predictor  ModelInfer  2.1 ms  UNSET  model=diabetes-risk
+    trace 4bf92f3577b34da6a3ce929d0e0e4736  2026-11-30T14:51:52.204Z  10.6 ms  2 spans  predictor, ...
+    └─ transformer  POST /v1/models/diabetes-risk:predict  10.6 ms  UNSET  model=diabetes-risk  (parent ...)
+       └─ predictor  ModelInfer  0.7 ms  UNSET  model=diabetes-risk
 
 Children are ordered by start; a span whose parent is not in the trace (the caller's span, from
 its ``traceparent``) is a root, with that parent id shown.
@@ -20,9 +20,10 @@ from .errors import StackError
 __all__ = ["fetch", "render"]
 
 
-def fetch(base_url: str, trace_id: str | None, wait: float = 0.0) -> dict[str, Any]:
-    """The trace ``trace_id`` (the newest when None); waits up to ``wait`` seconds for it to arrive
-    (spans are exported about a second after they end)."""
+def fetch(base_url: str, trace_id: str | None, wait: float = 0.0, settle: float = 1.5) -> dict[str, Any]:
+    """The trace ``trace_id`` (the newest when None). Spans reach the store about a second after
+    they end, each process on its own schedule: waits up to ``wait`` seconds for the trace to
+    arrive and then to be quiet for ``settle`` seconds (complete), and returns what is there."""
     deadline = time.monotonic() + wait
     with httpx.Client(base_url=base_url, timeout=5.0) as client:
         while True:
@@ -37,9 +38,11 @@ def fetch(base_url: str, trace_id: str | None, wait: float = 0.0) -> dict[str, A
                 raise StackError(
                     f"the trace store at {base_url} does not answer ({e}): is the stack up?"
                 ) from e
-            if found is not None:
+            if found is not None and (found["quietSeconds"] >= settle or time.monotonic() >= deadline):
                 trace: dict[str, Any] = found
                 return trace
+            if found is not None:
+                trace_id = found["traceId"]  # the newest when asked: wait for that one to settle
             if time.monotonic() >= deadline:
                 what = f"trace {trace_id} is" if trace_id else "no trace is"
                 raise StackError(
