@@ -5,7 +5,8 @@ rewritten for loopback: ``--http_port``/``--grpc_port`` get the component's loca
 servers get a ``--grpc_port`` even when the chart leaves the default, since locally they share one
 network namespace), ``--model_dir /mnt/models`` the local bundle of the storage URI, and every
 ``<svc>.<ns>.svc.cluster.local[:port]`` (predictor host, logger URL) the local address of that
-Service's port. The image ``model-serving/<component>`` says which package to run.
+Service's port. The image ``model-serving/<component>`` says which package to run. Each component's
+``<PREFIX>_OTLP_ENDPOINT`` is the stack's trace store, whatever the chart's ``tracing`` values say.
 """
 
 from __future__ import annotations
