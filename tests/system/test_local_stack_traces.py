@@ -336,3 +336,18 @@ def test_the_store_keeps_only_the_newest_traces(tmp_path: Path) -> None:
     assert [t["traceId"] for t in store.summaries(10)] == [c, a]  # newest start first
     lines = (tmp_path / "traces.jsonl").read_text().splitlines()
     assert [json.loads(line)["name"] for line in lines] == ["n1", "n2", "n3", "n4"]  # the file keeps all
+
+
+def test_the_store_bounds_spans_in_all_and_per_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import local_stack.tracestore as tracestore
+
+    monkeypatch.setattr(tracestore, "MAX_TOTAL_SPANS", 3)
+    monkeypatch.setattr(tracestore, "MAX_SPANS", 2)
+    store = TraceStore(keep=100)
+    a, b = "a" * 32, "b" * 32
+    store.add([_span(a, 1), _span(a, 2), _span(a, 3)])  # the third is over the per-trace bound
+    trace = store.get(a)
+    assert trace is not None and (trace["spanCount"], trace["droppedSpans"]) == (2, 1)
+    store.add([_span(b, 4), _span(b, 5)])  # 4 spans in all > 3: the oldest trace goes
+    assert store.get(a) is None
+    assert [t["traceId"] for t in store.summaries(10)] == [b]

@@ -8,8 +8,9 @@
 * ``GET /healthz``.
 
 Memory is bounded: the newest ``keep`` traces (by arrival of their latest span), at most
-``MAX_SPANS`` spans each. Every span is also appended as one JSON line to ``traces.jsonl`` (rotated
-once to ``traces.jsonl.1`` beyond ``MAX_FILE_BYTES``). Standard library HTTP, one thread per request.
+``MAX_SPANS`` spans each and ``MAX_TOTAL_SPANS`` in all (the oldest traces go first). Every span
+is also appended as one JSON line to ``traces.jsonl`` (rotated once to ``traces.jsonl.1`` beyond
+``MAX_FILE_BYTES``). Standard library HTTP, one thread per request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .otlp import JSON, MAX_BODY, PROTOBUF, OtlpError, Span, decode
 __all__ = ["MAX_SPANS", "TraceStore", "serve", "summary"]
 
 MAX_SPANS = 10_000
+MAX_TOTAL_SPANS = 200_000
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 INVALID_ARGUMENT = 3
@@ -70,6 +72,7 @@ class TraceStore:
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
         self._dropped: dict[str, int] = {}
         self._received: dict[str, float] = {}
+        self._total = 0
 
     def add(self, spans: list[Span]) -> None:
         now = time.monotonic()
@@ -81,10 +84,12 @@ class TraceStore:
                 self._received[trace_id] = now
                 if len(kept) < MAX_SPANS:
                     kept.append(span)
+                    self._total += 1
                 else:
                     self._dropped[trace_id] = self._dropped.get(trace_id, 0) + 1
-            while len(self._traces) > self.keep:
-                old, _ = self._traces.popitem(last=False)
+            while len(self._traces) > self.keep or self._total > MAX_TOTAL_SPANS:
+                old, gone = self._traces.popitem(last=False)
+                self._total -= len(gone)
                 self._dropped.pop(old, None)
                 self._received.pop(old, None)
             self._append(spans)
