@@ -65,6 +65,10 @@ down: ## stop everything `make up` started (nothing is left running)
 status: ## the local stack's processes, readiness, routes and endpoints
 	$(STACK) status
 
+.PHONY: trace
+trace: ## the newest trace of the local stack as a span tree (TRACE=<trace id> for another one)
+	$(STACK) trace $(TRACE)
+
 demo: up ## a narrated scenario on top of `make up`: predictions, pins, explanation, rollout, fault, drift
 	$(STACK) demo
 

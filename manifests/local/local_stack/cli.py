@@ -1,4 +1,4 @@
-"""``python -m local_stack``: up, down, status, env, stop, start (and the stack's own programs)."""
+"""``python -m local_stack``: up, down, status, env, stop, start, trace (and the stack's own programs)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def endpoints(d: dict[str, Any]) -> str:
         f"inference (Envoy, routes from VirtualService {d['virtualService']['name']}): {envoy}",
         f"Prometheus: {d['prometheus']}   Alertmanager: {d['alertmanager']}   Envoy admin: {d['envoyAdmin']}",
         f"drift detector: {d['driftDetector']}/status   notifications: {d['receiver']}/deliveries",
+        f"traces: {d['traceStore']}/traces (make trace: the newest as a span tree)",
         f"VirtualService file: {d['virtualService']['file']}",
         f"logs: {Path(d['routesStatus']).parent.parent / 'logs'}",
         "",
@@ -66,10 +67,18 @@ def _parser() -> argparse.ArgumentParser:
         "canary-bundle", help="point the canary's programs at a bundle (pvc://model-bundles/NAME)"
     )
     cb.add_argument("storage_uri")
+    tr = sub.add_parser("trace", help="the newest trace (or TRACE_ID) of the trace store as a span tree")
+    tr.add_argument("trace_id", nargs="?", help="32 hex digits (default: the newest trace)")
+    tr.add_argument("--last", action="store_true", help="the newest trace (the default)")
+    tr.add_argument(
+        "--wait", type=float, default=5.0, help="seconds to wait for the trace to be complete (default 5)"
+    )
+    tr.add_argument("-o", "--output", choices=["tree", "json"], default="tree")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")
     sub.add_parser("routes", help=argparse.SUPPRESS)
     sub.add_parser("receiver", help=argparse.SUPPRESS)
+    sub.add_parser("trace-store", help=argparse.SUPPRESS)
     return p
 
 
@@ -137,9 +146,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.program}: {args.command}ed")
         elif args.command == "canary-bundle":
             print(canary_bundle(stack, args.storage_uri))
+        elif args.command == "trace":
+            from .tracetree import fetch, render
+
+            if args.last and args.trace_id:
+                raise StackError("give a TRACE_ID or --last, not both")
+            url = f"http://127.0.0.1:{settings.port('trace-store')}"
+            trace = fetch(url, args.trace_id.lower() if args.trace_id else None, wait=args.wait)
+            print(json.dumps(trace, indent=2) if args.output == "json" else render(trace))
         elif args.command == "exec":
             _exec(settings, args.program)
-        elif args.command in ("routes", "receiver"):
+        elif args.command in ("routes", "receiver", "trace-store"):
             # supervisord stops programs with SIGTERM: exit 0, not "terminated by SIGTERM"
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         if args.command == "routes":
@@ -153,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             from .receiver import serve
 
             serve(settings.port("receiver"))
+        if args.command == "trace-store":
+            from .tracestore import serve as serve_traces
+
+            serve_traces(
+                settings.port("trace-store"), settings.trace_keep, settings.state_dir / "traces.jsonl"
+            )
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

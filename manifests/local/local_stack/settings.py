@@ -18,6 +18,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "prometheus": 9090,
     "alertmanager": 9093,
     "receiver": 9095,
+    "trace-store": 4318,
     "retrain-trigger": 8097,
     "drift-detector": 8090,
     "stable-predictor": 8101,
@@ -58,6 +59,8 @@ class StackSettings(BaseSettings):
     """Port overrides by name (JSON), on top of the defaults listed in the README."""
     extra_env: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Environment added to programs by name (JSON): ``{"drift-detector": {"DRIFT_WINDOW_SIZE": "100"}}``."""
+    trace_keep: int = Field(default=1000, ge=1, le=100_000)
+    """Traces the trace store keeps in memory (the newest; every span is also in ``traces.jsonl``)."""
     retraining: bool = False
     """Run the retraining trigger (issue 14) and send Alertmanager's notifications to it too."""
     ready_timeout: float = Field(default=300.0, gt=0)

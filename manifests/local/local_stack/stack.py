@@ -145,6 +145,12 @@ class Stack:
                 ready_url=f"http://127.0.0.1:{s.port('receiver')}/healthz",
                 priority=100,
             ),
+            Program(
+                "trace-store",
+                [*py, *state, "trace-store"],
+                ready_url=f"http://127.0.0.1:{s.port('trace-store')}/healthz",
+                priority=100,
+            ),
             Program("routes", [*py, *state, "routes"], priority=100),
             Program(
                 "envoy",
@@ -210,6 +216,7 @@ class Stack:
             "prometheus": url("prometheus"),
             "alertmanager": url("alertmanager"),
             "receiver": url("receiver"),
+            "traceStore": url("trace-store"),
             "driftDetector": url("drift-detector"),
             "services": {h: {str(p): lp for p, lp in ports.items()} for h, ports in topo.services.items()},
             "programs": {

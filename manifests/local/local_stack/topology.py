@@ -5,7 +5,8 @@ rewritten for loopback: ``--http_port``/``--grpc_port`` get the component's loca
 servers get a ``--grpc_port`` even when the chart leaves the default, since locally they share one
 network namespace), ``--model_dir /mnt/models`` the local bundle of the storage URI, and every
 ``<svc>.<ns>.svc.cluster.local[:port]`` (predictor host, logger URL) the local address of that
-Service's port. The image ``model-serving/<component>`` says which package to run.
+Service's port. The image ``model-serving/<component>`` says which package to run. Each component's
+``<PREFIX>_OTLP_ENDPOINT`` is the stack's trace store, whatever the chart's ``tracing`` values say.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ Obj = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
 _SERVICE_HOST = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9-]+)\.svc\.cluster\.local(?::(\d+))?")
 PACKAGES = {"predictor": "predictor", "transformer": "transformer", "explainer": "explainer"}
+#: the variable each package reads its OpenTelemetry collector from (``<PREFIX>_OTLP_ENDPOINT``)
+OTLP_ENDPOINT = {
+    "predictor": "PREDICTOR_OTLP_ENDPOINT",
+    "transformer": "TRANSFORMER_OTLP_ENDPOINT",
+    "explainer": "EXPLAINER_OTLP_ENDPOINT",
+}
 
 
 @dataclass
@@ -133,6 +140,8 @@ def build(render: Render, settings: StackSettings) -> Topology:
                 f"{where}: image {container['image']} is not one of this repository's components"
             )
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "value" in e}
+        # spans go to the stack's trace store, whatever collector the chart's values name
+        env[OTLP_ENDPOINT[package]] = f"http://127.0.0.1:{settings.port('trace-store')}"
         storage_uri = env.pop("STORAGE_URI", "")
         if track == "stable":
             stable_uri = storage_uri
