@@ -53,6 +53,11 @@ COVERED_ELSEWHERE = {
         0,
     ): "needs a cluster: tests/helm/test_cluster.py installs the chart on the fake API",
     ("docs/runbook.md", 0): "needs a cluster (kubectl logs on a pod)",
+    (
+        "docs/runbook.md",
+        1,
+    ): "needs a cluster (ingress, kubectl logs); tests/system/test_local_stack_traces.py sends"
+    " a traceparent through Envoy and finds the trace",
 }
 
 
