@@ -4,6 +4,7 @@ port check is bypassed (or raced): KServe's ``GRPCServer`` binds with ``SO_REUSE
 
 from __future__ import annotations
 
+import pytest
 from grpc import aio
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
@@ -11,8 +12,6 @@ from operability_runs import listening
 from serving_common.framework.grpc_server import ExclusiveGRPCServer, server_options
 from serving_common.operability import EXIT_PORT_IN_USE, PortInUseError
 from support import free_port
-
-import pytest
 
 
 def _server(port: int) -> ExclusiveGRPCServer:
