@@ -73,6 +73,7 @@ def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch
     def serve(reference: Reference) -> None:
         import uvicorn
         from serving_common.drain import CloseWhileDraining
+        from serving_common.operability.asgi import RequestIds
 
         from drift_detector.app import DriftService, create_app
         from drift_detector.drain import Drain, DrainingServer
@@ -90,7 +91,7 @@ def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch
         service: DriftService = app.state.service
         service.drain = drain  # /ready answers 503 while draining
         config = uvicorn.Config(
-            CloseWhileDraining(app, drain),
+            RequestIds(CloseWhileDraining(app, drain)),  # x-request-id on every answer
             host=settings.host,
             port=settings.http_port,
             log_config=None,

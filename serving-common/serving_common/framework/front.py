@@ -38,6 +38,7 @@ from serving_common.framework.metadata import MetadataDataPlane
 from serving_common.gate import Gate, GatePolicy, GateSettings
 from serving_common.headers import new_id
 from serving_common.operability import tracing
+from serving_common.operability.asgi import RequestIds
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 __all__ = ["Answer", "Front", "FrontServer", "Handler", "NoManagement", "Route"]
@@ -174,7 +175,8 @@ class _FrontRESTServer(RESTServer):  # type: ignore[misc]
         if self.route is not None:
             app = Front(app, self.route)
         gate = Gate(app, self.policy, self.drain, self.on_refused)
-        self.config.app = CloseWhileDraining(gate, self.drain)
+        # x-request-id on every answer, the gate's refusals and KServe's own routes too
+        self.config.app = RequestIds(CloseWhileDraining(gate, self.drain))
         # off at the source: uvicorn formats each access line's arguments before the logger's level check
         self.config.access_log = self.access_log
 
