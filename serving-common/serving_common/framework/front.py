@@ -10,8 +10,9 @@ transformer's own work: decode, validate, vectorise, call the predictor, encode)
 Hardening (issue 15): in front of everything a :class:`serving_common.gate.Gate` (routes,
 limits, shedding, readiness while draining); SIGTERM drains (:mod:`serving_common.drain`) and then
 stops the REST and gRPC servers gracefully on this one loop; the gRPC port never serves
-model-repository management (:class:`NoManagement`: UNIMPLEMENTED) and takes messages up to
-``<PREFIX>MAX_BODY_BYTES``.
+model-repository management (:class:`NoManagement`: UNIMPLEMENTED), takes messages up to
+``<PREFIX>MAX_BODY_BYTES`` and is never shared (``grpc_server.ExclusiveGRPCServer``, bound before
+REST serves); every REST answer carries ``x-request-id`` (``operability.asgi.RequestIds``).
 """
 
 from __future__ import annotations
