@@ -13,23 +13,17 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-import prometheus_client
-from serving_common import BundleError
-from serving_common.operability import (
-    BundleUnusableError,
-    StartupError,
-    check_environment,
-    check_ports,
-    configure_logging,
-    configured,
-    effective_settings,
-    env_help,
-    report,
-    settings_or_error,
-)
+from pydantic_settings import BaseSettings
+from serving_common.operability import env_help
+from serving_common.operability.startup import Component, Launch, run
 
 from drift_detector.settings import Settings
+
+if TYPE_CHECKING:
+    from drift_detector.reference import Reference
 
 log = logging.getLogger("drift_detector")
 
@@ -58,70 +52,88 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start(argv: list[str] | None) -> int:
-    args = parse_args(argv)
-    check_environment("DRIFT_", [Settings], help_hint="python -m drift_detector --help")
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = settings_or_error(Settings, flags={k: f"--{k}" for k in overrides}, **overrides)
-    configure_logging("drift_detector", settings.log_format, settings.log_level, quiet=QUIET)
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
-    log.info("effective settings", extra={"settings": effective_settings(settings)})
-    for name, value in LIBRARY_ENV.items():
-        os.environ.setdefault(name, value)
-    check_ports({"--http_port": settings.http_port})
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given, as settings fields (a flag wins over its DRIFT_* variable)."""
+    return {k: v for k, v in vars(args).items() if v is not None}
 
-    import uvicorn
-    from serving_common.drain import CloseWhileDraining
 
-    from drift_detector.app import DriftService, create_app
-    from drift_detector.drain import Drain, DrainingServer
-    from drift_detector.reference import Reference
+def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch[Reference]:
+    (settings,) = cast(tuple[Settings, ...], tuple(loaded))
 
-    try:  # the bundle's files, checked now (the detector itself is built in the background)
-        reference = Reference.load(settings.model_dir)
-    except (BundleError, OSError) as e:
-        raise BundleUnusableError(
-            f"--model_dir/DRIFT_MODEL_DIR {str(settings.model_dir)!r}: {e}; expected a model bundle "
-            "with feature_spec.json and reference.npy"
-        ) from e
-    log.info(
-        "reference of %d rows from %s; serving on port %d",
-        len(reference.features),
-        settings.model_dir,
-        settings.http_port,
-        extra={"model_dir": str(settings.model_dir), "http_port": settings.http_port},
+    def checks() -> None:
+        for name, value in LIBRARY_ENV.items():
+            os.environ.setdefault(name, value)
+
+    def load() -> Reference:
+        from drift_detector.reference import Reference
+
+        # the bundle's files, checked now (the detector itself is built in the background)
+        return Reference.load(settings.model_dir)
+
+    def serve(reference: Reference) -> None:
+        import uvicorn
+        from serving_common.drain import CloseWhileDraining
+        from serving_common.operability.asgi import RequestIds
+
+        from drift_detector.app import DriftService, create_app
+        from drift_detector.drain import Drain, DrainingServer
+
+        log.info(
+            "reference of %d rows from %s; serving on port %d",
+            len(reference.features),
+            settings.model_dir,
+            settings.http_port,
+            extra={"model_dir": str(settings.model_dir), "http_port": settings.http_port},
+        )
+        app = create_app(settings)
+        drain = Drain(settings.drain_seconds, what="events")
+        assert app.state is not None
+        service: DriftService = app.state.service
+        service.drain = drain  # /ready answers 503 while draining
+        config = uvicorn.Config(
+            RequestIds(CloseWhileDraining(app, drain)),  # x-request-id on every answer
+            host=settings.host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.grace_seconds),
+            timeout_keep_alive=5,
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            lifespan="on",
+            proxy_headers=False,  # no X-Forwarded-* rewriting: events come from the logger directly
+            server_header=False,
+            date_header=False,
+        )
+        # SIGTERM / SIGINT drain first (drain.py): /ready 503, events taken DRIFT_DRAIN_SECONDS more
+        DrainingServer(config, drain).run()
+        log.info("stopped")
+
+    return Launch(
+        flags={},
+        ports={"--http_port": settings.http_port},
+        load=load,
+        serve=serve,
+        model_dir=str(settings.model_dir),
+        bundle_flag="--model_dir/DRIFT_MODEL_DIR",
+        bundle_expected="a model bundle with feature_spec.json and reference.npy",
+        checks=checks,
     )
-    app = create_app(settings)
-    drain = Drain(settings.drain_seconds, what="events")
-    assert app.state is not None
-    service: DriftService = app.state.service
-    service.drain = drain  # /ready answers 503 while draining
-    config = uvicorn.Config(
-        CloseWhileDraining(app, drain),
-        host=settings.host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.grace_seconds),
-        timeout_keep_alive=5,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        lifespan="on",
-        proxy_headers=False,  # no X-Forwarded-* rewriting: events come from the logger directly
-        server_header=False,
-        date_header=False,
-    )
-    # SIGTERM / SIGINT drain first (drain.py): /ready 503, events taken DRIFT_DRAIN_SECONDS more
-    DrainingServer(config, drain).run()
-    log.info("stopped")
-    return 0
+
+
+COMPONENT = Component(
+    name="drift_detector",
+    prefix="DRIFT_",
+    settings=(Settings,),
+    parse=parse_args,
+    prepare=_prepare,
+    overrides=_overrides,
+    quiet=QUIET,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return start(argv)
-    except StartupError as e:
-        return report("drift_detector", e, logged=configured())
+    return run(COMPONENT, argv)
 
 
 if __name__ == "__main__":

@@ -13,27 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from typing import cast
 
-import prometheus_client
 from kserve.model_server import app
 from kserve.model_server import parser as kserve_parser
-from serving_common import BundleError
+from pydantic_settings import BaseSettings
 from serving_common.framework.front import FrontServer
 from serving_common.framework.startup import check_flags, predictor_protocol, quiet_access_log
-from serving_common.operability import (
-    BundleUnusableError,
-    StartupError,
-    check_environment,
-    check_ports,
-    configure_logging,
-    configured,
-    effective_settings,
-    env_help,
-    report,
-    settings_or_error,
-)
+from serving_common.operability import env_help
 from serving_common.operability.asgi import RequestContext
-from serving_common.operability.tracing import configure_tracing, shutdown_tracing
+from serving_common.operability.startup import Component, Launch, run
 
 from explainer import metrics
 from explainer.model import Explainer
@@ -58,80 +48,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def start(argv: list[str]) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    check_environment("EXPLAINER_", [ExplainerSettings], help_hint="python -m explainer --help")
-    settings = settings_or_error(ExplainerSettings)
-    configure_logging("explainer", settings.log_format, settings.log_level)
-    configure_tracing("explainer", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
-    protocol = predictor_protocol(argv, settings.predictor_protocol)
+    args.argv = argv  # --predictor_protocol: the flag when given, else the setting
+    return args
+
+
+def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch[Explainer]:
+    (settings,) = cast(tuple[ExplainerSettings], tuple(loaded))
+    protocol = predictor_protocol(args.argv, settings.predictor_protocol)
     grpc_port = args.grpc_port if args.enable_grpc else None
-    log.info(
-        "effective settings",
-        extra={
-            "settings": effective_settings(
-                settings,
-                model_name=args.model_name,
-                model_dir=args.model_dir,
-                predictor_host=args.predictor_host,
-                predictor_protocol=protocol,
-                http_port=args.http_port,
-                grpc_port=grpc_port,
-            )
-        },
-    )
-    check_flags(args, log)
-    check_ports({"--http_port": args.http_port, "--grpc_port": grpc_port})
-    model = Explainer(
-        args.model_name,
-        model_dir=args.model_dir,
-        predictor_host=args.predictor_host,
-        predictor_protocol=protocol,
-        settings=settings,
-        predictor_use_ssl=args.predictor_use_ssl,
-    )
-    try:
+
+    def load() -> Explainer:
+        model = Explainer(
+            args.model_name,
+            model_dir=args.model_dir,
+            predictor_host=args.predictor_host,
+            predictor_protocol=protocol,
+            settings=settings,
+            predictor_use_ssl=args.predictor_use_ssl,
+        )
         model.load()
-    except (BundleError, OSError, ValueError) as e:
-        raise BundleUnusableError(
-            f"--model_dir {args.model_dir!r}: {e}; expected a model bundle with feature_spec.json "
-            "and reference.npy"
-        ) from e
-    log.info(
-        "serving %s on http port %s, predictor %s over %s",
-        model.name,
-        args.http_port,
-        args.predictor_host,
-        protocol,
-        extra={"http_port": args.http_port, "grpc_port": grpc_port, "predictor_host": args.predictor_host},
-    )
-    server = FrontServer(  # the gate (routes, limits, shedding, drain) before KServe's app
-        routes=None,
-        settings=settings,
-        component="explainer",
-        prefix="EXPLAINER_",
-        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=1,
-        enable_grpc=args.enable_grpc,
-    )
-    ExplainRoutes(server.registered_models).install(app)
-    app.add_middleware(RequestContext)  # request/trace id on its lines, span, x-request-id on answers
-    quiet_access_log(True)  # one access line per explain request (KServe's trace lines off)
-    try:
+        return model
+
+    def serve(model: Explainer) -> None:
+        host = args.predictor_host
+        log.info(
+            "serving %s on http port %s, predictor %s over %s",
+            model.name,
+            args.http_port,
+            host,
+            protocol,
+            extra={"http_port": args.http_port, "grpc_port": grpc_port, "predictor_host": host},
+        )
+        server = FrontServer(  # the gate (routes, limits, shedding, drain) before KServe's app
+            routes=None,
+            settings=settings,
+            component="explainer",
+            prefix="EXPLAINER_",
+            on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            workers=1,
+            enable_grpc=args.enable_grpc,
+        )
+        ExplainRoutes(server.registered_models).install(app)
+        app.add_middleware(RequestContext)  # request/trace id on its lines, span, x-request-id on answers
+        quiet_access_log(True)  # one access line per explain request (KServe's trace lines off)
         server.start([model])
-    finally:
-        shutdown_tracing()
-    return 0
+
+    return Launch(
+        flags={
+            "model_name": args.model_name,
+            "model_dir": args.model_dir,
+            "predictor_host": args.predictor_host,
+            "predictor_protocol": protocol,
+            "http_port": args.http_port,
+            "grpc_port": grpc_port,
+        },
+        ports={"--http_port": args.http_port, "--grpc_port": grpc_port},
+        load=load,
+        serve=serve,
+        model_dir=args.model_dir,
+        bundle_expected="a model bundle with feature_spec.json and reference.npy",
+        bundle_errors=(ValueError,),
+        checks=lambda: check_flags(args, log),
+    )
+
+
+COMPONENT = Component(
+    name="explainer", prefix="EXPLAINER_", settings=(ExplainerSettings,), parse=parse_args, prepare=_prepare
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return start(sys.argv[1:] if argv is None else argv)
-    except StartupError as e:
-        return report("explainer", e, logged=configured())
+    return run(COMPONENT, argv)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from serving_common.framework.metadata import tensor
 from serving_common.framework.predictor_client import PredictorClient, request_deadline
 from serving_common.framework.records_model import RecordsModel
 from serving_common.headers import CALLER_EXPLAINER, forwarded
@@ -49,6 +50,8 @@ class Abandoned(Exception):
 
 class Explainer(RecordsModel):
     """Explains ``name`` by calling the predictor of the same name."""
+
+    platform = "kserve-explainer"
 
     def __init__(
         self,
@@ -108,6 +111,16 @@ class Explainer(RecordsModel):
             self.client.describe(),
         )
         return self.ready
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 metadata ``outputs``: what the V2 explain answer returns."""
+        n_features = 0 if self.spec is None else self.spec.n_features
+        return [
+            tensor("label", "BYTES", [-1]),
+            tensor("output", "FP64", [-1]),
+            tensor("base_value", "FP64", [-1]),
+            tensor("attributions", "FP64", [-1, n_features]),
+        ]
 
     def stop(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -13,25 +13,18 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
-import prometheus_client
+from pydantic_settings import BaseSettings
 from serving_common.logger_config import add_logger_arguments
-from serving_common.operability import (
-    BundleUnusableError,
-    IntegrityFailedError,
-    StartupError,
-    check_environment,
-    check_ports,
-    configure_logging,
-    configured,
-    effective_settings,
-    env_help,
-    report,
-    settings_or_error,
-)
-from serving_common.operability.tracing import configure_tracing, shutdown_tracing
+from serving_common.operability import BundleUnusableError, IntegrityFailedError, env_help
+from serving_common.operability.startup import Component, Launch, run
 
 from predictor.settings import PredictorLoggerSettings, PredictorSettings
+
+if TYPE_CHECKING:
+    from predictor.model import OnnxModel
 
 log = logging.getLogger("predictor")
 
@@ -53,19 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     args.unknown_flags = unknown  # KServe may append flags this version does not know: logged, not fatal
     return args
-
-
-def _drop_per_call_grpc_lines(record: logging.LogRecord) -> bool:
-    """KServe's gRPC interceptor logs every call at INFO ("grpc method: ..."): never an access log."""
-    return not (isinstance(record.msg, str) and record.msg.startswith("grpc method:"))
-
-
-def _quiet_request_lines(access_log: bool) -> None:
-    """At most one access line per request: uvicorn's (with the request id) when asked, never
-    KServe's per-request timing line nor its gRPC method line."""
-    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
-    logging.getLogger("kserve").addFilter(_drop_per_call_grpc_lines)
 
 
 def _load(model_dir: str, model: object) -> None:
@@ -98,104 +78,105 @@ def _load(model_dir: str, model: object) -> None:
         raise
 
 
-def start(argv: list[str] | None) -> int:
-    args = parse_args(argv)
-    check_environment("PREDICTOR_", SETTINGS, help_hint="python -m predictor --help")
-    settings = settings_or_error(PredictorSettings)
-    logger_settings = settings_or_error(PredictorLoggerSettings)
-    configure_logging("predictor", settings.log_format, settings.log_level)
-    configure_tracing("predictor", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
+def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch[OnnxModel]:
+    settings, logger_settings = cast(tuple[PredictorSettings, PredictorLoggerSettings], tuple(loaded))
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # onnxruntime's C++ warnings about graph rewrites: errors only
     grpc_port = args.grpc_port if args.enable_grpc else None
-    log.info(
-        "effective settings",
-        extra={
-            "settings": effective_settings(
-                settings,
-                logger_settings,
-                model_name=args.model_name,
-                model_dir=args.model_dir,
-                http_port=args.http_port,
-                grpc_port=grpc_port,
-                logger_url=args.logger_url,
-            )
-        },
-    )
-    if args.unknown_flags:
-        log.warning("ignoring unknown flags %s", " ".join(args.unknown_flags))
-    check_ports({"--http_port": args.http_port, "--grpc_port": grpc_port})
 
-    from kserve import model_server as kserve_model_server
+    def checks() -> None:
+        if args.unknown_flags:
+            log.warning("ignoring unknown flags %s", " ".join(args.unknown_flags))
 
-    from predictor.model import OnnxModel
-    from predictor.payload_hook import payload_hook
-    from predictor.server import PredictorServer
+    def load() -> OnnxModel:
+        from predictor.model import OnnxModel
 
-    # The inference thread hands each result back to the event loop; with CPython's default 5 ms
-    # GIL switch interval that hand-off waits on gRPC's poller thread (measured: 2x gRPC latency).
-    sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
-    model = OnnxModel(args.model_name, args.model_dir, settings)
-    log.info(
-        "loading model %s from %s (sha256 check %s)",
-        args.model_name,
-        args.model_dir,
-        "on" if settings.verify_sha256 else "off",
-    )
-    started = time.perf_counter()
-    _load(args.model_dir, model)
-    bundle = model.bundle
-    log.info(
-        "model %s ready: version %s, sha256 %s, loaded in %.2f s",
-        model.name,
-        model.version,
-        bundle.expected_sha256() if bundle is not None else None,
-        time.perf_counter() - started,
-        extra={
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_path": str(bundle.model_path) if bundle is not None else None,
-            "sha256": bundle.expected_sha256() if bundle is not None else None,
-            "sha256_verified": settings.verify_sha256
-            and bundle is not None
-            and bundle.expected_sha256() is not None,
-        },
-    )
-    hook = payload_hook(args, logger_settings, model.name, kserve_model_server.app)
-    server = PredictorServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
-        enable_grpc=args.enable_grpc,
-        settings=settings,
-        payload_hook=hook,
-        uvloop=args.event_loop != "asyncio",
-    )
-    _quiet_request_lines(settings.access_log)
-    log.info(
-        "serving %s on http port %s%s",
-        model.name,
-        args.http_port,
-        f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
-        extra={"http_port": args.http_port, "grpc_port": grpc_port},
-    )
-    try:
+        # The inference thread hands each result back to the event loop; with CPython's default 5 ms
+        # GIL switch interval that hand-off waits on gRPC's poller thread (measured: 2x gRPC latency).
+        sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
+        model = OnnxModel(args.model_name, args.model_dir, settings)
+        log.info(
+            "loading model %s from %s (sha256 check %s)",
+            args.model_name,
+            args.model_dir,
+            "on" if settings.verify_sha256 else "off",
+        )
+        started = time.perf_counter()
+        _load(args.model_dir, model)
+        bundle = model.bundle
+        log.info(
+            "model %s ready: version %s, sha256 %s, loaded in %.2f s",
+            model.name,
+            model.version,
+            bundle.expected_sha256() if bundle is not None else None,
+            time.perf_counter() - started,
+            extra={
+                "model_name": model.name,
+                "model_version": model.version,
+                "model_path": str(bundle.model_path) if bundle is not None else None,
+                "sha256": bundle.expected_sha256() if bundle is not None else None,
+                "sha256_verified": settings.verify_sha256
+                and bundle is not None
+                and bundle.expected_sha256() is not None,
+            },
+        )
+        return model
+
+    def serve(model: OnnxModel) -> None:
+        from kserve import model_server as kserve_model_server
+        from serving_common.framework.startup import quiet_access_log
+
+        from predictor.payload_hook import payload_hook
+        from predictor.server import PredictorServer
+
+        hook = payload_hook(args, logger_settings, model.name, kserve_model_server.app)
+        server = PredictorServer(
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            workers=args.workers,
+            enable_grpc=args.enable_grpc,
+            settings=settings,
+            payload_hook=hook,
+            uvloop=args.event_loop != "asyncio",
+        )
+        quiet_access_log(settings.access_log)  # at most one line per request
+        log.info(
+            "serving %s on http port %s%s",
+            model.name,
+            args.http_port,
+            f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
+            extra={"http_port": args.http_port, "grpc_port": grpc_port},
+        )
         server.start([model])
-    finally:
-        shutdown_tracing()
-    return 0
+
+    return Launch(
+        flags={
+            "model_name": args.model_name,
+            "model_dir": args.model_dir,
+            "http_port": args.http_port,
+            "grpc_port": grpc_port,
+            "logger_url": args.logger_url,
+        },
+        ports={"--http_port": args.http_port, "--grpc_port": grpc_port},
+        load=load,
+        serve=serve,
+        model_dir=args.model_dir,
+        bundle_expected="a bundle directory with model.onnx, or an .onnx file",
+        checks=checks,
+    )
+
+
+COMPONENT = Component(
+    name="predictor", prefix="PREDICTOR_", settings=SETTINGS, parse=parse_args, prepare=_prepare
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     # KServe parses sys.argv when imported (below, lazily) and names errors after argv[0]
     # ("__main__.py: error: ..."): name the command the user typed instead.
     sys.argv[0] = "python -m predictor"
-    try:
-        return start(argv)
-    except StartupError as e:
-        return report("predictor", e, logged=configured())
+    return run(COMPONENT, argv)
 
 
 if __name__ == "__main__":

@@ -272,3 +272,49 @@ def test_metrics_count_explanations(stack: Stack, held_out: list[dict[str, Any]]
     assert samples[("explainer_requests_total", "rest_v1", "200")] >= 1
     assert samples[("explainer_requests_total", "rest_v1", "400")] >= 1
     assert samples[("explainer_request_duration_seconds_count", "rest_v1", None)] >= 2
+
+
+def test_metadata_lists_the_raw_inputs_and_the_explanation_outputs(stack: Stack, gbm_bundle: Path) -> None:
+    """V2 model metadata, REST and gRPC equal: one input per feature of the spec, the V2 explain
+    answer's outputs, platform and the bundle's version."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    raw = json.loads((gbm_bundle / "feature_spec.json").read_text())
+    card = json.loads((gbm_bundle / "model_card.json").read_text())
+    inputs = [
+        {"name": f["name"], "datatype": "BYTES" if f["type"] == "categorical" else "FP64", "shape": [-1]}
+        for f in raw["features"]
+    ]
+    outputs = [
+        {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        {"name": "output", "datatype": "FP64", "shape": [-1]},
+        {"name": "base_value", "datatype": "FP64", "shape": [-1]},
+        {"name": "attributions", "datatype": "FP64", "shape": [-1, len(raw["features"])]},
+    ]
+    r = httpx.get(f"{stack.grpc.url}/v2/models/{MODEL}", timeout=20)
+    assert r.status_code == 200, r.text
+    rest = r.json()
+    assert rest == {
+        "name": MODEL,
+        "versions": [card["version"]],
+        "platform": "kserve-explainer",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+    with grpc.insecure_channel(stack.grpc.grpc) as channel:
+        answer = GRPCInferenceServiceStub(channel).ModelMetadata(
+            pb.ModelMetadataRequest(name=MODEL), timeout=20
+        )
+    tensors = [
+        [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in group]
+        for group in (answer.inputs, answer.outputs)
+    ]
+    assert (answer.name, list(answer.versions), answer.platform, *tensors) == (
+        MODEL,
+        [card["version"]],
+        "kserve-explainer",
+        inputs,
+        outputs,
+    )

@@ -64,9 +64,9 @@ def listening(port: int, *, reuseport: bool = False) -> Iterator[socket.socket]:
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     if reuseport:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("::", port))
-    sock.listen(8)
     try:
+        sock.bind(("::", port))
+        sock.listen(8)
         yield sock
     finally:
         sock.close()

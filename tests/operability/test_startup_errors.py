@@ -32,6 +32,7 @@ IN_USE = ": port already in use by another process; expected a free port"
 CASES = [
     Case("transformer-grpc-port-in-use", "transformer", IN_USE, exits.EXIT_PORT_IN_USE, ports="grpc-taken"),
     Case("explainer-http-port-in-use", "explainer", IN_USE, exits.EXIT_PORT_IN_USE, ports="http-taken"),
+    Case("explainer-grpc-port-in-use", "explainer", IN_USE, exits.EXIT_PORT_IN_USE, ports="grpc-taken"),
     Case(
         "transformer-bad-protocol",
         "transformer",

@@ -13,27 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from typing import cast
 
-import prometheus_client
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
-from serving_common import BundleError
+from pydantic_settings import BaseSettings
 from serving_common.framework.front import FrontServer
 from serving_common.framework.startup import check_flags, predictor_protocol, quiet_access_log
 from serving_common.logger_config import add_logger_arguments, build_payload_logger
-from serving_common.operability import (
-    BundleUnusableError,
-    StartupError,
-    check_environment,
-    check_ports,
-    configure_logging,
-    configured,
-    effective_settings,
-    env_help,
-    report,
-    settings_or_error,
-)
-from serving_common.operability.tracing import configure_tracing, shutdown_tracing
+from serving_common.operability import env_help
+from serving_common.operability.startup import Component, Launch, run
 
 from transformer import metrics
 from transformer.model import Transformer
@@ -60,90 +50,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def start(argv: list[str]) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    check_environment("TRANSFORMER_", SETTINGS, help_hint="python -m transformer --help")
-    settings = settings_or_error(TransformerSettings)
-    logger_settings = settings_or_error(TransformerLoggerSettings)
-    configure_logging("transformer", settings.log_format, settings.log_level)
-    configure_tracing("transformer", settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio)
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
-    protocol = predictor_protocol(argv, settings.predictor_protocol)
+    args.argv = argv  # --predictor_protocol: the flag when given, else the setting
+    return args
+
+
+def _prepare(args: argparse.Namespace, loaded: Sequence[BaseSettings]) -> Launch[Transformer]:
+    settings, logger_settings = cast(tuple[TransformerSettings, TransformerLoggerSettings], tuple(loaded))
+    protocol = predictor_protocol(args.argv, settings.predictor_protocol)
     grpc_port = args.grpc_port if args.enable_grpc else None
-    log.info(
-        "effective settings",
-        extra={
-            "settings": effective_settings(
-                settings,
-                logger_settings,
-                model_name=args.model_name,
-                model_dir=args.model_dir,
-                predictor_host=args.predictor_host,
-                predictor_protocol=protocol,
-                http_port=args.http_port,
-                grpc_port=grpc_port,
-                logger_url=args.logger_url,
-            )
-        },
-    )
-    check_flags(args, log)
-    check_ports({"--http_port": args.http_port, "--grpc_port": grpc_port})
-    model = Transformer(
-        args.model_name,
-        model_dir=args.model_dir,
-        predictor_host=args.predictor_host,
-        predictor_protocol=protocol,
-        settings=settings,
-        predictor_use_ssl=args.predictor_use_ssl,
-        payload_logger=build_payload_logger(args, logger_settings, component="transformer"),
-    )
-    try:
-        model.load()
-    except (BundleError, OSError) as e:
-        raise BundleUnusableError(
-            f"--model_dir {args.model_dir!r}: {e}; expected a model bundle with feature_spec.json"
-        ) from e
-    log.info(
-        "serving %s on http port %s%s, predictor %s over %s",
-        model.name,
-        args.http_port,
-        f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
-        args.predictor_host,
-        protocol,
-        extra={"http_port": args.http_port, "grpc_port": grpc_port, "predictor_host": args.predictor_host},
-    )
-    server = FrontServer(
-        routes=lambda registry: InferenceRoutes(registry).route,
-        settings=settings,
-        component="transformer",
-        prefix="TRANSFORMER_",
-        on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
-        access_log=settings.access_log,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=1,  # the routes and the model live in this process; scale with replicas
-        enable_grpc=args.enable_grpc,
-        predictor_config=PredictorConfig(
+
+    def load() -> Transformer:
+        model = Transformer(
+            args.model_name,
+            model_dir=args.model_dir,
             predictor_host=args.predictor_host,
             predictor_protocol=protocol,
+            settings=settings,
             predictor_use_ssl=args.predictor_use_ssl,
-            predictor_request_timeout_seconds=int(max(1, settings.predictor_timeout)),
-            predictor_health_check=args.enable_predictor_health_check,
-        ),
-    )
-    quiet_access_log(settings.access_log)
-    try:
+            payload_logger=build_payload_logger(args, logger_settings, component="transformer"),
+        )
+        model.load()
+        return model
+
+    def serve(model: Transformer) -> None:
+        log.info(
+            "serving %s on http port %s%s, predictor %s over %s",
+            model.name,
+            args.http_port,
+            f", grpc port {grpc_port}" if grpc_port is not None else " (gRPC off)",
+            args.predictor_host,
+            protocol,
+            extra={
+                "http_port": args.http_port,
+                "grpc_port": grpc_port,
+                "predictor_host": args.predictor_host,
+            },
+        )
+        server = FrontServer(
+            routes=lambda registry: InferenceRoutes(registry).route,
+            settings=settings,
+            component="transformer",
+            prefix="TRANSFORMER_",
+            on_refused=lambda reason: metrics.HTTP_REFUSED.labels(reason).inc(),
+            access_log=settings.access_log,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            workers=1,  # the routes and the model live in this process; scale with replicas
+            enable_grpc=args.enable_grpc,
+            predictor_config=PredictorConfig(
+                predictor_host=args.predictor_host,
+                predictor_protocol=protocol,
+                predictor_use_ssl=args.predictor_use_ssl,
+                predictor_request_timeout_seconds=int(max(1, settings.predictor_timeout)),
+                predictor_health_check=args.enable_predictor_health_check,
+            ),
+        )
+        quiet_access_log(settings.access_log)
         server.start([model])
-    finally:
-        shutdown_tracing()
-    return 0
+
+    return Launch(
+        flags={
+            "model_name": args.model_name,
+            "model_dir": args.model_dir,
+            "predictor_host": args.predictor_host,
+            "predictor_protocol": protocol,
+            "http_port": args.http_port,
+            "grpc_port": grpc_port,
+            "logger_url": args.logger_url,
+        },
+        ports={"--http_port": args.http_port, "--grpc_port": grpc_port},
+        load=load,
+        serve=serve,
+        model_dir=args.model_dir,
+        bundle_expected="a model bundle with feature_spec.json",
+        checks=lambda: check_flags(args, log),
+    )
+
+
+COMPONENT = Component(
+    name="transformer", prefix="TRANSFORMER_", settings=SETTINGS, parse=parse_args, prepare=_prepare
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return start(sys.argv[1:] if argv is None else argv)
-    except StartupError as e:
-        return report("transformer", e, logged=configured())
+    return run(COMPONENT, argv)
 
 
 if __name__ == "__main__":

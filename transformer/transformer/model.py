@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from serving_common.framework.metadata import tensor
 from serving_common.framework.predictor_client import PredictorClient, Scores, request_deadline
 from serving_common.framework.records_model import RecordsModel
 from serving_common.framework.status import grpc_code
@@ -51,6 +52,8 @@ class Batch:
 
 class Transformer(RecordsModel):
     """Serves ``name`` by calling the predictor of the same name."""
+
+    platform = "kserve-transformer"
 
     def __init__(
         self,
@@ -97,6 +100,15 @@ class Transformer(RecordsModel):
             self.client.describe(),
         )
         return self.ready
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 metadata ``outputs``: what :meth:`v2_answer` returns."""
+        k = len(self.classes)
+        return [
+            tensor("label", "BYTES", [-1]),
+            tensor("probability", "FP32", [-1]),
+            tensor("probabilities", "FP32", [-1, k]),
+        ]
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: nothing left to drain into

@@ -7,6 +7,8 @@ transformer, explainer) share on top of KServe, gRPC and FastAPI.
 * ``predictor_client``: the one client of the predictor hop (gRPC V2, REST V2 or V1), with
   ``scores`` (the one parser of the predictor's answers) and ``http_pool`` (its keep-alive pool);
 * ``front``: inference routes answered at the ASGI level before KServe's app, on uvloop;
+* ``grpc_server``: KServe's gRPC server whose port is never shared, with ``x-request-id`` on
+  ``ModelInfer`` answers; ``metadata``: V2 model metadata (platform, versions, raw inputs);
 * ``startup``: the start of ``python -m transformer`` / ``python -m explainer``.
 
 The pure contract (``serving_common`` itself) never imports this subpackage, so it stays

@@ -10,8 +10,9 @@ transformer's own work: decode, validate, vectorise, call the predictor, encode)
 Hardening (issue 15): in front of everything a :class:`serving_common.gate.Gate` (routes,
 limits, shedding, readiness while draining); SIGTERM drains (:mod:`serving_common.drain`) and then
 stops the REST and gRPC servers gracefully on this one loop; the gRPC port never serves
-model-repository management (:class:`NoManagement`: UNIMPLEMENTED) and takes messages up to
-``<PREFIX>MAX_BODY_BYTES``.
+model-repository management (:class:`NoManagement`: UNIMPLEMENTED), takes messages up to
+``<PREFIX>MAX_BODY_BYTES`` and is never shared (``grpc_server.ExclusiveGRPCServer``, bound before
+REST serves); every REST answer carries ``x-request-id`` (``operability.asgi.RequestIds``).
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model_repository import ModelRepository
 from kserve.model_server import args as kserve_args
-from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer, _RefreshingServer
 from uvicorn.importer import import_from_string
 
 from serving_common.drain import CloseWhileDraining, Drain, DrainingMixin
+from serving_common.framework.grpc_server import ExclusiveGRPCServer
+from serving_common.framework.metadata import MetadataDataPlane
 from serving_common.gate import Gate, GatePolicy, GateSettings
 from serving_common.headers import new_id
 from serving_common.operability import tracing
+from serving_common.operability.asgi import RequestIds
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
 __all__ = ["Answer", "Front", "FrontServer", "Handler", "NoManagement", "Route"]
@@ -173,7 +176,8 @@ class _FrontRESTServer(RESTServer):  # type: ignore[misc]
         if self.route is not None:
             app = Front(app, self.route)
         gate = Gate(app, self.policy, self.drain, self.on_refused)
-        self.config.app = CloseWhileDraining(gate, self.drain)
+        # x-request-id on every answer, the gate's refusals and KServe's own routes too
+        self.config.app = RequestIds(CloseWhileDraining(gate, self.drain))
         # off at the source: uvicorn formats each access line's arguments before the logger's level check
         self.config.access_log = self.access_log
 
@@ -195,6 +199,7 @@ class FrontServer(ModelServer):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(grace_period=settings.grace_seconds, **kwargs)
+        self.dataplane = MetadataDataPlane(model_registry=self.registered_models)
         self.route = routes(self.registered_models) if routes is not None else None
         self.access_log = access_log
         self.settings = settings
@@ -214,46 +219,49 @@ class FrontServer(ModelServer):  # type: ignore[misc]
 
     def start(self, models: list[Any]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
-        rest = _FrontRESTServer(
-            FASTAPI_APP_IMPORT_STRING,
-            self.dataplane,
-            self.model_repository_extension,
-            self.http_port,
-            access_log_format=self.access_log_format,
-            workers=1,
-            grace_period=self.grace_period,
-            event_loop=self.event_loop,
-            timeout_keep_alive=self.timeout_keep_alive,
-            ssl_certfile=self.ssl_certfile,
-            ssl_keyfile=self.ssl_keyfile,
-        )
-        rest.route = self.route
-        rest.access_log = self.access_log
-        rest.harden(self.policy, self.drain, self.on_refused)
-        self._rest_server = rest
-        self.servers.append(rest.start())
-        if self.enable_grpc:
-            options = dict(vars(kserve_args))
-            options["grpc_max_receive_message_length"] = min(
-                int(options.get("grpc_max_receive_message_length") or self.settings.max_body_bytes),
-                self.settings.max_body_bytes,
-            )
-            self._grpc_server = GRPCServer(
-                self.grpc_port,
-                _DrainingDataPlane(self.dataplane, self.drain),
-                NoManagement(),
-                kwargs=options,
-                grace_period=self.grace_period,
-            )
-            self.servers.append(self._grpc_server.start(self.max_threads))
         import uvloop
 
         # KServe's own start() configures one loop and then runs another (asyncio.run); here the
         # loop it configures (exception handler, executor) is the loop that runs.
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
-        self.setup_event_loop()  # no register_signal_handler(): the drain owns SIGTERM / SIGINT
         try:
+            if self.enable_grpc:  # bound first: a taken port stops the start before REST serves
+                options = dict(vars(kserve_args))
+                options["grpc_max_receive_message_length"] = min(
+                    int(options.get("grpc_max_receive_message_length") or self.settings.max_body_bytes),
+                    self.settings.max_body_bytes,
+                )
+                grpc_server = ExclusiveGRPCServer(
+                    self.grpc_port,
+                    _DrainingDataPlane(self.dataplane, self.drain),
+                    NoManagement(),
+                    kwargs=options,
+                    grace_period=self.grace_period,
+                )
+                grpc_server.bind(self.max_threads)
+                self._grpc_server = grpc_server
+            rest = _FrontRESTServer(
+                FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                access_log_format=self.access_log_format,
+                workers=1,
+                grace_period=self.grace_period,
+                event_loop=self.event_loop,
+                timeout_keep_alive=self.timeout_keep_alive,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+            )
+            rest.route = self.route
+            rest.access_log = self.access_log
+            rest.harden(self.policy, self.drain, self.on_refused)
+            self._rest_server = rest
+            self.servers.append(rest.start())
+            if self._grpc_server is not None:
+                self.servers.append(self._grpc_server.start(self.max_threads))
+            self.setup_event_loop()  # no register_signal_handler(): the drain owns SIGTERM / SIGINT
             loop.run_until_complete(self._serve())
         finally:
             loop.close()

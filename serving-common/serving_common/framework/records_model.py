@@ -17,6 +17,7 @@ from kserve.protocol.infer_type import InferRequest
 from serving_common import records
 from serving_common.bundle import Bundle
 from serving_common.features import FeatureSpec, Problem
+from serving_common.framework.metadata import raw_inputs
 from serving_common.framework.predictor_client import PredictorClient
 from serving_common.headers import request_id
 
@@ -97,6 +98,9 @@ def vectorise_request(
 class RecordsModel(Model):  # type: ignore[misc]
     """A model of raw records in front of the predictor that ``client`` calls."""
 
+    platform = ""
+    """The V2 model metadata's ``platform`` (``serving_common.framework.metadata``)."""
+
     def __init__(
         self, name: str, *, model_dir: str, client: PredictorClient, max_records: int, **options: Any
     ) -> None:
@@ -115,6 +119,10 @@ class RecordsModel(Model):  # type: ignore[misc]
         self.version = bundle.version
         self.client.input_name = self.spec.input_name
         return bundle
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 metadata ``inputs``: one tensor per raw feature of the bundle (the "V2 columns" request)."""
+        return [] if self.spec is None else raw_inputs(self.spec)
 
     def validate(self, payload: Any) -> Any:
         return payload  # preprocess validates everything (vectorise)

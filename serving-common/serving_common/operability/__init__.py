@@ -7,6 +7,8 @@ printing and ``--help`` text, port checks, and the one log format.
     describe.py   effective settings (secrets redacted) and the env-var list for ``--help``
     ports.py      a port already in use is an error before serving (never shared)
     logs.py       JSON (python-json-logger) or text lines, request/trace id on each, library noise off
+    startup.py    the one start-up sequence every ``__main__`` runs (``run(Component(...), argv)``)
+    asgi.py       request ids (``RequestIds``: x-request-id on every answer) and request context
 """
 
 from serving_common.operability.describe import effective_settings, env_help

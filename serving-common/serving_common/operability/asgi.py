@@ -15,13 +15,57 @@ from serving_common.headers import new_id
 from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
-__all__ = ["RequestContext"]
+__all__ = ["RequestContext", "RequestIds"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _answer_with_id(send: Send, rid: str) -> Send:
+    """``send`` that puts ``x-request-id: rid`` on the answer unless the app already named one, and
+    sets :data:`REQUEST_ID` to the id the answer carries (so the access line names it too)."""
+
+    async def answer(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            sent = message.setdefault("headers", [])
+            given = next((v for k, v in sent if k.lower() == b"x-request-id"), None)
+            if given is None:
+                sent.append((b"x-request-id", rid.encode("latin-1")))
+                REQUEST_ID.set(rid)
+            else:
+                REQUEST_ID.set(given.decode("latin-1"))
+        await send(message)
+
+    return answer
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for k, v in scope["headers"]:
+        if k.lower() == b"x-request-id" and v:
+            value: str = v.decode("latin-1")
+            if value.isascii() and value.isprintable():
+                return value
+    return None
+
+
+class RequestIds:
+    """The outermost layer of an app: ``x-request-id`` on EVERY answer, whoever answers it (a gate's
+    413 or 503, a framework's 404, the app's 200): the caller's id, else a new one, unless the
+    answer already names one (a V2 answer's own ``id``). The access line carries the same id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_id(scope) or new_id()
+        REQUEST_ID.set(rid)
+        await self.app(scope, receive, _answer_with_id(send, rid))
 
 
 class RequestContext:
@@ -33,18 +77,9 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        rid = headers.get("x-request-id") or new_id()
+        rid = _incoming_id(scope) or new_id()
         REQUEST_ID.set(rid)
-
-        async def answer(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                sent = message.setdefault("headers", [])
-                given = next((v for k, v in sent if k.lower() == b"x-request-id"), None)
-                if given is None:
-                    sent.append((b"x-request-id", rid.encode("latin-1")))
-                else:
-                    REQUEST_ID.set(given.decode("latin-1"))  # the access line names the answer's id
-            await send(message)
+        answer = _answer_with_id(send, rid)
 
         if tracing.enabled() and scope["method"] == "POST":
             with tracing.server_span(f"POST {scope['path']}", headers):

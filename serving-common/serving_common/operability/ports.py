@@ -14,7 +14,15 @@ from collections.abc import Mapping
 
 from serving_common.operability.exits import ConfigError, PortInUseError
 
-__all__ = ["check_ports"]
+__all__ = ["check_ports", "in_use_message"]
+
+
+def in_use_message(flag: str, port: int) -> str:
+    """The one line of a taken port (here and wherever a server finds it taken when it binds)."""
+    return (
+        f"{flag} {port}: port already in use by another process; "
+        "expected a free port (choose another or stop that process)"
+    )
 
 
 def _try_bind(port: int) -> None:
@@ -49,10 +57,7 @@ def check_ports(ports: Mapping[str, int | None]) -> None:
             _try_bind(port)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise PortInUseError(
-                    f"{flag} {port}: port already in use by another process; "
-                    "expected a free port (choose another or stop that process)"
-                ) from e
+                raise PortInUseError(in_use_message(flag, port)) from e
             if e.errno == errno.EACCES:
                 raise ConfigError(
                     f"{flag} {port}: permission denied; "
