@@ -199,7 +199,9 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         received_ns = time.time_ns()
         name = request.model_name
         metadata = dict(context.invocation_metadata())
-        REQUEST_ID.set(metadata.get("x-request-id") or request.id or None)  # every call: pooled threads
+        rid = metadata.get("x-request-id") or request.id or new_id()
+        REQUEST_ID.set(rid)  # every call: pooled threads
+        context.send_initial_metadata((("x-request-id", rid),))
         if not tracing.enabled():  # else the span set it
             TRACE_ID.set(trace_id_of(metadata.get("traceparent")))
         who = caller(metadata.get(CALLER_HEADER))
@@ -214,7 +216,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             if expired is not None:
                 raise CallExpired(expired, "the call's deadline passed before it was run")
             arrays = model.infer_blocking(feeds, outputs)
-            response = model_infer_response(model, request.id or new_id(), outputs, arrays)
+            response = model_infer_response(model, request.id or rid, outputs, arrays)
             expired = _expired(context)
             if expired is not None:  # nobody receives this answer: not an OK
                 raise CallExpired(expired, "the call's deadline passed while it ran")

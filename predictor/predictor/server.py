@@ -25,6 +25,7 @@ from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest.server import RESTServer
 from serving_common.drain import CloseWhileDraining
+from serving_common.operability.asgi import RequestIds
 from uvicorn import Config, Server
 from uvicorn.importer import import_from_string
 
@@ -53,7 +54,7 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
         super().create_application()
         app = import_from_string(FASTAPI_APP_IMPORT_STRING)
         fast = FastPath(app, self.dataplane.model_registry, self.limits, self.payload_hook)
-        self.config.app = CloseWhileDraining(gate(fast, self.settings, self.drain), self.drain)
+        self.config.app = RequestIds(CloseWhileDraining(gate(fast, self.settings, self.drain), self.drain))
 
 
 class OnnxDataPlane(DataPlane):  # type: ignore[misc]

@@ -124,23 +124,18 @@ def stack(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             drift.stop()
 
 
-PREDICTOR_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="predictor/predictor/server.py (not this branch's file) does not wrap its app in RequestIds: "
-    "answers not made by its inference routes (the gate's 413, KServe's metadata routes) carry no id",
-)
 M = f"/v1/models/{MODEL}"
 V2 = f"/v2/models/{MODEL}"
 CASES: list[Any] = [
     # component, method, path, JSON body, expected status
     ("predictor", "POST", f"{M}:predict", {"instances": [ROW]}, 200),
     ("predictor", "POST", f"{V2}/infer", INFER_V2, 200),
-    pytest.param("predictor", "GET", V2, None, 200, marks=PREDICTOR_GAP),
+    ("predictor", "GET", V2, None, 200),
     ("predictor", "POST", f"{M}:predict", {"instances": [[1.0]]}, 400),
     ("predictor", "POST", f"{V2}/infer", {"inputs": "no"}, 400),
     ("predictor", "POST", "/v1/models/nope:predict", {"instances": [ROW]}, 404),
-    pytest.param("predictor", "GET", "/v2/models/nope", None, 404, marks=PREDICTOR_GAP),
-    pytest.param("predictor", "POST", f"{M}:predict", PREDICTOR_BIG, 413, marks=PREDICTOR_GAP),
+    ("predictor", "GET", "/v2/models/nope", None, 404),
+    ("predictor", "POST", f"{M}:predict", PREDICTOR_BIG, 413),
     ("transformer", "POST", f"{M}:predict", {"instances": [RECORD]}, 200),
     ("transformer", "POST", f"{V2}/infer", _columns(RECORD), 200),
     ("transformer", "GET", V2, None, 200),
@@ -255,18 +250,14 @@ GRPC_CASES = [
     ("transformer", False, "INVALID_ARGUMENT"),
     ("explainer", False, "INVALID_ARGUMENT"),  # (the explainer explains over REST; its gRPC checks records)
 ]
-PREDICTOR_GRPC = pytest.mark.xfail(
-    strict=True,
-    reason="predictor/predictor/grpc_service.py (not this branch's file) sends no x-request-id metadata yet",
-)
 
 
 @pytest.mark.parametrize(
     ("name", "ok", "code"),
     [
         *GRPC_CASES,
-        pytest.param("predictor", True, "OK", marks=PREDICTOR_GRPC),
-        pytest.param("predictor", False, "INVALID_ARGUMENT", marks=PREDICTOR_GRPC),
+        ("predictor", True, "OK"),
+        ("predictor", False, "INVALID_ARGUMENT"),
     ],
 )
 def test_grpc_answers_carry_the_request_id(stack: Stack, name: str, ok: bool, code: str) -> None:
