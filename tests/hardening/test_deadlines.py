@@ -108,7 +108,7 @@ def _predictor_requests(p: Server) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("predictor_requests_total{") and f'model="{MODEL}"' in line
+        if line.startswith("predictor_requests_total{") and f'model_name="{MODEL}"' in line
     )
 
 
