@@ -85,11 +85,12 @@ def scrapes(gbm_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 ).start()
             )
         transformer, explainer = f"http://127.0.0.1:{t_http}", f"http://127.0.0.1:{e_http}"
+        predict = f"{transformer}/v1/models/{MODEL}:predict"
         with httpx.Client(timeout=60) as client:
             for _ in range(3):
-                r = client.post(f"{transformer}/v1/models/{MODEL}:predict", json={"instances": [RECORD] * 4})
+                r = client.post(predict, json={"instances": [RECORD] * 4})
                 assert r.status_code == 200, r.text
-            bad = client.post(f"{transformer}/v1/models/{MODEL}:predict", json={"instances": [{"age": "old"}]})
+            bad = client.post(predict, json={"instances": [{"age": "old"}]})
             assert bad.status_code == 400, bad.text
             r = client.post(f"{explainer}/v1/models/{MODEL}:explain", json={"instances": [RECORD]})
             assert r.status_code == 200, r.text
