@@ -124,7 +124,7 @@ def _settled(p: Server, before: float) -> None:
 
 def _expired(t: Server, component: str = "transformer") -> float:
     text = httpx.get(f"{t.url}/metrics", timeout=10).text
-    return metric_value(text, f"{component}_deadline_expired_total", model=MODEL)
+    return metric_value(text, f"{component}_deadline_expired_total", model_name=MODEL)
 
 
 @pytest.mark.parametrize("hop", ["via_grpc", "via_rest"])
