@@ -58,6 +58,12 @@ EXPLAINER = "explainer"
 BINARY_HEADER_LENGTH = b"inference-header-content-length"
 
 
+STREAM_LABELS = ("inferenceservice", "inferenceservice_namespace", "inferenceservice_component")
+"""Prometheus labels of a stream (docs/contracts.md "Metric labels"): the InferenceService is
+``inferenceservice`` as on every serving series; its namespace and component are qualified because
+a scrape adds ``namespace`` and ``component`` of the detector's own pod to its series."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamKey:
     """A stream: one (namespace, InferenceService, component)."""
@@ -67,11 +73,8 @@ class StreamKey:
     component: str
 
     def labels(self) -> dict[str, str]:
-        return {
-            "inferenceservice": self.inference_service,
-            "isvc_namespace": self.namespace,
-            "isvc_component": self.component,
-        }
+        """The stream's Prometheus labels (:data:`STREAM_LABELS`)."""
+        return dict(zip(STREAM_LABELS, (self.inference_service, self.namespace, self.component), strict=True))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,6 +1,6 @@
 """Prometheus metrics (all ``drift_*``), on one registry per app.
 
-Labels: ``inferenceservice``, ``isvc_namespace`` and ``isvc_component`` (the event's
+Labels: ``inferenceservice``, ``inferenceservice_namespace`` and ``inferenceservice_component`` (the event's
 ``inferenceservicename``, ``namespace`` and ``component`` extensions) identify a stream; they are
 prefixed so as not to clash with the target labels a scrape adds (``namespace`` is the
 detector's own namespace, and the chart sets ``component="drift-detector"``). ``kind`` is
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from drift_detector.cloudevent import STREAM_LABELS
 from drift_detector.errors import IGNORED, REASONS
 
 __all__ = ["Metrics"]
 
-STREAM = ("inferenceservice", "isvc_namespace", "isvc_component")
+STREAM = STREAM_LABELS
 
 
 class Metrics:

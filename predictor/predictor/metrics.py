@@ -36,30 +36,30 @@ REQUESTS = Counter(
     "predictor_requests",
     "Inference requests by model, protocol (rest_v1, rest_v2, grpc_v2) and status code "
     "(HTTP status for REST, gRPC status name for gRPC) and caller (explainer, client).",
-    ["model", "protocol", "code", "caller"],
+    ["model_name", "protocol", "code", "caller"],
 )
 REQUEST_SECONDS = Histogram(
     "predictor_request_duration_seconds",
     "Time to serve one inference request inside the server (decode, validate, infer, encode).",
-    ["model", "protocol", "caller"],
+    ["model_name", "protocol", "caller"],
     buckets=LATENCY_BUCKETS,
 )
 INFERENCE_SECONDS = Histogram(
     "predictor_inference_duration_seconds",
     "Time onnxruntime's session.run takes for one run (requests waiting together share a run).",
-    ["model"],
+    ["model_name"],
     buckets=LATENCY_BUCKETS,
 )
 ROWS = Histogram(
     "predictor_rows_per_request",
     "Rows (first dimension of the input) per inference request.",
-    ["model"],
+    ["model_name"],
     buckets=ROW_BUCKETS,
 )
 BATCH_REQUESTS = Histogram(
     "predictor_batch_requests",
     "Requests merged into one session.run (1 when requests do not overlap).",
-    ["model"],
+    ["model_name"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 

@@ -8,8 +8,8 @@ logger's thread), whether the answer is a 200 / OK, and the answer's bytes. Expl
 new one) and ``ce-metadata``, and hands the exchange to ``serving_common.payload_logger``, which
 queues the request event, and the response event for a 200, as KServe's agent does.
 
-The logger's counts are exported as ``predictor_payload_logger_events_total{model, outcome}``
-(sent, failed, dropped) and ``predictor_payload_logger_pending{model}``.
+The logger's counts are exported as ``predictor_payload_logger_events_total{model_name, outcome}``
+(sent, failed, dropped) and ``predictor_payload_logger_pending{model_name}``.
 """
 
 from __future__ import annotations
@@ -43,20 +43,20 @@ class LoggerCollector(Collector):
         events = CounterMetricFamily(
             "predictor_payload_logger_events",
             "Payload-logger CloudEvents by outcome (sent, failed, dropped).",
-            labels=["model", "outcome"],
+            labels=["model_name", "outcome"],
         )
         for outcome in ("sent", "failed", "dropped"):
             events.add_metric([self.model, outcome], getattr(stats, outcome))
         yield events
         pending = GaugeMetricFamily(
-            "predictor_payload_logger_pending", "Events accepted, not yet sent.", labels=["model"]
+            "predictor_payload_logger_pending", "Events accepted, not yet sent.", labels=["model_name"]
         )
         pending.add_metric([self.model], stats.pending)
         yield pending
         cpu = CounterMetricFamily(
             "predictor_payload_logger_cpu_seconds",
             "CPU time of the payload logger's sender threads (what logging costs besides the hook).",
-            labels=["model"],
+            labels=["model_name"],
         )
         cpu.add_metric([self.model], stats.cpu_seconds)
         yield cpu

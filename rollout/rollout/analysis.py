@@ -1,7 +1,8 @@
 """Canary analysis: stable and canary metrics from Prometheus, compared with thresholds.
 
-Series of one side are selected by ``{label}="{InferenceService name}"`` (default label ``isvc``,
-which the chart's PodMonitor relabels the pod label ``serving.kserve.io/inferenceservice`` to),
+Series of one side are selected by ``{label}="{InferenceService name}"`` (default label
+``inferenceservice``, which the chart's PodMonitor relabels the pod label
+``serving.kserve.io/inferenceservice`` to; docs/contracts.md "Metric labels"),
 plus a filter, by default ``caller!="explainer"``: the explainer's perturbation batches (which the
 predictor labels ``caller="explainer"``) are neither client traffic nor client errors and must not
 move the verdict; ``!=`` also matches series without the label (transformer metrics, older predictors).
@@ -10,13 +11,15 @@ Metrics use the contract names (docs/contracts.md) with a configurable prefix (`
 * request rate   ``sum(rate(<p>_requests_total{sel}[w]))``
 * server errors  ``code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"`` (REST 5xx, gRPC non-OK but client errors)
 * p50 / p99      ``histogram_quantile(q, sum by (le) (rate(<p>_request_duration_seconds_bucket{sel}[w])))``
-* drift          a configurable query with ``{isvc}`` and ``{selector}`` placeholders; by default
-                 ``max(drift_detected{inferenceservice="{isvc}"})``: the drift detector labels its
-                 ``drift_*`` series with the InferenceService of the payload-logger events, and
+* drift          a configurable query with ``{inferenceservice}`` and ``{selector}`` placeholders
+                 (``{isvc}``, the older spelling, is filled in too); by default
+                 ``max(drift_detected{inferenceservice="{inferenceservice}"})``: the drift detector
+                 labels its ``drift_*`` series with the InferenceService of the payload-logger events, and
                  ``drift_detected`` is 1 when the latest window (features or prediction) drifted
-* quality        ``max(quality_accuracy{inferenceservice="{isvc}"})`` and
-                 ``max(quality_labelled_predictions{inferenceservice="{isvc}"})``: the feedback store's
-                 live accuracy over its window of labelled predictions (the same window for both sides).
+* quality        ``max(quality_accuracy{inferenceservice="{inferenceservice}"})`` and
+                 ``max(quality_labelled_predictions{inferenceservice="{inferenceservice}"})``: the
+                 feedback store's live accuracy over its window of labelled predictions (the same
+                 window for both sides).
                  The gate (``Thresholds.max_accuracy_drop``, off by default) fails when either side has
                  fewer than ``min_labelled`` labelled predictions (no data is not a pass) or the canary's
                  accuracy is more than the drop below the stable's.
@@ -31,6 +34,7 @@ from .prometheus import Prometheus
 
 __all__ = [
     "DEFAULT_DRIFT_QUERY",
+    "DEFAULT_LABEL",
     "DEFAULT_LABELLED_QUERY",
     "DEFAULT_METRIC_FILTER",
     "DEFAULT_QUALITY_QUERY",
@@ -40,22 +44,34 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "collect",
+    "fill",
     "judge",
     "quality_checks",
 ]
 
 SERVER_ERROR_CODES = 'code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"'
-DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{isvc}"})'
+DEFAULT_LABEL = "inferenceservice"
+"""The label naming the InferenceService on every series (docs/contracts.md "Metric labels")."""
+DEFAULT_DRIFT_QUERY = 'max(drift_detected{inferenceservice="{inferenceservice}"})'
 DEFAULT_METRIC_FILTER = 'caller!="explainer"'
-DEFAULT_QUALITY_QUERY = 'max(quality_accuracy{inferenceservice="{isvc}"})'
-DEFAULT_LABELLED_QUERY = 'max(quality_labelled_predictions{inferenceservice="{isvc}"})'
+DEFAULT_QUALITY_QUERY = 'max(quality_accuracy{inferenceservice="{inferenceservice}"})'
+DEFAULT_LABELLED_QUERY = 'max(quality_labelled_predictions{inferenceservice="{inferenceservice}"})'
+PLACEHOLDERS = ("{inferenceservice}", "{isvc}")
+"""Where a query template takes the InferenceService name (``{isvc}``: the older spelling)."""
+
+
+def fill(template: str, inferenceservice: str, selector: str) -> str:
+    """A query template with the InferenceService name and the side's selector filled in."""
+    for placeholder in PLACEHOLDERS:
+        template = template.replace(placeholder, inferenceservice)
+    return template.replace("{selector}", selector)
 
 
 @dataclass(frozen=True)
 class QuerySet:
     """How to find one InferenceService's series."""
 
-    label: str = "isvc"
+    label: str = DEFAULT_LABEL
     metric_prefix: str = "predictor"
     window: str = "1m"
     drift_query: str = DEFAULT_DRIFT_QUERY
@@ -79,14 +95,14 @@ class QuerySet:
             "p99": f"histogram_quantile(0.99, {buckets})",
         }
         if self.drift_query:
-            out["drift"] = self.drift_query.replace("{isvc}", isvc).replace("{selector}", sel)
+            out["drift"] = fill(self.drift_query, isvc, sel)
         return out
 
     def quality_queries(self, isvc: str) -> dict[str, str]:
         """The feedback store's live accuracy and labelled count of one side ('' queries skipped)."""
         sel = self.selector(isvc)
         wanted = {"accuracy": self.quality_query, "labelled": self.labelled_query}
-        return {k: q.replace("{isvc}", isvc).replace("{selector}", sel) for k, q in wanted.items() if q}
+        return {k: fill(q, isvc, sel) for k, q in wanted.items() if q}
 
 
 @dataclass(frozen=True)

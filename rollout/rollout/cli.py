@@ -22,6 +22,7 @@ import click
 from . import render
 from .analysis import (
     DEFAULT_DRIFT_QUERY,
+    DEFAULT_LABEL,
     DEFAULT_METRIC_FILTER,
     Metrics,
     QuerySet,
@@ -224,9 +225,10 @@ prometheus_options = _compose(
     _opt(
         "--metric-label",
         env="METRIC_LABEL",
-        default="isvc",
+        default=DEFAULT_LABEL,
         show_default=True,
-        help="Label whose value is the InferenceService name on the metrics (the chart's PodMonitor: isvc).",
+        help="Label whose value is the InferenceService name on the metrics (the chart's PodMonitor: "
+        "inferenceservice).",
     ),
     _opt(
         "--metric-filter",
@@ -257,7 +259,8 @@ prometheus_options = _compose(
         env="DRIFT_QUERY",
         default=DEFAULT_DRIFT_QUERY,
         show_default=True,
-        help="PromQL giving >0 when drift is detected; {isvc} and {selector} are filled in ('' to skip).",
+        help="PromQL giving >0 when drift is detected; {inferenceservice} and {selector} are filled in "
+        "('' to skip).",
     ),
 )
 threshold_options = _compose(

@@ -41,7 +41,7 @@ def predictor_requests(url: str) -> float:
         s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "predictor_requests_total" and s.labels.get("model") == MODEL
+        if s.name == "predictor_requests_total" and s.labels.get("model_name") == MODEL
     )
 
 

@@ -169,7 +169,11 @@ def test_agent_bytes_of_every_body_kind_are_joined_and_enter_the_windows(
     assert s is not None, status
     assert s["rows_seen"] == {"features": 11, "prediction": 12}  # 12 rows, one with NaN left out
     values = metrics(client, base)
-    labels = {"inferenceservice": "agent-replay", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "agent-replay",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     assert sample(values, "drift_events_received_total", **labels, type="request") == 6
     assert sample(values, "drift_events_received_total", **labels, type="response") == 6
     assert sample(values, "drift_events_joined_total", **labels) == 6
@@ -225,7 +229,11 @@ def test_requests_answered_400_404_503_never_enter_a_window_and_are_counted_unan
     ]
     answers = send(a, events)
     assert [s for s, _ in answers] == [200] * 5
-    labels = {"inferenceservice": "agent-refused", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "agent-refused",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     # DRIFT_JOIN_TIMEOUT_SECONDS=1: the three unanswered requests are forgotten and counted
     assert wait_metric(client, base, "drift_events_unanswered_total", 3, **labels) == 3
     status = wait_idle(client, base)
@@ -362,7 +370,11 @@ def test_a_full_queue_answers_503_with_retry_after_and_counts_the_drop(
         structured("request", f"q{i}", "agent-full", {"instances": [[1.0] * len(NAMES)]})
         for i in range(QUEUE + 1)
     ]
-    labels = {"inferenceservice": "agent-full", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "agent-full",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     r = client.post(
         base, content=json.dumps(batch), headers={"content-type": "application/cloudevents-batch+json"}
     )

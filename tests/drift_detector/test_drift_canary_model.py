@@ -124,7 +124,11 @@ def test_the_canary_model_is_not_judged_against_the_stable_models_reference_scor
     )
     assert canary_status["prediction_rows_skipped_model_version"] == 2 * WINDOW
 
-    canary_labels = {"inferenceservice": "mv-canary", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    canary_labels = {
+        "inferenceservice": "mv-canary",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     stable_labels = {**canary_labels, "inferenceservice": "mv-stable"}
     skipped = {"kind": "prediction", "reason": "model_version"}
     assert sample(values, "drift_rows_skipped_total", **canary_labels, **skipped) == 2 * WINDOW
@@ -144,5 +148,10 @@ def test_the_canary_model_is_not_judged_against_the_stable_models_reference_scor
     }
     assert canary_detected == {
         (frozenset({**canary_labels, "kind": "features"}.items()), 0.0),
-        (frozenset({**canary_labels, "isvc_component": "transformer", "kind": "features"}.items()), 0.0),
+        (
+            frozenset(
+                {**canary_labels, "inferenceservice_component": "transformer", "kind": "features"}.items()
+            ),
+            0.0,
+        ),
     }

@@ -113,7 +113,11 @@ def test_predictor_with_logger_url_feeds_the_detector(
     assert status["windows_evaluated"]["features"] == 2 and status["windows_drifted"]["features"] == 1
     assert status["features"]["drift"] is True and "bmi" in status["features"]["drifted_features"]
     assert status["windows_evaluated"]["prediction"] == 2  # the responses' probabilities
-    labels = {"inferenceservice": "predictor-e2e", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "predictor-e2e",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     assert sample(values, "drift_events_received_total", **labels, type="request") == 10
     assert sample(values, "drift_events_received_total", **labels, type="response") == 10
     assert sample(values, "drift_events_joined_total", **labels) == 10
@@ -121,7 +125,7 @@ def test_predictor_with_logger_url_feeds_the_detector(
     assert sample(values, "drift_feature_drifted", **labels, feature="bmi") == 1
     assert sample(values, "drift_events_rejected_total", reason="not_json") == 0
     assert (
-        'predictor_payload_logger_events_total{model="diabetes-risk",outcome="sent"} 20.0'
+        'predictor_payload_logger_events_total{model_name="diabetes-risk",outcome="sent"} 20.0'
         in predictor_metrics
     )
 
@@ -251,7 +255,11 @@ def test_transformer_over_grpc_v2_to_a_logged_predictor_feeds_the_detector(
         predictor.process.stop()
     assert status["rows_seen"] == {"features": WINDOW, "prediction": WINDOW}
     assert status["features"]["drift"] is True and "glu" in status["features"]["drifted_features"]
-    labels = {"inferenceservice": "grpc-e2e", "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "grpc-e2e",
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     assert sample(values, "drift_events_joined_total", **labels) == WINDOW // 10
 
 

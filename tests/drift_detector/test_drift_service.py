@@ -95,7 +95,11 @@ def test_one_sigma_shift_on_one_feature_is_detected_within_one_window(
     assert shifted["windows_drifted"] == {"features": 1, "prediction": 1}
 
     values = metrics(client, detector)
-    labels = {"inferenceservice": "shift", "isvc_namespace": "default", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": "shift",
+        "inferenceservice_namespace": "default",
+        "inferenceservice_component": "predictor",
+    }
     assert sample(values, "drift_detected", **labels, kind="features") == 1.0
     assert sample(values, "drift_detected", **labels, kind="prediction") == 1.0
     assert sample(values, "drift_feature_drifted", **labels, feature="bmi") == 1.0

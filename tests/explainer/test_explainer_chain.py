@@ -114,7 +114,7 @@ def _predictor_samples(stack: Stack) -> dict[str, float]:
             labels = s.labels
             if (
                 wanted
-                and labels.get("model") == MODEL
+                and labels.get("model_name") == MODEL
                 and labels.get("protocol", "grpc_v2") == "grpc_v2"
                 and labels.get("code", "OK") == "OK"
             ):
@@ -267,7 +267,7 @@ def test_metrics_count_explanations(stack: Stack, held_out: list[dict[str, Any]]
         (s.name, s.labels.get("protocol"), s.labels.get("code")): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name.startswith("explainer_") and s.labels.get("model") == MODEL
+        if s.name.startswith("explainer_") and s.labels.get("model_name") == MODEL
     }
     assert samples[("explainer_requests_total", "rest_v1", "200")] >= 1
     assert samples[("explainer_requests_total", "rest_v1", "400")] >= 1

@@ -20,7 +20,7 @@ RECORDS = 16
 
 def _calls(url: str) -> float:
     return metric_value(
-        httpx.get(f"{url}/metrics", timeout=10).text, "explainer_predictor_rows_count", model=MODEL
+        httpx.get(f"{url}/metrics", timeout=10).text, "explainer_predictor_rows_count", model_name=MODEL
     )
 
 

@@ -108,7 +108,7 @@ def _predictor_requests(p: Server) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("predictor_requests_total{") and f'model="{MODEL}"' in line
+        if line.startswith("predictor_requests_total{") and f'model_name="{MODEL}"' in line
     )
 
 
@@ -124,7 +124,7 @@ def _settled(p: Server, before: float) -> None:
 
 def _expired(t: Server, component: str = "transformer") -> float:
     text = httpx.get(f"{t.url}/metrics", timeout=10).text
-    return metric_value(text, f"{component}_deadline_expired_total", model=MODEL)
+    return metric_value(text, f"{component}_deadline_expired_total", model_name=MODEL)
 
 
 @pytest.mark.parametrize("hop", ["via_grpc", "via_rest"])

@@ -78,7 +78,7 @@ def test_a_grpc_call_past_its_deadline_is_not_counted_ok(slow: tuple[PredictorPr
     with grpc.insecure_channel(p.grpc) as channel, pytest.raises(grpc.RpcError) as caught:
         GRPCInferenceServiceStub(channel).ModelInfer(GOOD, timeout=0.1)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    labels = {"model": MODEL, "protocol": "grpc_v2", "caller": "client"}
+    labels = {"model_name": MODEL, "protocol": "grpc_v2", "caller": "client"}
     for _ in range(50):  # the server notices when its 400 ms are over (bounded wait)
         after = httpx.get(f"{p.http}/metrics", timeout=10).text
         if metric_value(after, "predictor_requests_total", code="DEADLINE_EXCEEDED", **labels) > metric_value(

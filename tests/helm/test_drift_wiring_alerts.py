@@ -1,7 +1,8 @@
 """`DriftDetectorNoEvents` (the drift detector's rule, as the chart deploys it) against the chart's own
 logging wiring, in both configurations: the labels the detector gives a stream (from the events'
-`ce-inferenceservicename` / `ce-namespace`) must join the predictor's scrape labels (`isvc` from the
-pod label `serving.kserve.io/inferenceservice`, `namespace`), or the alert fires on healthy traffic."""
+`ce-inferenceservicename` / `ce-namespace`) must join the predictor's scrape labels (`inferenceservice`,
+which the chart's PodMonitor relabels the pod label `serving.kserve.io/inferenceservice` to, and
+`namespace`), or the alert fires on healthy traffic."""
 
 from __future__ import annotations
 
@@ -21,12 +22,27 @@ def _event_stream(isvc: dict[str, Any]) -> dict[str, str]:
     """The stream labels the detector derives from the events this InferenceService's logger sends."""
     predictor = isvc["spec"]["predictor"]
     if "logger" in predictor:  # KServe's agent: the InferenceService's name and namespace
-        return {"inferenceservice": isvc["metadata"]["name"], "isvc_namespace": isvc["metadata"]["namespace"]}
+        return {
+            "inferenceservice": isvc["metadata"]["name"],
+            "inferenceservice_namespace": isvc["metadata"]["namespace"],
+        }
     args = predictor["containers"][0]["args"]
     return {
         "inferenceservice": args[args.index("--inference_service") + 1],
-        "isvc_namespace": args[args.index("--namespace") + 1],
+        "inferenceservice_namespace": args[args.index("--namespace") + 1],
     }
+
+
+def _isvc_scrape_label(docs: list[dict[str, Any]]) -> str:
+    """The label the chart's PodMonitor gives a serving pod's InferenceService name."""
+    (label,) = [
+        r["targetLabel"]
+        for monitor in by_kind(docs, "PodMonitor")
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+        for r in endpoint.get("relabelings", [])
+        if r.get("sourceLabels") == ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"]
+    ]
+    return str(label)
 
 
 def _labels(d: dict[str, str]) -> str:
@@ -35,14 +51,16 @@ def _labels(d: dict[str, str]) -> str:
 
 def _promtool_case(docs: list[dict[str, Any]], events: bool) -> dict[str, Any]:
     series = []
+    label = _isvc_scrape_label(docs)
+    assert label == "inferenceservice"  # docs/contracts.md "Metric labels"
     for isvc in by_kind(docs, "InferenceService"):
         name = isvc["metadata"]["name"]
-        # what the PodMonitor scrapes from the predictor: isvc and namespace from the pod
-        scrape = {"namespace": NAMESPACE, "isvc": name, "component": "predictor", "caller": "client"}
+        # what the PodMonitor scrapes from the predictor: the InferenceService and namespace of the pod
+        scrape = {"namespace": NAMESPACE, label: name, "component": "predictor", "caller": "client"}
         series.append(
             {"series": f'predictor_requests_total{{{_labels(scrape)}, code="200"}}', "values": "0+60x40"}
         )
-        stream = {**_event_stream(isvc), "isvc_component": "predictor", "type": "request"}
+        stream = {**_event_stream(isvc), "inferenceservice_component": "predictor", "type": "request"}
         series.append(
             {
                 "series": f"drift_events_received_total{{{_labels(stream)}}}",
@@ -51,7 +69,7 @@ def _promtool_case(docs: list[dict[str, Any]], events: bool) -> dict[str, Any]:
         )
     # ALERTS as promtool records it: robust to the rule's annotations and extra labels
     firing = [
-        {"labels": _braces({"isvc": i["metadata"]["name"], "namespace": NAMESPACE}), "value": 1}
+        {"labels": _braces({"inferenceservice": i["metadata"]["name"], "namespace": NAMESPACE}), "value": 1}
         for i in by_kind(docs, "InferenceService")
     ]
     return {
@@ -59,7 +77,8 @@ def _promtool_case(docs: list[dict[str, Any]], events: bool) -> dict[str, Any]:
         "input_series": series,
         "promql_expr_test": [
             {
-                "expr": f'count by (isvc, namespace) (ALERTS{{alertname="{ALERT}", alertstate="firing"}})',
+                "expr": f'count by (inferenceservice, namespace) (ALERTS{{alertname="{ALERT}", '
+                'alertstate="firing"})',
                 "eval_time": "35m",
                 "exp_samples": [] if events else firing,
             }

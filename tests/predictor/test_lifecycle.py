@@ -69,7 +69,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_after_traffic(predictor: Predictor, tmp_path: Path) -> None:
     before = httpx.get(f"{predictor.http}/metrics").text
-    labels = {"model": MODEL, "protocol": "rest_v2", "code": "200", "caller": "client"}
+    labels = {"model_name": MODEL, "protocol": "rest_v2", "code": "200", "caller": "client"}
     ok_before = _metric(before, "predictor_requests_total", **labels) if 'code="200"' in before else 0.0
     row = [[59, 1, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]] * 4
     for _ in range(5):
@@ -92,8 +92,8 @@ def test_metrics_after_traffic(predictor: Predictor, tmp_path: Path) -> None:
     assert _metric(text, "predictor_requests_total", protocol="grpc_v2", code="OK") >= 1
     assert _metric(text, "predictor_requests_total", protocol="grpc_v2", code="INVALID_ARGUMENT") >= 1
     assert _metric(text, "predictor_request_duration_seconds_count", protocol="rest_v2") >= 7
-    assert _metric(text, "predictor_rows_per_request_bucket", model=MODEL, le="4.0") >= 5
-    assert _metric(text, "predictor_inference_duration_seconds_count", model=MODEL) >= 6
+    assert _metric(text, "predictor_rows_per_request_bucket", model_name=MODEL, le="4.0") >= 5
+    assert _metric(text, "predictor_inference_duration_seconds_count", model_name=MODEL) >= 6
     # KServe's own histograms are still there
     assert _metric(text, "request_predict_seconds_count", model_name=MODEL) >= 6
 
@@ -158,4 +158,4 @@ def test_payload_logger_sends_kserve_cloudevents(gbm_bundle: Path, tmp_path: Pat
     assert req_h["ce-component"] == "predictor" and req_h["ce-specversion"] == "1.0"
     assert json.loads(req_b) == body
     assert json.loads(resp_b)["outputs"][0]["name"] == "label"
-    assert 'predictor_payload_logger_events_total{model="diabetes-risk",outcome="sent"} 2.0' in metrics
+    assert 'predictor_payload_logger_events_total{model_name="diabetes-risk",outcome="sent"} 2.0' in metrics

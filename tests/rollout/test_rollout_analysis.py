@@ -76,13 +76,13 @@ def test_missing_stable_data_skips_relative_checks_and_drift_can_be_ignored() ->
 
 def test_queries_use_the_selector_label_prefix_and_window() -> None:
     q = QuerySet(
-        label="isvc",
+        label="service",
         metric_prefix="transformer",
         window="30s",
-        drift_query='max(drift_detected{inferenceservice="{isvc}", kind="features"})',
+        drift_query='max(drift_detected{inferenceservice="{inferenceservice}", kind="features"})',
     )
     qs = q.queries("m-canary")
-    sel = 'isvc="m-canary",caller!="explainer"'
+    sel = 'service="m-canary",caller!="explainer"'
     assert qs["requests"] == f"sum(increase(transformer_requests_total{{{sel}}}[30s]))"
     assert qs["errors"] == (
         f'sum(increase(transformer_requests_total{{{sel},code!~"[1-4]..|OK|INVALID_ARGUMENT|NOT_FOUND"}}[30s]))'
@@ -93,14 +93,31 @@ def test_queries_use_the_selector_label_prefix_and_window() -> None:
     )
     assert qs["drift"] == 'max(drift_detected{inferenceservice="m-canary", kind="features"})'
     assert "drift" not in QuerySet(drift_query="").queries("x")
+    # {isvc}, the placeholder's older spelling, is still filled in
+    older = replace(q, drift_query='max(drift_detected{inferenceservice="{isvc}"})').queries("m-canary")
+    assert older["drift"] == 'max(drift_detected{inferenceservice="m-canary"})'
+
+
+def test_default_queries_use_the_label_vocabulary() -> None:
+    """docs/contracts.md "Metric labels": the InferenceService is ``inferenceservice`` on every series."""
+    q = QuerySet()
+    assert q.label == "inferenceservice"
+    assert q.queries("risk-canary")["drift"] == 'max(drift_detected{inferenceservice="risk-canary"})'
+    assert q.quality_queries("risk-canary") == {
+        "accuracy": 'max(quality_accuracy{inferenceservice="risk-canary"})',
+        "labelled": 'max(quality_labelled_predictions{inferenceservice="risk-canary"})',
+    }
+    assert q.queries("risk-canary")["request_rate"] == (
+        'sum(rate(predictor_requests_total{inferenceservice="risk-canary",caller!="explainer"}[1m]))'
+    )
 
 
 @pytest.mark.parametrize(
     ("metric_filter", "selector"),
     [
-        (None, 'isvc="x",caller!="explainer"'),  # the default: the explainer's calls left out
-        ("", 'isvc="x"'),  # every caller
-        ('caller="explainer"', 'isvc="x",caller="explainer"'),  # the explainer's load alone
+        (None, 'inferenceservice="x",caller!="explainer"'),  # the default: the explainer's calls left out
+        ("", 'inferenceservice="x"'),  # every caller
+        ('caller="explainer"', 'inferenceservice="x",caller="explainer"'),  # the explainer's load alone
     ],
 )
 def test_metric_filter_joins_every_request_query(metric_filter: str | None, selector: str) -> None:

@@ -61,8 +61,8 @@ class Stack:
 def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Stable (gbm), a good canary (mlp), a bad canary (mlp answering 50% of requests with 500), a
     stable predictor that only the explainer calls (gbm, 50% 500s), and one Prometheus scraping them
-    with the static labels isvc=<name> (what the chart's PodMonitor sets) and inference_service=<name>
-    (to exercise --metric-label)."""
+    with the static labels inferenceservice=<name> (what the chart's PodMonitor sets) and
+    inference_service=<name> (to exercise --metric-label)."""
     prom_bin = _prometheus_binary()
     tmp = tmp_path_factory.mktemp("rollout-e2e")
     procs: list[ServerProcess] = []
@@ -90,7 +90,7 @@ def stack(gbm_bundle: Path, mlp_bundle: Path, tmp_path_factory: pytest.TempPathF
                     client.post(f"{url}/v2/models/{MODEL}/infer", json=_infer_body(rows), headers=headers)
         targets = "\n".join(
             f"      - targets: ['{url.removeprefix('http://')}']\n"
-            f"        labels: {{isvc: {name}, inference_service: {name}}}"
+            f"        labels: {{inferenceservice: {name}, inference_service: {name}}}"
             for name, url in urls.items()
         )
         config = tmp / "prometheus.yml"
@@ -383,11 +383,11 @@ def test_drift_query_and_query_errors_on_the_real_server(stack: Stack) -> None:
         "json",
     ]
     # the drift query is configurable: any query that is > 0 for the canary counts as drift
-    r = CliRunner().invoke(cli, [*base, "--drift-query", 'max(up{inference_service="{isvc}"})'])
+    r = CliRunner().invoke(cli, [*base, "--drift-query", 'max(up{inference_service="{inferenceservice}"})'])
     assert r.exit_code == 0, r.output
     gated = CliRunner().invoke(
         cli, [*base, "--exit-code", "--drift-query", 'max(up{inference_service="{isvc}"})']
-    )
+    )  # {isvc}: the placeholder's older spelling
     assert gated.exit_code == 7 and "drift" in gated.stderr, gated.output
     out = json.loads(r.stdout)
     assert out["metrics"]["canary"]["drift"] == 1 and out["metrics"]["canary"]["drifted"] is True

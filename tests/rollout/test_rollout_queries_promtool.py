@@ -39,7 +39,7 @@ def _promtool() -> str:
 
 
 def _labels(isvc: str, caller: str | None) -> str:
-    return f'isvc="{isvc}"' + (f', caller="{caller}"' if caller else "")
+    return f'inferenceservice="{isvc}"' + (f', caller="{caller}"' if caller else "")
 
 
 def _input_series() -> list[dict[str, str]]:

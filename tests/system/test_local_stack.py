@@ -29,7 +29,7 @@ STABLE = {"x-model-version": "stable"}
 # Drift gates on the canary's *inputs* only: the detector judges every stream's scores against the
 # stable bundle's reference scores, so a canary running another model always shows prediction drift
 # (measured p ~ 1e-19 on the very same inputs); see the report of issue 12.
-FEATURE_DRIFT = 'max(drift_detected{inferenceservice="{isvc}", kind="features"})'
+FEATURE_DRIFT = 'max(drift_detected{inferenceservice="{inferenceservice}", kind="features"})'
 RUN = ["--interval", "3s", "--window", "8s", "--min-requests", "3", "--max-p99", "5s",
        "--max-p99-ratio", "20", "--p99-slack", "2s", "--max-failed-checks", "1",
        "--drift-query", FEATURE_DRIFT]  # fmt: skip
@@ -80,7 +80,9 @@ def test_prometheus_series_carry_the_pod_monitors_labels_and_the_charts_rules(st
     for track in ("stable", "canary"):
         series = wait_for(
             f"{track} predictor series",
-            lambda t=track: query(f'predictor_requests_total{{isvc="model-serving-{t}", track="{t}"}}'),  # type: ignore[misc]
+            lambda t=track: query(
+                f'predictor_requests_total{{inferenceservice="model-serving-{t}", track="{t}"}}'
+            ),  # type: ignore[misc]
             20,
         )
         assert series[0]["metric"]["component"] == "predictor"
@@ -249,7 +251,7 @@ def test_shifted_traffic_fires_the_drift_alert_in_alertmanager(stack: LocalStack
         return [a for a in drift if a["labels"].get("inferenceservice") == stable]
 
     alerts = wait_for("ModelDriftDetected for the stable InferenceService in Alertmanager", firing, 90, 1)
-    assert alerts[0]["labels"]["isvc_namespace"] == stack.info["namespace"]
+    assert alerts[0]["labels"]["inferenceservice_namespace"] == stack.info["namespace"]
     deliveries = httpx.get(f"{stack.url('receiver')}/deliveries", timeout=5).json()["deliveries"]
     sink = [d for d in deliveries if d["path"] == "/drift" and d["body"]["inferenceservice"] == stable]
     assert sink and sink[-1]["headers"]["ce-type"] == "org.kubeflow.serving.drift.detected"

@@ -260,7 +260,7 @@ def test_scrape_configs_apply_the_pod_monitors_relabelings(settings: StackSettin
     config = prometheus_config(rendered, build(rendered, settings), settings)
     pods = next(j for j in config["scrape_configs"] if j["job_name"] == f"podMonitor/{NS}/model-serving/0")
     relabel = {r["target_label"]: r.get("source_labels") for r in pods["relabel_configs"]}
-    assert relabel["isvc"] == ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"]
+    assert relabel["inferenceservice"] == ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"]
     assert relabel["track"] == ["__meta_kubernetes_pod_label_model_serving_io_track"]
     assert relabel["namespace"] == ["__meta_kubernetes_namespace"]
     target = next(

@@ -162,7 +162,7 @@ def test_explainer_calls_are_labelled_and_never_logged(binary: LoggedPredictor) 
     assert count(after, "explainer") - count(before, "explainer") == 3
     assert count(after, "client") - count(before, "client") == 2  # "dashboard" and the marker
     assert (
-        'predictor_request_duration_seconds_count{caller="explainer",model="diabetes-risk",protocol="rest_v2"}'
+        'predictor_request_duration_seconds_count{caller="explainer",model_name="diabetes-risk",protocol="rest_v2"}'
         in after
     )
 

@@ -73,7 +73,11 @@ def test_transformer_grpc_traffic_reaches_a_drift_verdict(
     assert status["windows_evaluated"]["features"] == 2 and status["windows_drifted"]["features"] == 1
     assert status["features"]["drift"] is True and "bmi" in status["features"]["drifted_features"]
     assert status["windows_evaluated"]["prediction"] == 2  # the responses' probabilities
-    labels = {"inferenceservice": ISVC, "isvc_namespace": "ml", "isvc_component": "predictor"}
+    labels = {
+        "inferenceservice": ISVC,
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     assert sample(values, "drift_events_received_total", **labels, type="request") == 10
     assert sample(values, "drift_events_received_total", **labels, type="response") == 10
     assert sample(values, "drift_events_joined_total", **labels) == 10

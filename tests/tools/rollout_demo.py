@@ -1,7 +1,7 @@
 """``make demo``'s last step: the analysis the rollout CLI would act on, on real local metrics.
 
 Serves the stable (gbm) and canary (mlp) bundles with real predictor processes, has a real
-Prometheus scrape both every second (static label ``isvc`` = stable / canary, as the chart's
+Prometheus scrape both every second (static label ``inferenceservice`` = stable / canary, as the chart's
 PodMonitor labels pods with their InferenceService), sends traffic split like a VirtualService at
 canary 20%, then runs ``rollout analyze``: both sides' request rate, error rate, p50/p99, drift
 side by side, and the verdict ``rollout run`` would reach. Every process it starts is stopped by PID.
@@ -58,7 +58,8 @@ def stack(bundles: Path, logs: Path, canary_error_rate: float) -> Iterator[tuple
             "global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms}\n"
             "scrape_configs:\n  - job_name: predictors\n    static_configs:\n"
             + "".join(
-                f"      - targets: ['{url.removeprefix('http://')}']\n        labels: {{isvc: {name}}}\n"
+                f"      - targets: ['{url.removeprefix('http://')}']\n"
+                f"        labels: {{inferenceservice: {name}}}\n"
                 for name, url in urls.items()
             )
         )

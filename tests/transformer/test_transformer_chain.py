@@ -418,7 +418,7 @@ def test_metrics_count_requests_by_protocol_and_code(stack: Stack, spec: Feature
     after = _samples(server)
 
     def delta(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted({"model": MODEL, **labels}.items())))
+        key = (name, tuple(sorted({"model_name": MODEL, **labels}.items())))
         return after.get(key, 0.0) - before.get(key, 0.0)
 
     assert delta("transformer_requests_total", protocol="rest_v1", code="200") == 1

@@ -44,24 +44,24 @@ REQUESTS = Counter(
     "transformer_requests",
     "Requests by model, protocol (rest_v1, rest_v2, grpc_v2) and status code "
     "(HTTP status for REST, gRPC status name for gRPC).",
-    ["model", "protocol", "code"],
+    ["model_name", "protocol", "code"],
 )
 REQUEST_SECONDS = Histogram(
     "transformer_request_duration_seconds",
     "Time to serve one request: decode, validate, vectorise, call the predictor, post-process.",
-    ["model", "protocol"],
+    ["model_name", "protocol"],
     buckets=LATENCY_BUCKETS,
 )
 DEADLINE_EXPIRED = Counter(
     "transformer_deadline_expired",
     "Requests answered 504 / DEADLINE_EXCEEDED without calling the predictor: the caller's deadline "
     "(x-envoy-expected-rq-timeout-ms, grpc-timeout) had passed.",
-    ["model"],
+    ["model_name"],
 )
 PREDICTOR_SECONDS = Histogram(
     "transformer_predictor_duration_seconds",
     "Time of the predictor call alone, by predictor protocol (grpc-v2, v2, v1).",
-    ["model", "predictor_protocol"],
+    ["model_name", "predictor_protocol"],
     buckets=LATENCY_BUCKETS,
 )
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of the feedback store and the live quality, on the detector's registry.
 
-Quality gauges carry the detector's stream labels (``inferenceservice``, ``isvc_namespace``,
-``isvc_component``): stable and canary are different InferenceServices. They describe the
+Quality gauges carry the detector's stream labels (``inferenceservice``, ``inferenceservice_namespace``,
+``inferenceservice_component``): stable and canary are different InferenceServices. They describe the
 labelled predictions made in the last ``DRIFT_QUALITY_WINDOW_SECONDS`` (at most the newest
 ``DRIFT_QUALITY_WINDOW_SIZE``); a metric that is undefined on the window (ROC AUC with one class,
 precision with no positive prediction) is NaN, which no alert comparison matches.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from drift_detector.cloudevent import STREAM_LABELS
+
 __all__ = ["OUTCOMES", "QUALITY", "FeedbackMetrics"]
 
-STREAM = ("inferenceservice", "isvc_namespace", "isvc_component")
+STREAM = STREAM_LABELS
 QUALITY = ("accuracy", "precision", "recall", "f1", "roc_auc", "brier_score", "log_loss")
 """The quality metrics, each a gauge ``quality_<name>``."""
 OUTCOMES = ("accepted", "duplicate", "unknown_id", "unknown_label", "bad_row", "wrong_model", "malformed")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from drift_detector.cloudevent import StreamKey
 from drift_detector.feedback.labelling import label_pairs
 from drift_detector.feedback.metrics import QUALITY, FeedbackMetrics
 from drift_detector.feedback.page import render
@@ -133,11 +134,7 @@ class FeedbackService:
             history[_stream_name(w.inferenceservice, w.component)] = _buckets(
                 w.times, w.labels == w.predicted
             )
-            labels = {
-                "inferenceservice": w.inferenceservice,
-                "isvc_namespace": w.namespace,
-                "isvc_component": w.component,
-            }
+            labels = StreamKey(w.namespace, w.inferenceservice, w.component).labels()
             values = quality(w.labels, w.scores, w.predicted)
             for name in QUALITY:
                 self.metrics.quality[name].labels(**labels).set(values[name])

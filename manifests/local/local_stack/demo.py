@@ -21,7 +21,7 @@ from .traffic import Background, records, send
 
 __all__ = ["run"]
 
-FEATURE_DRIFT = 'max(drift_detected{inferenceservice="{isvc}", kind="features"})'
+FEATURE_DRIFT = 'max(drift_detected{inferenceservice="{inferenceservice}", kind="features"})'
 # lenient latency limits: the demo is about errors and drift; a shared laptop has noisy p99s.
 # Drift gates on inputs: the detector judges every stream's scores against the stable bundle's
 # reference scores, so a canary with another model always shows prediction drift.

@@ -5,7 +5,7 @@ selects pods: by its ``selector`` (``matchLabels``, ``matchExpressions``) agains
 process's pod would carry (a ServiceMonitor through the Services it selects). Each selected process
 is a static target carrying the ``__meta_kubernetes_*`` labels Kubernetes service discovery would
 give it; the job applies the operator's standard relabelings and the monitor's own
-``relabelings`` as rendered, so series get ``isvc``, ``track``, ``component``, ``namespace``
+``relabelings`` as rendered, so series get ``inferenceservice``, ``track``, ``component``, ``namespace``
 exactly as in the cluster. One local difference: an endpoint on Istio's merged-metrics port
 (``http-envoy-prom``, the sidecar's :15020 serving the app's metrics with Envoy's) scrapes the
 app's own ``/metrics`` (no sidecar runs locally), dropping relabelings that only retarget the
@@ -185,7 +185,7 @@ def alertmanager_config(settings: StackSettings) -> Obj:
     return {
         "route": {
             "receiver": "local",
-            "group_by": ["alertname", "namespace", "inferenceservice", "isvc"],
+            "group_by": ["alertname", "namespace", "inferenceservice"],
             "group_wait": "1s",
             "group_interval": "5s",
             "repeat_interval": "1h",

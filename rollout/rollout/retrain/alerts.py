@@ -42,7 +42,7 @@ def from_alertmanager(body: Any, alerts: frozenset[str]) -> list[Reason]:
         labels = alert["labels"]
         if alert.get("status", body.get("status")) != "firing" or labels.get("alertname") not in alerts:
             continue
-        isvc = labels.get("inferenceservice") or labels.get("isvc")
+        isvc = labels.get("inferenceservice")
         out.append(Reason("alertmanager", str(labels["alertname"]), str(isvc) if isvc else None))
     return out
 

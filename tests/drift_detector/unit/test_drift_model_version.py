@@ -117,7 +117,11 @@ def stream(status: dict[str, Any], isvc: str) -> dict[str, Any]:
 
 
 def labels(isvc: str, **more: str) -> frozenset[tuple[str, str]]:
-    base = {"inferenceservice": isvc, "isvc_namespace": "ml", "isvc_component": "predictor"}
+    base = {
+        "inferenceservice": isvc,
+        "inferenceservice_namespace": "ml",
+        "inferenceservice_component": "predictor",
+    }
     return frozenset({**base, **more}.items())
 
 

@@ -219,7 +219,10 @@ async def test_live_quality_per_stream_equals_scikit_learn(client: Client) -> No
         assert got["label_delay_seconds"] >= 0.0
     assert streams["risk-stable"]["metrics"]["accuracy"] > streams["risk-canary"]["metrics"]["accuracy"]
     exposition = (await client.http.get("/metrics")).text
-    stable = 'inferenceservice="risk-stable",isvc_component="predictor",isvc_namespace="ml"'
+    stable = (
+        'inferenceservice="risk-stable",inferenceservice_component="predictor",'
+        'inferenceservice_namespace="ml"'
+    )
     assert f"quality_labelled_predictions{{{stable}}} {float(len(truth['risk-stable'][0]))}" in exposition
     assert 'quality_model_card{metric="accuracy"} 0.74' in exposition
     assert (await client.http.get("/status")).json()["quality"]["streams"] == status["streams"]
