@@ -115,22 +115,8 @@ def test_predictor_metadata_describes_the_onnx_model(servers: dict[str, Endpoint
     "component",
     [
         "predictor",
-        pytest.param(
-            "transformer",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the transformer's metadata has no versions yet (engineer 'meta', issue 16 (1)); "
-                "remove this mark when it names the bundle's version",
-            ),
-        ),
-        pytest.param(
-            "explainer",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the explainer's metadata has no versions yet; remove this mark when it names "
-                "the bundle's version",
-            ),
-        ),
+        "transformer",
+        "explainer",
     ],
 )
 def test_metadata_names_the_served_bundle_version(
