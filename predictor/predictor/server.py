@@ -59,7 +59,11 @@ class FastRESTServer(RESTServer):  # type: ignore[misc]
 
 class OnnxDataPlane(DataPlane):  # type: ignore[misc]
     """KServe's data plane, whose REST model metadata says what the gRPC one says: platform
-    ``onnxruntime`` and the served bundle's version (KServe's answers ``""`` and no versions)."""
+    ``onnxruntime`` and the served bundle's version (KServe's answers ``""`` and no versions). Its
+    server metadata claims no extension: model-repository routes are off on the inference ports."""
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "extensions": []}
 
     async def model_metadata(self, model_name: str) -> dict[str, Any]:
         metadata: dict[str, Any] = await super().model_metadata(model_name)

@@ -139,3 +139,5 @@ def test_server_metadata_is_the_same_over_rest_and_grpc(
     over_grpc = _grpc_call(servers[component], "ServerMetadata", pb.ServerMetadataRequest())
     assert rest == over_grpc
     assert rest["name"] == "kserve" and rest["version"]
+    # model-repository routes are off on the inference ports (404 / UNIMPLEMENTED): not claimed
+    assert rest.get("extensions", []) == []

@@ -31,7 +31,11 @@ def raw_inputs(spec: FeatureSpec) -> list[dict[str, Any]]:
 
 
 class MetadataDataPlane(DataPlane):  # type: ignore[misc]
-    """KServe's data plane whose model metadata carries the model's ``platform`` and ``versions``."""
+    """KServe's data plane whose model metadata carries the model's ``platform`` and ``versions``,
+    and whose server metadata claims no extension (model-repository routes are off: 404)."""
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "extensions": []}
 
     async def model_metadata(self, model_name: str) -> dict[str, Any]:
         metadata: dict[str, Any] = await super().model_metadata(model_name)
