@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promtool_rules import run
+from promtool_rules import alerts_without_firing_test, run
 from support import REPO
 
 RULES = REPO / "drift-detector" / "alerts" / "quality.rules.yaml"
@@ -21,3 +21,7 @@ def test_rules_unit_tests_pass(promtool: str) -> None:
     proc = run(promtool, "test", "rules", UNIT_TESTS.name, cwd=UNIT_TESTS.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+def test_every_alert_has_a_firing_unit_test() -> None:
+    assert alerts_without_firing_test(RULES, UNIT_TESTS) == set()
