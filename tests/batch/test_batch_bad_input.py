@@ -140,3 +140,58 @@ def test_usage_mistakes_exit_2(gbm_bundle: Path, tmp_path: Path, args: list[str]
     )
     assert done.returncode == 2
     assert "error:" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "PREDICTOR_BATCH_LOG_FORMAT",
+            "xml",
+            "error: PREDICTOR_BATCH_LOG_FORMAT='xml': input should be 'json' or 'text'",
+        ),
+        (
+            "PREDICTOR_BATCH_CHUNK_ROWS",
+            "abc",
+            "error: PREDICTOR_BATCH_CHUNK_ROWS='abc': input should be a valid integer",
+        ),
+        (
+            "PREDICTOR_BATCH_CHUNKROWS",
+            "5",
+            "error: unknown variable PREDICTOR_BATCH_CHUNKROWS (did you mean PREDICTOR_BATCH_CHUNK_ROWS?)",
+        ),
+    ],
+)
+def test_bad_variables_exit_2_naming_them(
+    gbm_bundle: Path, tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    done = batch(
+        "--model_dir", gbm_bundle, "--input", tmp_path / "i.csv", "--output", tmp_path / "o.csv",
+        env={variable: value},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert _one_error_line(done.stderr).startswith(message)
+
+
+def test_json_logs_in_a_cluster(gbm_bundle: Path, tmp_path: Path) -> None:
+    """PREDICTOR_BATCH_LOG_FORMAT=json (the chart's Job): every stderr line one JSON object."""
+    cols = columns(gbm_bundle, 20)
+    done = batch(
+        "--model_dir", gbm_bundle, "--input", write(tmp_path / "i.csv", cols), "--output", tmp_path / "o.csv",
+        env={"PREDICTOR_BATCH_LOG_FORMAT": "json", "PREDICTOR_BATCH_PROGRESS": "never"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all(line["component"] == "batch" for line in lines)
+    assert any(line["message"].startswith("scored 20 and rejected 0 of 20 records") for line in lines), lines
+
+
+def test_help_lists_every_variable() -> None:
+    done = batch("--help")
+    assert done.returncode == 0
+    for name in (
+        "PREDICTOR_BATCH_LOG_FORMAT [text]",
+        "PREDICTOR_BATCH_CHUNK_ROWS [10000]",
+        "JOB_COMPLETION_INDEX [None]",
+    ):
+        assert name in done.stdout, name

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import REPO, Helm, HelmError
+from chart_support import CHART, REPO, Helm, HelmError
 from support import free_port
 
 PREFIX = {"predictor": "PREDICTOR_", "transformer": "TRANSFORMER_", "explainer": "EXPLAINER_"}
@@ -180,3 +180,18 @@ def test_the_check_catches_a_variable_the_component_does_not_read(helm: Helm, tm
     done = _start(component, c, env_of(c), tmp_path)
     assert done.returncode == EXIT_CONFIG, done.stderr
     assert "unknown variable PREDICTOR_LOG_FORMATT (did you mean PREDICTOR_LOG_FORMAT?)" in done.stderr
+
+
+def test_the_batch_job_logs_as_the_values_say(helm: Helm) -> None:
+    """The batch Job's variables are PREDICTOR_BATCH_LOG_*, the names ``python -m predictor.batch``
+    reads (an unknown PREDICTOR_BATCH_* variable stops it with exit 2)."""
+    docs = helm.template(
+        CHART / "ci" / "batch-values.yaml", set_values={"logging.format": "text", "logging.level": "WARNING"}
+    )
+    (job,) = [d for d in docs if d["kind"] == "Job" and "batch" in d["metadata"]["name"]]
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert (env["PREDICTOR_BATCH_LOG_FORMAT"], env["PREDICTOR_BATCH_LOG_LEVEL"]) == ("text", "WARNING")
+    from predictor.batch.settings import BatchSettings
+    from serving_common.operability import check_environment
+
+    check_environment("PREDICTOR_BATCH_", [BatchSettings], environ=env)  # raises on an unknown name

@@ -22,6 +22,13 @@ import sys
 from pathlib import Path
 
 from serving_common import Bundle, BundleError, IntegrityError
+from serving_common.operability import (
+    ConfigError,
+    check_environment,
+    configure_logging,
+    env_help,
+    settings_or_error,
+)
 
 from predictor.batch.engine import Engine, OnnxEngine
 from predictor.batch.errors import BatchError, InputInvalid, ModelUnusable
@@ -40,6 +47,7 @@ def parse_args(argv: list[str] | None, settings: BatchSettings) -> argparse.Name
         prog="python -m predictor.batch",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=env_help([BatchSettings]),
     )
     p.add_argument(
         "--model_dir",
@@ -128,10 +136,13 @@ def _engine(args: argparse.Namespace, bundle: Bundle, settings: BatchSettings) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = BatchSettings()
+    try:
+        check_environment("PREDICTOR_BATCH_", [BatchSettings], help_hint="python -m predictor.batch --help")
+        settings = settings_or_error(BatchSettings)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2  # a usage mistake, as argparse's
+    configure_logging("batch", settings.log_format, settings.log_level)
     args = parse_args(argv, settings)
     try:
         try:

@@ -35,6 +35,10 @@ class BatchSettings(BaseSettings):
     """V2 engines: first backoff; doubled on each retry, capped at 30 s."""
     timeout_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
     """V2 engines: timeout of one request."""
+    log_format: Literal["json", "text"] = "text"
+    """Log lines: ``text`` for a terminal, ``json`` (one object per line) in a cluster (the chart's Job)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged (libraries' own chatter stays at WARNING)."""
     progress: Literal["auto", "always", "never"] = "auto"
     """Progress bar on stderr: ``auto`` shows it only when stderr is a terminal."""
     max_reject_fraction: float = Field(default=1.0, ge=0.0, le=1.0)

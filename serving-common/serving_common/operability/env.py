@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 
 from serving_common.operability.exits import ConfigError
@@ -35,7 +35,14 @@ _SECRET = re.compile(r"(token|secret|password|passwd|credential|api_?key|authori
 
 
 def env_name(cls: type[BaseSettings], field: str) -> str:
-    """The variable that sets ``field`` of ``cls`` (its ``env_prefix`` + the name, upper case)."""
+    """The variable that sets ``field`` of ``cls``: its ``env_prefix`` + the name, upper case, or the
+    field's own alias (``validation_alias``, the first of ``AliasChoices``) when it has one."""
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
     return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
