@@ -43,6 +43,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import (
 )
 from kserve.protocol.grpc.servicer import InferenceServicer
 from serving_common.drain import Drain
+from serving_common.headers import header_safe
 from serving_common.operability import tracing
 from serving_common.operability.logs import REQUEST_ID, TRACE_ID, trace_id_of
 
@@ -199,7 +200,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
         received_ns = time.time_ns()
         name = request.model_name
         metadata = dict(context.invocation_metadata())
-        rid = metadata.get("x-request-id") or request.id or new_id()
+        rid = metadata.get("x-request-id") or header_safe(request.id) or new_id()
         REQUEST_ID.set(rid)  # every call: pooled threads
         context.send_initial_metadata((("x-request-id", rid),))
         if not tracing.enabled():  # else the span set it
@@ -216,7 +217,7 @@ class InferenceService(GRPCInferenceServiceServicer):  # type: ignore[misc]
             if expired is not None:
                 raise CallExpired(expired, "the call's deadline passed before it was run")
             arrays = model.infer_blocking(feeds, outputs)
-            response = model_infer_response(model, request.id or rid, outputs, arrays)
+            response = model_infer_response(model, header_safe(request.id) or rid, outputs, arrays)
             expired = _expired(context)
             if expired is not None:  # nobody receives this answer: not an OK
                 raise CallExpired(expired, "the call's deadline passed while it ran")

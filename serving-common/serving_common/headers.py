@@ -6,7 +6,15 @@ import itertools
 import uuid
 from collections.abc import Mapping
 
-__all__ = ["CALLER_EXPLAINER", "CALLER_HEADER", "FORWARDED", "forwarded", "new_id", "request_id"]
+__all__ = [
+    "CALLER_EXPLAINER",
+    "CALLER_HEADER",
+    "FORWARDED",
+    "forwarded",
+    "header_safe",
+    "new_id",
+    "request_id",
+]
 
 CALLER_HEADER = "x-model-serving-caller"
 """Who calls the predictor (contract C1): the explainer sends :data:`CALLER_EXPLAINER` on every
@@ -48,7 +56,19 @@ def request_id(headers: Mapping[str, str] | None, v2_id: str | None = None) -> s
     for name, value in (headers or {}).items():
         if name.lower() == "x-request-id" and value and _printable(value):
             return value
-    return v2_id or new_id()
+    return header_safe(v2_id) or new_id()
+
+
+MAX_ID_CHARS = 256
+
+
+def header_safe(value: str | None) -> str | None:
+    """``value`` if it can be a header (or gRPC metadata) value as it is: printable ASCII, at most
+    :data:`MAX_ID_CHARS` characters; else None. A request's own ``id`` is any string a client sent:
+    echoed into a header unchecked, a control character breaks the answer (gRPC: INTERNAL)."""
+    if value and len(value) <= MAX_ID_CHARS and _printable(value):
+        return value
+    return None
 
 
 def _printable(value: str) -> bool:

@@ -283,3 +283,27 @@ def _logged(c: Component, rid: str, fragment: str) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("name", ["predictor", "transformer"])
+@pytest.mark.parametrize("body_id", ["\x1f", "line\nbreak", "é", "x" * 300, "ok-id-1"])
+def test_a_grpc_request_id_that_cannot_be_metadata_gets_a_new_one(
+    stack: Stack, name: str, body_id: str
+) -> None:
+    """A V2 request's own ``id`` is any string: one that cannot travel as a header or metadata value
+    (control characters, non-ASCII, over 256 characters; echoed, it is an INTERNAL error, and the
+    payload log's ``ce-id`` is a header too) is replaced by a new id, the same in the answer's
+    ``id`` and its ``x-request-id``; a good one is kept in both."""
+    c = stack.components[name]
+    assert c.grpc is not None
+    request = (_predictor_request if name == "predictor" else _infer_request)(True)
+    request.id = body_id
+    with grpc.insecure_channel(c.grpc) as channel:
+        answer, call = GRPCInferenceServiceStub(channel).ModelInfer.with_call(request, timeout=60)
+    ids = [v for k, v in call.initial_metadata() or () if k == "x-request-id"]
+    assert len(ids) == 1 and ids[0]
+    if body_id == "ok-id-1":
+        assert ids == [body_id] and answer.id == body_id
+    else:
+        assert ids[0] != body_id and ids[0].isascii() and ids[0].isprintable()
+        assert answer.id == ids[0]

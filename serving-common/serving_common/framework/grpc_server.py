@@ -26,7 +26,7 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, Logg
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 
-from serving_common.headers import new_id
+from serving_common.headers import header_safe, new_id
 from serving_common.operability import PortInUseError
 from serving_common.operability.logs import REQUEST_ID
 from serving_common.operability.ports import in_use_message
@@ -52,8 +52,9 @@ class RequestIdServicer(InferenceServicer):  # type: ignore[misc]
         given = next(
             (v for k, v in context.invocation_metadata() or () if k.lower() == REQUEST_ID_KEY and v), None
         )
-        rid = str(given or request.id or new_id())
-        request.id = rid  # the model's request id (the header wins there too), and its answer's id
+        rid = str(given or header_safe(request.id) or new_id())
+        if given or not header_safe(request.id):  # the model's request id and its answer's id: the
+            request.id = rid  # header wins; an id that cannot be a header value is replaced
         REQUEST_ID.set(rid)
         await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
         return await super().ModelInfer(request, context)
