@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StackError
-from .retraining import canary_bundle
+from .retraining import canary_bundle, stable_bundle
 from .settings import StackSettings
 
 __all__ = ["main"]
@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "canary-bundle", help="point the canary's programs at a bundle (pvc://model-bundles/NAME)"
     )
     cb.add_argument("storage_uri")
+    sb = sub.add_parser(
+        "stable-bundle",
+        help="point the stable programs at a bundle (after a promotion; pvc://model-bundles/NAME)",
+    )
+    sb.add_argument("storage_uri")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")
     sub.add_parser("routes", help=argparse.SUPPRESS)
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.program}: {args.command}ed")
         elif args.command == "canary-bundle":
             print(canary_bundle(stack, args.storage_uri))
+        elif args.command == "stable-bundle":
+            print(stable_bundle(stack, args.storage_uri))
         elif args.command == "exec":
             _exec(settings, args.program)
         elif args.command in ("routes", "receiver"):

@@ -9,17 +9,13 @@ retrain --result /dev/termination-log`` writes.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from ..errors import KubeError, KubeUnavailableError
-from ..kube import KubeGateway, _translate
+from ..kube import KubeGateway
 
 __all__ = ["JobGateway", "JobState", "job_from_cronjob"]
 
@@ -80,21 +76,9 @@ class JobGateway:
 
     def __init__(self, gateway: KubeGateway) -> None:
         self.namespace = gateway.namespace
-        api_client = gateway._core.api_client
-        self._batch = client.BatchV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Obj:
-        try:
-            response = fn(*args, _preload_content=False, **kwargs)
-        except ApiException as e:
-            raise _translate(e, what) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise KubeUnavailableError(f"Kubernetes API unreachable: {e}") from e
-        data = json.loads(response.data)
-        if not isinstance(data, dict):
-            raise KubeError(f"unexpected answer from the Kubernetes API for {what}")
-        return data
+        self._call = gateway.call
+        self._batch = client.BatchV1Api(gateway.api_client)
+        self._core = client.CoreV1Api(gateway.api_client)
 
     def cronjob(self, name: str) -> Obj:
         return self._call(
