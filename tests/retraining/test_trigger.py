@@ -253,6 +253,10 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
         == stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
     )
     assert rollout_job["metadata"]["labels"] == {RUN_LABEL: run}
+    for _ in range(300):  # bounded: the Event follows the Job's creation
+        if len(stack.api.events) >= 2:
+            break
+        time.sleep(0.05)
     assert [e["reason"] for e in stack.api.events] == ["RetrainStarted", "RetrainPromotedToCanary"]
     assert all(e["involvedObject"]["name"] == "model-serving-canary" for e in stack.api.events)
     assert (
