@@ -134,7 +134,7 @@ def test_drift_retrain_canary_and_gated_promotion_with_real_processes(stack: Loc
         60,
         1,
     )
-    deliveries = httpx.get(f"{stack.url('receiver')}/deliveries", timeout=5).json()
+    deliveries = httpx.get(f"{stack.url('receiver')}/deliveries", timeout=5).json()["deliveries"]
     persistent = [
         a["labels"]
         for d in deliveries
@@ -179,8 +179,14 @@ def test_drift_retrain_canary_and_gated_promotion_with_real_processes(stack: Loc
     assert done["last"].get("rollout_outcome") == "promoted", (done, log[-3000:], feeder.seen)
     assert done["last"]["stable"] == f"pvc://model-bundles/{version}", done
     assert "rollout succeeded: canary at 100%" in log, log[-3000:]
-    for step in ("canary 25% -> 50%", "canary 50% -> 100%"):
+    for step in (
+        "start: starting the rollout at canary 25%",
+        "advance: analysis passed; canary 25% -> 50%",
+        "promote: analysis passed at canary 50%; canary promoted to 100%",
+    ):
         assert step in log, log[-3000:]
+    gate = [line for line in log.splitlines() if "[ok] canary accuracy" in line]
+    assert len(gate) >= 2, log[-3000:]  # the quality gate judged every step
     assert feeder.seen.get(version, 0) > 0, feeder.seen
 
     # 4. promoted: the stable track serves the new bundle and takes all traffic back
