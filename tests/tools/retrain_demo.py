@@ -39,7 +39,7 @@ from local_stack.settings import StackSettings  # noqa: E402
 from retraining_population import LabelledTraffic, shifted  # noqa: E402
 
 BATCH = 20
-STEP_WORDS = ("start", "advance", "hold", "promote", "rollback", "analysis", "rollout ")
+STEP_WORDS = ("start:", "advance:", "hold:", "promote:", "rollback:", "canary accuracy", "rollout ")
 
 
 class Demo:
@@ -82,7 +82,7 @@ class Demo:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1500, help="most shifted rows sent before the alert")
+    parser.add_argument("--alert-wait", type=float, default=180.0, help="seconds of traffic for the alert")
     parser.add_argument("--alert", action="store_true", help="post the quality alert instead of waiting")
     parser.add_argument("--wait", type=float, default=300.0, help="seconds for the training run")
     parser.add_argument("--rollout-wait", type=float, default=900.0, help="seconds for the rollout")
@@ -95,14 +95,18 @@ def main() -> int:
         print("   " + json.dumps(demo.more(400)))
         print("   alert ModelAccuracyBelowModelCard -> Alertmanager -> retrain trigger")
         demo.post_alert()
-    sent = 0
-    while demo.status()["counters"].get("alerts/started", 0) == started:  # bounded by --rows
-        if sent >= args.rows:
-            print(f"   no run started after {sent} rows: is the stack up with STACK_RETRAINING=true?")
+    sent, deadline = 0, time.monotonic() + args.alert_wait
+    while demo.status()["counters"].get("alerts/started", 0) == started:  # bounded by --alert-wait
+        if time.monotonic() > deadline:
+            print(
+                f"   no run started within {args.alert_wait:g} s: is the stack up with STACK_RETRAINING=true?"
+            )
             return 1
         seen = demo.more()
         sent += 100
-        print(f"   {sent:>5} rows sent, answers by version {seen}")
+        if sent % 500 == 0:
+            print(f"   {sent:>5} rows sent, last answers by version {seen}")
+        time.sleep(1.0)  # a steady stream: Prometheus and Alertmanager need a few seconds to react
     run = demo.status()["current"]
     print(f"   Alertmanager notified the trigger: run {run} started (python -m training retrain)")
 
@@ -144,6 +148,7 @@ def main() -> int:
             print(f"   the rollout did not end within {args.rollout_wait:g} s")
             return 1
         demo.more()
+        time.sleep(0.5)  # a steady stream, not a load test
         lines = log.read_text().splitlines() if log.is_file() else []
         for line in lines[printed:]:
             if any(w in line for w in STEP_WORDS):
@@ -155,7 +160,8 @@ def main() -> int:
     print(f"   weights now {[d['weight'] for d in weights]} (stable, canary)")
     print(f"   20 requests through Envoy, answers by version: {demo.more(400)}")
     demo.traffic.flush()
-    print(f"   labels fed back over the whole demo: {demo.traffic.seen}")
+    labels = {k.removeprefix("label:"): v for k, v in demo.traffic.seen.items() if k.startswith("label:")}
+    print(f"   labels fed back over the whole demo, by outcome: {labels}")
     return 0 if last.get("rollout_outcome") == "promoted" else 1
 
 
