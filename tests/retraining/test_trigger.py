@@ -464,3 +464,31 @@ def test_a_rollout_still_going_blocks_a_second_local_run(tmp_path: Path) -> None
         rollout.kill()
         assert rollout.wait(10) != 0
     assert runner.busy() is None
+
+
+def test_a_stable_side_that_does_not_become_ready_keeps_the_traffic_on_the_canary(stack: Stack) -> None:
+    """The stable InferenceService took the bundle but its new spec is not Ready (observedGeneration
+    behind): the weights stay on the promoted canary, and the Warning says why."""
+    stack.trigger.runner.ready_timeout = 0.5  # type: ignore[attr-defined]
+    stack.api.edit(
+        "serving.kserve.io/v1beta1",
+        "inferenceservices",
+        NS,
+        "model-serving-stable",
+        lambda o: (o["metadata"].update(generation=2), o["status"].update(observedGeneration=1)),
+    )
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    uri = "pvc://model-bundles/gbm-20261130T150000Z"
+    stack.finish(job, {"decision": "accepted", "version": "v", "storage_uri": uri, "reasons": []})
+    rollout_job = stack.wait_rollout_job()
+    stack.promoted_by_rollout()
+    stack.finish(rollout_job, {})
+    assert stack.trigger.wait(30)
+    assert set(_storage_uris(stack.stable()).values()) == {uri}
+    assert stack.weights() == {"stable": 0, "canary": 100}, "the traffic stays where it is served well"
+    warning = stack.api.events[-1]
+    assert (warning["reason"], warning["type"]) == ("RetrainStableNotUpdated", "Warning")
+    assert "not Ready 0.5 s after taking the new bundle: generation 2 not observed yet" in warning["message"]
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, 'retrain_stable_updates_total{outcome="failed"}') == 1

@@ -17,11 +17,25 @@ from collections.abc import Callable
 
 from ..errors import KubeError
 from ..gateway import Gateway
-from ..kube import ISTIO
+from ..kube import ISTIO, KSERVE
 from ..readiness import readiness
 from ..router import DECISION_ANNOTATION, Backend, IstioRouter, Weights, decision
 
 __all__ = ["back_to_stable", "wait_ready"]
+
+
+def _settled(gateway: Gateway, isvc: str) -> str | None:
+    """None when ``isvc`` is Ready for its current spec, else why not: a Ready condition left from
+    the previous spec does not count when the status reports an older ``observedGeneration``."""
+    ready = readiness(gateway, isvc)
+    if not ready.ready:
+        return ready.message
+    obj = gateway.get(KSERVE, isvc)
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    generation = (obj.get("metadata") or {}).get("generation")
+    if observed is not None and generation is not None and int(observed) < int(generation):
+        return f"generation {generation} not observed yet (status at {observed})"
+    return None
 
 
 def wait_ready(
@@ -32,14 +46,11 @@ def wait_ready(
     poll: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Until ``isvc`` is Ready (``KubeError`` after ``timeout`` seconds, naming why not)."""
+    """Until ``isvc`` is Ready on its current spec (``KubeError`` after ``timeout`` s, naming why not)."""
     deadline = time.monotonic() + timeout
-    while True:
-        ready = readiness(gateway, isvc)
-        if ready.ready:
-            return
+    while (why := _settled(gateway, isvc)) is not None:
         if time.monotonic() > deadline:
-            raise KubeError(f"{isvc} not Ready {timeout:g} s after taking the new bundle: {ready.message}")
+            raise KubeError(f"{isvc} not Ready {timeout:g} s after taking the new bundle: {why}")
         sleep(poll)
 
 
