@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 from fake_batch_api import FakeBatchAPI
+from rollout.errors import KubeError
 from rollout.kube import connect
 from rollout.retrain.alerts import Reason
 from rollout.retrain.jobs import RUN_LABEL, TRIGGER_LABEL
@@ -492,3 +493,21 @@ def test_a_stable_side_that_does_not_become_ready_keeps_the_traffic_on_the_canar
     assert "not Ready 0.5 s after taking the new bundle: generation 2 not observed yet" in warning["message"]
     metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
     assert _metric(metrics, 'retrain_stable_updates_total{outcome="failed"}') == 1
+
+
+def test_after_a_local_promotion_the_next_run_s_champion_is_the_new_stable_bundle(tmp_path: Path) -> None:
+    """The stable command moved the stable programs; the weights cannot be reset here (no stack.json:
+    a clear error), but the next training run already starts from the bundle the stable side serves."""
+    training = ["python", "-m", "training", "retrain", "--champion", "/b/gbm", "--bundles", "/b"]
+    runner = LocalRunner(
+        training=training,
+        rollout=["true"],
+        canary_command="true",
+        state=tmp_path,
+        stable_command=f"{sys.executable} -c \"print('pvc://model-bundles/gbm')\" {{storage_uri}}",
+    )
+    with pytest.raises(
+        KubeError, match=r"stable serves pvc://model-bundles/gbm-2 but the weights were not reset"
+    ):
+        runner.promote_stable("pvc://model-bundles/gbm-2")
+    assert runner.training[runner.training.index("--champion") + 1] == "/b/gbm-2"

@@ -176,6 +176,7 @@ class LocalRunner:
         if not self.stable_command:
             return None
         before = _run_command(self.stable_command, storage_uri)
+        self._follow_champion(storage_uri)
         try:
             with connect_local(self.state) as gateway:
                 stack = gateway.stack
@@ -189,6 +190,14 @@ class LocalRunner:
         except RolloutError as e:
             raise KubeError(f"stable serves {storage_uri} but the weights were not reset: {e}") from e
         return f"stable {before} -> {storage_uri}; {weights}"
+
+    def _follow_champion(self, storage_uri: str) -> None:
+        """The next run's champion is what the stable side serves now: ``--champion`` becomes
+        ``<--bundles>/<version>`` (the local stack maps ``<prefix>/<version>`` there)."""
+        if "--champion" in self.training and "--bundles" in self.training:
+            bundles = Path(self.training[self.training.index("--bundles") + 1])
+            version = storage_uri.rstrip("/").rsplit("/", 1)[-1]
+            self.training[self.training.index("--champion") + 1] = str(bundles / version)
 
     def start_rollout(self, run: str) -> str:
         name = f"rollout-{run}"
