@@ -400,16 +400,30 @@ def test_a_run_that_does_not_produce_a_challenger_changes_nothing_and_says_why(
     assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 0
 
 
-def test_a_concurrent_edit_of_the_canary_is_a_conflict_not_an_overwrite(stack: Stack) -> None:
+def test_a_concurrent_edit_of_the_canary_is_a_conflict_not_an_overwrite(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert stack.alert().status_code == 202
     (job,) = stack.jobs()
+    gateway = stack.trigger.runner.gateway  # type: ignore[attr-defined]
+    real_get = gateway.get
 
-    def someone_else(key: tuple[str, str, str, str]) -> None:
-        if key[1] == "inferenceservices":
-            stack.api.after_get = None
-            stack.api.edit(*key, lambda o: o["metadata"].setdefault("annotations", {}).update(edited="yes"))
+    def get_then_someone_else_edits(kind: Any, name: str) -> Obj:
+        """The edit lands between the trigger's read and its patch, every time (not a race with
+        the fake server's response, as an after-GET hook in the server thread would be)."""
+        obj: Obj = real_get(kind, name)
+        if kind.plural == "inferenceservices":
+            monkeypatch.setattr(gateway, "get", real_get)
+            stack.api.edit(
+                kind.group + "/" + kind.version,
+                kind.plural,
+                NS,
+                name,
+                lambda o: o["metadata"].setdefault("annotations", {}).update(edited="yes"),
+            )
+        return obj
 
-    stack.api.after_get = someone_else
+    monkeypatch.setattr(gateway, "get", get_then_someone_else_edits)
     stack.finish(
         job, {"decision": "accepted", "version": "v", "storage_uri": "pvc://model-bundles/v", "reasons": []}
     )
