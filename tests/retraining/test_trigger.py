@@ -6,7 +6,9 @@ bundle and the VirtualService goes back to 100/0; a rolled-back or rejected one 
 
 from __future__ import annotations
 
+import copy
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,6 +168,7 @@ def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stac
                 selector=env["ROLLOUT_RETRAIN_SELECTOR"],
                 stable=env["ROLLOUT_RETRAIN_STABLE"],
                 virtual_service=env["ROLLOUT_RETRAIN_VIRTUAL_SERVICE"],
+                rollout_args=shlex.split(env["ROLLOUT_RETRAIN_ROLLOUT_ARGS"]),
                 ready_timeout=10,
             )
             trigger = Trigger(runner, poll_seconds=0.05, deadline_seconds=60)
@@ -249,10 +252,14 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
         k: "pvc://model-bundles/gbm-20261130T130000Z" for k in _storage_uris(before)
     }
     assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
-    assert (
-        rollout_job["spec"]
-        == stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
+    # the chart's rollout Job, its `rollout run` with the gates of a retraining rollout appended
+    expected = copy.deepcopy(
+        stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
     )
+    (container,) = expected["template"]["spec"]["containers"]
+    assert container["args"][0] == "run" and "--ignore-drift" not in container["args"]
+    container["args"] += ["--ignore-drift", "--max-accuracy-drop=0.02"]
+    assert rollout_job["spec"] == expected
     assert rollout_job["metadata"]["labels"] == {RUN_LABEL: run}
     for _ in range(300):  # bounded: the Event follows the Job's creation
         if len(stack.api.events) >= 2:

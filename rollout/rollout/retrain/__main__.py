@@ -35,6 +35,12 @@ from .trigger import Runner, Trigger
     "--retrain-cronjob", default="model-serving-retrain", help="suspended CronJob of the retraining Job"
 )
 @click.option("--rollout-cronjob", default="model-serving-rollout", help="suspended CronJob of `rollout run`")
+@click.option(
+    "--rollout-args",
+    default="",
+    help="options appended to that Job's `rollout run` (the gates of a retraining rollout), e.g. "
+    "'--ignore-drift --max-accuracy-drop=0.02'",
+)
 @click.option("--canary", default="diabetes-risk-canary", help="the canary InferenceService")
 @click.option(
     "--stable",
@@ -82,6 +88,7 @@ def main(**o: Any) -> None:
                 stable=o["stable"],
                 virtual_service=o["virtual_service"],
                 ready_timeout=o["ready_timeout"],
+                rollout_args=shlex.split(o["rollout_args"]),
             )
         else:
             missing = [n for n in ("training_command", "rollout_command", "canary_command") if not o[n]]

@@ -9,7 +9,9 @@ retrain --result /dev/termination-log`` writes.
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,13 @@ TRIGGER_LABEL = "model-serving.io/trigger"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def job_from_cronjob(cronjob: Obj, name: str, labels: dict[str, str]) -> Obj:
-    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added."""
-    template = cronjob["spec"]["jobTemplate"]
+def job_from_cronjob(cronjob: Obj, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()) -> Obj:
+    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added and
+    ``extra_args`` appended to the first container's ``args`` (nothing else differs)."""
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    if extra_args:
+        container = template["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = [*(container.get("args") or []), *extra_args]
     meta = template.get("metadata") or {}
     clean = {k: _LABEL_VALUE.sub("-", v)[:63].strip("-._") or "unknown" for k, v in labels.items()}
     return {
@@ -85,8 +91,10 @@ class JobGateway:
             f'cronjobs.batch "{name}"', self._batch.read_namespaced_cron_job, name, self.namespace
         )
 
-    def create_from(self, cronjob: str, name: str, labels: dict[str, str]) -> Obj:
-        job = job_from_cronjob(self.cronjob(cronjob), name, labels)
+    def create_from(
+        self, cronjob: str, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()
+    ) -> Obj:
+        job = job_from_cronjob(self.cronjob(cronjob), name, labels, extra_args)
         return self._call(f'jobs.batch "{name}"', self._batch.create_namespaced_job, self.namespace, job)
 
     def active(self, selector: str) -> list[str]:

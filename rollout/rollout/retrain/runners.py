@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,10 @@ def _run_command(template: str, storage_uri: str) -> str:
 class KubeRunner:
     """Retraining: a Job from CronJob ``retrain_cronjob``; ``rollout run``: one from ``rollout_cronjob``.
 
-    After a promotion the stable InferenceService ``stable`` takes the bundle and VirtualService
-    ``virtual_service`` the traffic (both empty: the stable side is left alone).
+    The rollout Job gets ``rollout_args`` appended to its ``rollout run`` (the gates of a
+    retraining rollout: ``--ignore-drift --max-accuracy-drop=...``). After a promotion the stable
+    InferenceService ``stable`` takes the bundle and VirtualService ``virtual_service`` the traffic
+    (both empty: the stable side is left alone).
     """
 
     def __init__(
@@ -58,11 +61,13 @@ class KubeRunner:
         stable: str = "",
         virtual_service: str = "",
         ready_timeout: float = 900.0,
+        rollout_args: Sequence[str] = (),
     ) -> None:
         self.gateway, self.jobs = gateway, JobGateway(gateway)
         self.retrain_cronjob, self.rollout_cronjob = retrain_cronjob, rollout_cronjob
         self.canary, self.selector = canary, selector
         self.stable, self.virtual_service, self.ready_timeout = stable, virtual_service, ready_timeout
+        self.rollout_args = list(rollout_args)
 
     def busy(self) -> str | None:
         """An unfinished retraining Job (``selector``), or an unfinished Job a run started (its
@@ -98,7 +103,7 @@ class KubeRunner:
 
     def start_rollout(self, run: str) -> str:
         name = self._rollout_job(run)
-        self.jobs.create_from(self.rollout_cronjob, name, {RUN_LABEL: run})
+        self.jobs.create_from(self.rollout_cronjob, name, {RUN_LABEL: run}, self.rollout_args)
         return f"Job {name}"
 
     def rollout_result(self, run: str) -> bool | None:
