@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,8 +93,29 @@ class KubeGateway:
 
     def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
         self.namespace = namespace
+        self._api_client = api_client
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
+
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The client this gateway talks through (for typed APIs such as ``BatchV1Api``)."""
+        return self._api_client
+
+    def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        """``method(*args, **kwargs)`` of a typed API on :attr:`api_client`, its errors typed as
+        :meth:`get`'s (``what`` names the object in messages); the answer's JSON as a dict."""
+        try:
+            response = method(*args, _preload_content=False, **kwargs)
+        except ApiException as e:
+            raise _translate(e, what) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise KubeUnavailableError(f"Kubernetes API unreachable: {e}") from e
+        try:
+            data = json.loads(response.data)
+        except ValueError as e:
+            raise KubeError(f"unexpected answer from the Kubernetes API for {what}: not JSON") from e
+        return _as_obj(data)
 
     def get(self, kind: Resource, name: str) -> Obj:
         try:

@@ -1,6 +1,7 @@
 """The rollout tests' fake API server (tests/rollout/fake_kube_api.py) plus what the retraining
 trigger uses, with the API's semantics: ``POST`` of Jobs (``409 AlreadyExists`` for a taken name,
-``422`` without a name), and lists of Jobs and Pods filtered by an equality ``labelSelector``."""
+``422`` without a name), and lists of Jobs and Pods filtered by a ``labelSelector`` of equality
+and existence terms."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ Obj = dict[str, Any]
 
 def _matches(labels: dict[str, str], selector: str) -> bool:
     for term in filter(None, selector.split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key.strip()) != value.strip():
+        key, eq, value = term.partition("=")
+        if not eq:  # a bare key: the label exists, whatever its value
+            if key.strip() not in labels:
+                return False
+        elif labels.get(key.strip()) != value.strip():
             return False
     return True
 

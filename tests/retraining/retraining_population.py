@@ -4,12 +4,15 @@
 rule (high risk when BMI > 30 or blood sugar > 105: the population the stable model never saw);
 ``noisy``: the same population with labels replaced by coin flips at rate ``noise``.
 Rows are raw records (what clients send) plus the label and a prediction time.
+``LabelledTraffic``: such a population through Envoy with its labels fed back.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from serving_common import Bundle
@@ -66,3 +69,70 @@ def export_rows(champion: Bundle, pop: Population) -> list[dict[str, object]]:
         }
         for i, (row, label, t) in enumerate(zip(x, pop.labels, pop.times, strict=True))
     ]
+
+
+class LabelledTraffic:
+    """Shifted patients through a front door (V1 ``:predict``) with their true labels fed back
+    (``:feedback``, per answer id and row), as the local scenario and the system test send them.
+
+    Payload loggers send asynchronously, so a label can reach the store before its prediction:
+    pairs answered ``unknown_id`` are sent again with the next batch (each at most ``retries``
+    times), and :meth:`flush` waits for the last ones (bounded). ``seen`` counts the answers'
+    ``model_version`` (``HTTP <code>`` for other answers, e.g. a track restarting) and the pairs'
+    outcomes (``label:<outcome>``).
+    """
+
+    def __init__(self, client: Any, url: str, model: str, *, batch: int = 20, retries: int = 40) -> None:
+        self.client, self.url, self.model, self.batch, self.retries = client, url, model, batch, retries
+        self.pending: list[tuple[dict[str, object], int]] = []
+        self.seen: dict[str, int] = {}
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.seen[key] = self.seen.get(key, 0) + n
+
+    def send(self, pop: Population, headers: dict[str, str] | None = None) -> dict[str, int]:
+        """All of ``pop`` in batches, labels after each; returns this call's answers by version."""
+        versions: dict[str, int] = {}
+        for k in range(0, len(pop.records), self.batch):
+            answer = self.client.post(
+                f"{self.url}/v1/models/{self.model}:predict",
+                json={"instances": pop.records[k : k + self.batch]},
+                headers=headers or {},
+            )
+            key = (
+                answer.json()["model_version"] if answer.status_code == 200 else f"HTTP {answer.status_code}"
+            )
+            versions[key] = versions.get(key, 0) + 1
+            self._count(key)
+            if answer.status_code == 200:
+                rid = answer.json()["id"]
+                labels = pop.labels[k : k + self.batch]
+                self.pending += [({"id": rid, "row": i, "label": y}, 0) for i, y in enumerate(labels)]
+            self.label()
+        return versions
+
+    def label(self) -> None:
+        """Post the pending labels once; keep those whose prediction is not recorded yet."""
+        if not self.pending:
+            return
+        pairs = [p for p, _ in self.pending]
+        answer = self.client.post(f"{self.url}/v1/models/{self.model}:feedback", json={"instances": pairs})
+        if answer.status_code not in (200, 422):
+            self._count(f"label:HTTP {answer.status_code}", len(pairs))
+            return  # kept: sent again with the next batch
+        results = answer.json().get("results") or [{"outcome": "accepted"}] * len(pairs)
+        keep: list[tuple[dict[str, object], int]] = []
+        for (pair, tries), result in zip(self.pending, results, strict=True):
+            outcome = str(result.get("outcome"))
+            if outcome == "unknown_id" and tries + 1 < self.retries:
+                keep.append((pair, tries + 1))
+            else:
+                self._count(f"label:{outcome}")
+        self.pending = keep
+
+    def flush(self, seconds: float = 15.0) -> None:
+        """Until every pending label is taken or given up on (at most ``seconds``)."""
+        deadline = time.monotonic() + seconds
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self.label()

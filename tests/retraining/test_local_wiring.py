@@ -1,5 +1,6 @@
 """``STACK_RETRAINING=true make up`` wiring, without starting the stack: the trigger program, the
-Alertmanager route to it, and ``local_stack canary-bundle`` moving every canary program."""
+Alertmanager route to it, its environment (the retraining rollout's gates), and ``local_stack
+canary-bundle`` / ``stable-bundle`` moving every program of a track."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "loca
 from local_stack.chart import render
 from local_stack.errors import StackError
 from local_stack.monitoring import alertmanager_config
-from local_stack.retraining import canary_bundle, trigger_program
+from local_stack.retraining import canary_bundle, stable_bundle, trigger_program
 from local_stack.settings import StackSettings
 from local_stack.topology import build
 
@@ -50,6 +51,10 @@ def test_the_trigger_program_and_its_alert_route(settings: StackSettings) -> Non
     assert training[training.index("--storage-prefix") + 1] == "pvc://model-bundles"
     assert shlex.split(opts["--rollout-command"])[1:4] == ["run", "--router", "local"]
     assert opts["--canary-command"].endswith("canary-bundle {storage_uri}")
+    assert opts["--stable-command"].endswith("stable-bundle {storage_uri}")
+    # `rollout run` inherits the trigger's environment: quality gate on, drift gate off
+    assert program.env["ROLLOUT_MAX_ACCURACY_DROP"] == "0.02"
+    assert program.env["ROLLOUT_FAIL_ON_DRIFT"] == "false"
     (receiver,) = alertmanager_config(settings)["receivers"]
     assert [w["url"] for w in receiver["webhook_configs"]][-1] == "http://127.0.0.1:8097/alertmanager"
 
@@ -83,3 +88,35 @@ def test_canary_bundle_moves_every_canary_program_and_restarts_it(settings: Stac
         canary_bundle(stack, "pvc://model-bundles/missing")  # type: ignore[arg-type]
     with pytest.raises(StackError, match="is not under pvc://model-bundles/"):
         canary_bundle(stack, "s3://elsewhere/x")  # type: ignore[arg-type]
+
+
+def test_the_trigger_environment_takes_stack_extra_env(settings: StackSettings) -> None:
+    tuned = settings.model_copy(
+        update={
+            "extra_env": {"retrain-trigger": {"ROLLOUT_INTERVAL": "5s", "ROLLOUT_MAX_ACCURACY_DROP": "0"}}
+        }
+    )
+    program = trigger_program(tuned, build(render(tuned), tuned))
+    assert program is not None
+    assert (program.env["ROLLOUT_INTERVAL"], program.env["ROLLOUT_MAX_ACCURACY_DROP"]) == ("5s", "0")
+    assert program.env["ROLLOUT_FAIL_ON_DRIFT"] == "false"
+
+
+def test_stable_bundle_moves_every_stable_program_and_leaves_the_canary(settings: StackSettings) -> None:
+    topo = build(render(settings), settings)
+    settings.state_dir.mkdir(parents=True)
+    programs = {p.name: {"command": p.command, "env": p.env} for p in topo.programs}
+    (settings.state_dir / "programs.json").write_text(json.dumps(programs))
+    stack = FakeStack(settings)
+    before = stable_bundle(stack, "pvc://model-bundles/gbm-20261130T130000Z")  # type: ignore[arg-type]
+    assert before == "pvc://model-bundles/gbm"
+    after = json.loads((settings.state_dir / "programs.json").read_text())
+    stable = sorted(n for n in after if n.startswith("stable-"))
+    assert stable == ["stable-explainer", "stable-predictor", "stable-transformer"] == sorted(stack.restarted)
+    for name in stable:
+        command = after[name]["command"]
+        assert command[command.index("--model_dir") + 1] == str(settings.bundles / "gbm-20261130T130000Z")
+    canary = after["canary-predictor"]["command"]
+    assert canary[canary.index("--model_dir") + 1] == str(settings.bundles / "mlp")
+    drift = after["drift-detector"]["command"]
+    assert str(settings.bundles / "gbm-20261130T130000Z") not in drift, "the detector keeps its reference"

@@ -1,13 +1,18 @@
 """The retraining trigger against the fake API server, seeded with the chart's own render: one alert
-starts exactly the Job the chart's CronJob describes, repeated alerts start nothing, an accepted
-run moves the canary (guarded) and starts `rollout run`, a rejected one changes nothing."""
+starts exactly the Job the chart's CronJob describes, repeated alerts start nothing (also while the
+run's `rollout run` Job goes, seen by a restarted trigger), an accepted run moves the canary
+(guarded) and starts `rollout run`; when that promotes, the stable InferenceService takes the
+bundle and the VirtualService goes back to 100/0; a rolled-back or rejected one changes nothing."""
 
 from __future__ import annotations
 
+import copy
 import json
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +22,7 @@ import httpx
 import pytest
 import yaml
 from fake_batch_api import FakeBatchAPI
+from rollout.errors import KubeError
 from rollout.kube import connect
 from rollout.retrain.alerts import Reason
 from rollout.retrain.jobs import RUN_LABEL, TRIGGER_LABEL
@@ -81,6 +87,32 @@ class Stack:
     def canary(self) -> Obj:
         return self.api.get("serving.kserve.io/v1beta1", "inferenceservices", NS, "model-serving-canary")
 
+    def stable(self) -> Obj:
+        return self.api.get("serving.kserve.io/v1beta1", "inferenceservices", NS, "model-serving-stable")
+
+    def weights(self) -> dict[str, int]:
+        vs = self.api.get("networking.istio.io/v1", "virtualservices", NS, "model-serving")
+        (primary,) = [r for r in vs["spec"]["http"] if r["name"] == "primary"]
+        return {d["destination"]["host"].split("-")[2]: d["weight"] for d in primary["route"]}
+
+    def promoted_by_rollout(self) -> None:
+        """What `rollout run` leaves after a promotion: canary 100 %."""
+
+        def promote(vs: Obj) -> None:
+            (primary,) = [r for r in vs["spec"]["http"] if r["name"] == "primary"]
+            for d in primary["route"]:
+                d["weight"] = 100 if "-canary-" in d["destination"]["host"] else 0
+
+        self.api.edit("networking.istio.io/v1", "virtualservices", NS, "model-serving", promote)
+
+    def wait_rollout_job(self) -> Obj:
+        for _ in range(300):  # bounded: 15 s
+            found = [j for j in self.jobs() if j["metadata"]["name"].startswith("model-serving-rollout-")]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no rollout Job: {[j['metadata']['name'] for j in self.jobs()]}")
+
     def finish(self, job: Obj, summary: Obj, *, failed: bool = False) -> None:
         name = job["metadata"]["name"]
         condition = {
@@ -117,8 +149,13 @@ def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stac
             ("CronJob", "model-serving-retrain", "cronjobs"),
             ("CronJob", "model-serving-rollout", "cronjobs"),
             ("InferenceService", "model-serving-canary", "inferenceservices"),
+            ("VirtualService", "model-serving", "virtualservices"),
         ):
             api.put(rendered[kind, name], plural)
+        ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+        api.put(
+            {**rendered["InferenceService", "model-serving-stable"], "status": ready}, "inferenceservices"
+        )
         env = _env(rendered)
         with connect(
             str(api.write_kubeconfig(tmp_path / "kubeconfig", NS)), None, env["ROLLOUT_RETRAIN_NAMESPACE"]
@@ -129,6 +166,10 @@ def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stac
                 rollout_cronjob=env["ROLLOUT_RETRAIN_ROLLOUT_CRONJOB"],
                 canary=env["ROLLOUT_RETRAIN_CANARY"],
                 selector=env["ROLLOUT_RETRAIN_SELECTOR"],
+                stable=env["ROLLOUT_RETRAIN_STABLE"],
+                virtual_service=env["ROLLOUT_RETRAIN_VIRTUAL_SERVICE"],
+                rollout_args=shlex.split(env["ROLLOUT_RETRAIN_ROLLOUT_ARGS"]),
+                ready_timeout=10,
             )
             trigger = Trigger(runner, poll_seconds=0.05, deadline_seconds=60)
             alerts = frozenset(env["ROLLOUT_RETRAIN_ALERTS"].split(","))
@@ -204,42 +245,97 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
             "reasons": ["accuracy: +0.2"],
         },
     )
-    assert stack.trigger.wait(30)
+    rollout_job = stack.wait_rollout_job()
     after = stack.canary()
     assert set(_storage_uris(before).values()) == {"pvc://model-bundles/mlp"}
     assert _storage_uris(after) == {
         k: "pvc://model-bundles/gbm-20261130T130000Z" for k in _storage_uris(before)
     }
     assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
-    rollout_jobs = [j for j in stack.jobs() if j["metadata"]["name"].startswith("model-serving-rollout-")]
-    assert len(rollout_jobs) == 1
-    assert (
-        rollout_jobs[0]["spec"]
-        == stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
+    # the chart's rollout Job, its `rollout run` with the gates of a retraining rollout appended
+    expected = copy.deepcopy(
+        stack.rendered["CronJob", "model-serving-rollout"]["spec"]["jobTemplate"]["spec"]
     )
-    reasons = [e["reason"] for e in stack.api.events]
-    assert reasons == ["RetrainStarted", "RetrainPromotedToCanary"]
+    (container,) = expected["template"]["spec"]["containers"]
+    assert container["args"][0] == "run" and "--ignore-drift" not in container["args"]
+    container["args"] += ["--ignore-drift", "--max-accuracy-drop=0.02"]
+    assert rollout_job["spec"] == expected
+    assert rollout_job["metadata"]["labels"] == {RUN_LABEL: run}
+    for _ in range(300):  # bounded: the Event follows the Job's creation
+        if len(stack.api.events) >= 2:
+            break
+        time.sleep(0.05)
+    assert [e["reason"] for e in stack.api.events] == ["RetrainStarted", "RetrainPromotedToCanary"]
     assert all(e["involvedObject"]["name"] == "model-serving-canary" for e in stack.api.events)
     assert (
         "pvc://model-bundles/mlp -> pvc://model-bundles/gbm-20261130T130000Z"
         in stack.api.events[1]["message"]
     )
+    # while its rollout goes, the run is not over: neither this trigger nor a restarted one (which
+    # knows the run only from the API: the rollout Job carries the run label) starts a second run
+    assert stack.alert().json()["outcome"] == "duplicate"
+    restarted = Trigger(stack.trigger.runner, poll_seconds=0.05)
+    answer = restarted.notify([Reason("alertmanager", "ModelDriftPersistent", None)])
+    assert (answer["outcome"], answer["run"]) == ("duplicate", rollout_job["metadata"]["name"])
+    stable_before = stack.stable()
+    assert set(_storage_uris(stable_before).values()) == {"pvc://model-bundles/gbm"}
+
+    stack.promoted_by_rollout()
+    stack.finish(rollout_job, {})
+    assert stack.trigger.wait(30)
+    assert _storage_uris(stack.stable()) == {
+        k: "pvc://model-bundles/gbm-20261130T130000Z" for k in _storage_uris(stable_before)
+    }, "the stable side serves the promoted bundle"
+    assert _storage_uris(stack.canary()) == _storage_uris(after), "the canary keeps it (at 0 %)"
+    assert stack.weights() == {"stable": 100, "canary": 0}
+    reasons = [e["reason"] for e in stack.api.events]
+    assert reasons == [
+        "RetrainStarted",
+        "RetrainPromotedToCanary",
+        "RetrainStablePromoted",
+        "RetrainPromoted",
+    ]
+    assert stack.api.events[2]["involvedObject"]["name"] == "model-serving"
+    assert (
+        "stable pvc://model-bundles/gbm -> pvc://model-bundles/gbm-20261130T130000Z"
+        in (stack.api.events[3]["message"])
+    )
     metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
     assert _metric(metrics, 'retrain_alerts_total{outcome="started"}') == 1
-    assert _metric(metrics, 'retrain_alerts_total{outcome="duplicate"}') == 2
+    assert _metric(metrics, 'retrain_alerts_total{outcome="duplicate"}') == 3
     assert _metric(metrics, 'retrain_runs_total{decision="accepted"}') == 1
     assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 1
+    assert _metric(metrics, 'retrain_stable_updates_total{outcome="updated"}') == 1
     assert _metric(metrics, "retrain_run_in_progress") == 0
     status = httpx.get(f"{stack.url}/status", timeout=10).json()
     assert status["current"] is None and status["last"]["decision"] == "accepted"
+    assert (status["last"]["rollout_outcome"], status["last"]["stable"]) == (
+        "promoted",
+        "pvc://model-bundles/gbm-20261130T130000Z",
+    )
+
+
+def test_a_rollout_that_does_not_promote_leaves_the_stable_side_alone(stack: Stack) -> None:
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    uri = "pvc://model-bundles/gbm-20261130T140000Z"
+    stack.finish(job, {"decision": "accepted", "version": "v", "storage_uri": uri, "reasons": []})
+    rollout_job = stack.wait_rollout_job()
+    stable, weights = stack.stable(), stack.weights()
+    stack.finish(rollout_job, {}, failed=True)  # `rollout run` exited 7: rolled back
+    assert stack.trigger.wait(30)
+    assert stack.stable() == stable and stack.weights() == weights == {"stable": 90, "canary": 10}
+    warning = stack.api.events[-1]
+    assert (warning["reason"], warning["type"]) == ("RetrainNotPromoted", "Warning")
+    assert f"did not promote {uri}; stable untouched" in warning["message"]
+    status = httpx.get(f"{stack.url}/status", timeout=10).json()
+    assert status["last"]["rollout_outcome"] == "not promoted" and "stable" not in status["last"]
 
 
 def test_an_unfinished_job_from_before_a_restart_blocks_a_second_run(stack: Stack) -> None:
     assert stack.alert().status_code == 202
     (job,) = stack.jobs()
     restarted = Trigger(stack.trigger.runner, poll_seconds=0.05)
-    from rollout.retrain.alerts import Reason
-
     answer = restarted.notify([Reason("alertmanager", "ModelDriftPersistent", None)])
     assert answer == {
         "outcome": "duplicate",
@@ -311,16 +407,30 @@ def test_a_run_that_does_not_produce_a_challenger_changes_nothing_and_says_why(
     assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 0
 
 
-def test_a_concurrent_edit_of_the_canary_is_a_conflict_not_an_overwrite(stack: Stack) -> None:
+def test_a_concurrent_edit_of_the_canary_is_a_conflict_not_an_overwrite(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert stack.alert().status_code == 202
     (job,) = stack.jobs()
+    gateway = stack.trigger.runner.gateway  # type: ignore[attr-defined]
+    real_get = gateway.get
 
-    def someone_else(key: tuple[str, str, str, str]) -> None:
-        if key[1] == "inferenceservices":
-            stack.api.after_get = None
-            stack.api.edit(*key, lambda o: o["metadata"].setdefault("annotations", {}).update(edited="yes"))
+    def get_then_someone_else_edits(kind: Any, name: str) -> Obj:
+        """The edit lands between the trigger's read and its patch, every time (not a race with
+        the fake server's response, as an after-GET hook in the server thread would be)."""
+        obj: Obj = real_get(kind, name)
+        if kind.plural == "inferenceservices":
+            monkeypatch.setattr(gateway, "get", real_get)
+            stack.api.edit(
+                kind.group + "/" + kind.version,
+                kind.plural,
+                NS,
+                name,
+                lambda o: o["metadata"].setdefault("annotations", {}).update(edited="yes"),
+            )
+        return obj
 
-    stack.api.after_get = someone_else
+    monkeypatch.setattr(gateway, "get", get_then_someone_else_edits)
     stack.finish(
         job, {"decision": "accepted", "version": "v", "storage_uri": "pvc://model-bundles/v", "reasons": []}
     )
@@ -376,3 +486,49 @@ def test_a_rollout_still_going_blocks_a_second_local_run(tmp_path: Path) -> None
         rollout.kill()
         assert rollout.wait(10) != 0
     assert runner.busy() is None
+
+
+def test_a_stable_side_that_does_not_become_ready_keeps_the_traffic_on_the_canary(stack: Stack) -> None:
+    """The stable InferenceService took the bundle but its new spec is not Ready (observedGeneration
+    behind): the weights stay on the promoted canary, and the Warning says why."""
+    stack.trigger.runner.ready_timeout = 0.5  # type: ignore[attr-defined]
+    stack.api.edit(
+        "serving.kserve.io/v1beta1",
+        "inferenceservices",
+        NS,
+        "model-serving-stable",
+        lambda o: (o["metadata"].update(generation=2), o["status"].update(observedGeneration=1)),
+    )
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    uri = "pvc://model-bundles/gbm-20261130T150000Z"
+    stack.finish(job, {"decision": "accepted", "version": "v", "storage_uri": uri, "reasons": []})
+    rollout_job = stack.wait_rollout_job()
+    stack.promoted_by_rollout()
+    stack.finish(rollout_job, {})
+    assert stack.trigger.wait(30)
+    assert set(_storage_uris(stack.stable()).values()) == {uri}
+    assert stack.weights() == {"stable": 0, "canary": 100}, "the traffic stays where it is served well"
+    warning = stack.api.events[-1]
+    assert (warning["reason"], warning["type"]) == ("RetrainStableNotUpdated", "Warning")
+    assert "not Ready 0.5 s after taking the new bundle: generation 2 not observed yet" in warning["message"]
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, 'retrain_stable_updates_total{outcome="failed"}') == 1
+
+
+def test_after_a_local_promotion_the_next_run_s_champion_is_the_new_stable_bundle(tmp_path: Path) -> None:
+    """The stable command moved the stable programs; the weights cannot be reset here (no stack.json:
+    a clear error), but the next training run already starts from the bundle the stable side serves."""
+    training = ["python", "-m", "training", "retrain", "--champion", "/b/gbm", "--bundles", "/b"]
+    runner = LocalRunner(
+        training=training,
+        rollout=["true"],
+        canary_command="true",
+        state=tmp_path,
+        stable_command=f"{sys.executable} -c \"print('pvc://model-bundles/gbm')\" {{storage_uri}}",
+    )
+    with pytest.raises(
+        KubeError, match=r"stable serves pvc://model-bundles/gbm-2 but the weights were not reset"
+    ):
+        runner.promote_stable("pvc://model-bundles/gbm-2")
+    assert runner.training[runner.training.index("--champion") + 1] == "/b/gbm-2"

@@ -1,18 +1,23 @@
 """The whole retraining loop on the local stack, narrated (issue 14 on issue 13's feedback store).
 
-Needs ``STACK_RETRAINING=true make up`` running (ports from ``STACK_PORTS`` as for ``make up``).
-Labelled traffic -> quality alert -> retrain -> challenger numbers -> canary bundle -> gated
-promotion:
+Needs the stack up with retraining on (ports from ``STACK_PORTS`` as for ``make up``); quick rollout
+steps make the demo take ~3 minutes instead of ~10::
 
-1. a shifted population (older, heavier patients following a changed rule) goes through Envoy;
-2. its true labels go back through Envoy (``/v1/models/NAME:feedback``, per id and row);
-3. the detector's live quality for the stable InferenceService is printed beside its model card;
-4. the alert ``ModelAccuracyBelowModelCard`` is posted to the real Alertmanager, which notifies
-   the retrain trigger; the trigger runs ``python -m training retrain`` against the detector's
-   ``GET /labelled``, and on acceptance ``canary-bundle`` and ``rollout run``;
-5. the run's decision, challenger numbers, lineage and the rollout's outcome are printed.
+    STACK_RETRAINING=true STACK_EXTRA_ENV='{"retrain-trigger": {"ROLLOUT_STEPS": "25,50,100",
+      "ROLLOUT_INTERVAL": "10s", "ROLLOUT_WINDOW": "20s", "ROLLOUT_MIN_REQUESTS": "2",
+      "ROLLOUT_MIN_LABELLED": "50"}}' make up
+    .venv/bin/python tests/tools/retrain_demo.py
 
-    STACK_PORTS=... .venv/bin/python tests/tools/retrain_demo.py [--rows 600]
+1. a shifted population (older, heavier patients following a changed rule) goes through Envoy,
+   each answer's true labels straight back (``/v1/models/NAME:feedback``), until the drift
+   detector's windows drift, Prometheus fires ``ModelDriftPersistent`` and Alertmanager notifies the
+   retrain trigger (``--alert`` posts ``ModelAccuracyBelowModelCard`` to Alertmanager instead, with
+   a label unique to this demo so Alertmanager never holds it back as already notified);
+2. the trigger runs ``python -m training retrain`` on the detector's ``GET /labelled``: decision,
+   champion vs challenger on the recent hold-out (95% intervals), lineage;
+3. the canary serves the challenger; labelled traffic keeps flowing while ``rollout run`` (quality
+   gate) steps it up, its decisions printed as they come;
+4. after the promotion the stable track serves the new bundle and takes the traffic back.
 """
 
 from __future__ import annotations
@@ -25,116 +30,139 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "retraining"))
 sys.path.insert(0, str(ROOT / "manifests" / "local"))
 from local_stack.settings import StackSettings  # noqa: E402
-from retraining_population import shifted  # noqa: E402
+from retraining_population import LabelledTraffic, shifted  # noqa: E402
 
-MODEL = "diabetes-risk"
 BATCH = 20
+STEP_WORDS = ("start:", "advance:", "hold:", "promote:", "rollback:", "canary accuracy", "rollout ")
+
+
+class Demo:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.stack = json.loads((settings.state_dir / "stack.json").read_text())
+        self.model = self.stack["model"]
+        self.envoy = self.stack["envoy"]
+        self.trigger = f"http://127.0.0.1:{settings.port('retrain-trigger')}"
+        self.client = httpx.Client(timeout=60)
+        self.traffic = LabelledTraffic(self.client, self.envoy, self.model, batch=BATCH)
+        self.seed = 1000
+
+    def more(self, n: int = 100) -> dict[str, int]:
+        """``n`` new shifted patients with their labels; their answers by ``model_version``."""
+        self.seed += 1
+        return self.traffic.send(shifted(n, seed=self.seed, start=time.time()))
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.client.get(f"{self.trigger}/status").json()
+        return status
+
+    def routes(self) -> list[dict[str, Any]]:
+        vs = yaml.safe_load(Path(self.stack["virtualService"]["file"]).read_text())
+        routes: list[dict[str, Any]] = vs["spec"]["http"]
+        return routes
+
+    def post_alert(self) -> None:
+        alert = {
+            "labels": {
+                "alertname": "ModelAccuracyBelowModelCard",
+                "inferenceservice": self.stack["stable"],
+                "severity": "page",
+                "demo_run": str(int(time.time())),  # a new alert each time: never held back
+            },
+            "annotations": {"summary": "live accuracy below the model card (retrain_demo --alert)"},
+        }
+        self.client.post(f"{self.stack['alertmanager']}/api/v2/alerts", json=[alert]).raise_for_status()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=600)
-    parser.add_argument("--wait", type=float, default=420.0, help="seconds to wait for the run")
-    parser.add_argument(
-        "--rollout-wait", type=float, default=480.0, help="seconds of traffic during the rollout"
-    )
+    parser.add_argument("--alert-wait", type=float, default=180.0, help="seconds of traffic for the alert")
+    parser.add_argument("--alert", action="store_true", help="post the quality alert instead of waiting")
+    parser.add_argument("--wait", type=float, default=300.0, help="seconds for the training run")
+    parser.add_argument("--rollout-wait", type=float, default=900.0, help="seconds for the rollout")
     args = parser.parse_args()
-    settings = StackSettings()
-    envoy = f"http://127.0.0.1:{settings.port('envoy')}"
-    detector = f"http://127.0.0.1:{settings.port('drift-detector')}"
-    alertmanager = f"http://127.0.0.1:{settings.port('alertmanager')}"
-    trigger = f"http://127.0.0.1:{settings.port('retrain-trigger')}"
-    pop = shifted(args.rows, seed=3, start=time.time())
-    with httpx.Client(timeout=60) as client:
-        print(f"1. {args.rows} patients of a shifted population through Envoy ({envoy}), {BATCH} a request")
-        pairs: list[dict[str, Any]] = []
-        for k in range(0, args.rows, BATCH):
-            answer = client.post(
-                f"{envoy}/v1/models/{MODEL}:predict", json={"instances": pop.records[k : k + BATCH]}
-            )
-            answer.raise_for_status()
-            rid = answer.json()["id"]
-            pairs += [{"id": rid, "row": i, "label": lab} for i, lab in enumerate(pop.labels[k : k + BATCH])]
-        time.sleep(2)  # the loggers send asynchronously; the store writes every flush interval
-        print(f"2. their {len(pairs)} true labels back through Envoy ({MODEL}:feedback)")
-        answer = client.post(f"{envoy}/v1/models/{MODEL}:feedback", json={"instances": pairs})
-        print(
-            f"   HTTP {answer.status_code}: {json.dumps(answer.json().get('summary', answer.json()))[:300]}"
-        )
-        quality = client.get(f"{detector}/quality", params={"refresh": "true"}).json()
-        print("3. live quality (drift detector /quality) vs the model card:")
-        for s in quality.get("streams", []):
-            m = s.get("metrics") or {}
+    demo = Demo(StackSettings())
+    stable, canary = demo.stack["stable"], demo.stack["canary"]
+    started = demo.status()["counters"].get("alerts/started", 0)
+    print(f"1. shifted patients through Envoy ({demo.envoy}), {BATCH} a request, true labels back per answer")
+    if args.alert:
+        print("   " + json.dumps(demo.more(400)))
+        print("   alert ModelAccuracyBelowModelCard -> Alertmanager -> retrain trigger")
+        demo.post_alert()
+    sent, deadline = 0, time.monotonic() + args.alert_wait
+    while demo.status()["counters"].get("alerts/started", 0) == started:  # bounded by --alert-wait
+        if time.monotonic() > deadline:
             print(
-                f"   {s['inferenceservice']:<24} {s.get('component', ''):<12} labelled={s.get('labelled')} "
-                f"accuracy={m.get('accuracy')} roc_auc={m.get('roc_auc')}"
+                f"   no run started within {args.alert_wait:g} s: is the stack up with STACK_RETRAINING=true?"
             )
-        print(f"   model card: accuracy={quality.get('model_card', {}).get('accuracy')}")
-        stable = "model-serving-stable"
-        alert = {
-            "labels": {
-                "alertname": "ModelAccuracyBelowModelCard",
-                "inferenceservice": stable,
-                "severity": "page",
-            },
-            "annotations": {"summary": "live accuracy below the model card (retrain_demo)"},
-        }
-        print(f"4. alert ModelAccuracyBelowModelCard -> Alertmanager ({alertmanager}) -> retrain trigger")
-        client.post(f"{alertmanager}/api/v2/alerts", json=[alert]).raise_for_status()
-        status: dict[str, Any] = {}
-        deadline = time.monotonic() + args.wait
-        while time.monotonic() < deadline:  # bounded
-            status = client.get(f"{trigger}/status").json()
-            if status.get("current") is None and status.get("last"):
-                break
-            time.sleep(2)
-        print("5. the run:")
-        print(json.dumps(status, indent=2)[:4000])
-        last = status.get("last") or {}
-        version = (last.get("training") or {}).get("version") or last.get("version")
-        if version:
-            card = json.loads((settings.bundles / str(version) / "model_card.json").read_text())
-            ev, lineage = card.get("evaluation", {}), card.get("lineage", {})
-            for metric in ("accuracy", "roc_auc"):
-                print(
-                    f"   {metric}: champion {ev['champion'][metric]['value']:.3f} "
-                    f"challenger {ev['challenger'][metric]['value']:.3f} "
-                    f"diff 95% CI [{ev['diff'][metric]['low']:.3f}, {ev['diff'][metric]['high']:.3f}]"
-                )
-            print(f"   lineage: parent {lineage['parent']['version']} rows {lineage['data']['rows']}")
-        if last.get("decision") == "accepted" and args.rollout_wait > 0:
-            print(f"6. labelled traffic while the rollout judges the challenger (<= {args.rollout_wait:g} s)")
-            logs = sorted((settings.state_dir / "retrain").glob(f"rollout-{last['run']}.log"))
-            deadline, seed = time.monotonic() + args.rollout_wait, 100
-            while time.monotonic() < deadline:  # bounded
-                feed(client, envoy, shifted(200, seed=seed, start=time.time()))
-                seed += 1
-                text = logs[0].read_text() if logs else ""
-                if any(w in text for w in ("promote:", "rollback:", "promoted", "rolled back")):
-                    break
+            return 1
+        seen = demo.more()
+        sent += 100
+        if sent % 500 == 0:
+            print(f"   {sent:>5} rows sent, last answers by version {seen}")
+        time.sleep(1.0)  # a steady stream: Prometheus and Alertmanager need a few seconds to react
+    run = demo.status()["current"]
+    print(f"   Alertmanager notified the trigger: run {run} started (python -m training retrain)")
+
+    print("2. the run's decision:")
+    deadline = time.monotonic() + args.wait
+    while not demo.status()["last"].get("decision") or demo.status()["last"].get("run") != run:
+        if time.monotonic() > deadline:
+            print(f"   no decision within {args.wait:g} s: {demo.status()}")
+            return 1
+        time.sleep(2)
+    last = demo.status()["last"]
+    print(f"   {last['decision']}: {'; '.join(last['reasons'])}")
+    if last["decision"] != "accepted":
+        print("   nothing changed (canary and stable untouched); the reasons above say why")
+        return 0
+    version = last["version"]
+    card = json.loads((demo.settings.bundles / version / "model_card.json").read_text())
+    ev, lineage = card["evaluation"], card["lineage"]
+    print(
+        f"   challenger {version} vs champion {lineage['parent']['version']} "
+        f"on {ev['n_holdout']} recent rows:"
+    )
+    for metric in ("accuracy", "roc_auc", "brier_score"):
+        if metric in ev["challenger"]:
+            c, h, d = ev["champion"][metric], ev["challenger"][metric], ev["diff"][metric]
             print(
-                "   " + "\n   ".join((logs[0].read_text() if logs else "(no rollout log)").splitlines()[-12:])
+                f"   {metric:<12} champion {c['value']:.3f}  challenger {h['value']:.3f}  "
+                f"diff {d['value']:+.3f} (95% CI {d['low']:+.3f} .. {d['high']:+.3f})"
             )
-    return 0 if status.get("last") else 1
+    print(f"   lineage: rows {lineage['data']['rows']}, code {lineage['code_version']}")
+    print(f"   canary {last['previous']} -> {last['canary']}; {last['rollout']}")
 
-
-def feed(client: httpx.Client, envoy: str, pop: Any) -> None:
-    """One batch of predictions and their labels; answers other than 200 (a restarting canary) skipped."""
-    pairs: list[dict[str, Any]] = []
-    for k in range(0, len(pop.records), 10):
-        answer = client.post(
-            f"{envoy}/v1/models/{MODEL}:predict", json={"instances": pop.records[k : k + 10]}
-        )
-        if answer.status_code == 200:
-            rid = answer.json()["id"]
-            pairs += [{"id": rid, "row": i, "label": lab} for i, lab in enumerate(pop.labels[k : k + 10])]
-    time.sleep(1)
-    client.post(f"{envoy}/v1/models/{MODEL}:feedback", json={"instances": pairs})
+    print(f"3. labelled traffic while `rollout run` judges the challenger ({canary} vs {stable}):")
+    log = demo.settings.state_dir / "retrain" / f"rollout-{run}.log"
+    printed = 0
+    deadline = time.monotonic() + args.rollout_wait
+    while demo.status()["current"] == run:  # bounded by --rollout-wait
+        if time.monotonic() > deadline:
+            print(f"   the rollout did not end within {args.rollout_wait:g} s")
+            return 1
+        demo.more()
+        time.sleep(0.5)  # a steady stream, not a load test
+        lines = log.read_text().splitlines() if log.is_file() else []
+        for line in lines[printed:]:
+            if any(w in line for w in STEP_WORDS):
+                print("   " + line[-200:])
+        printed = len(lines)
+    last = demo.status()["last"]
+    print(f"4. rollout {last.get('rollout_outcome')}; stable: {last.get('stable', 'untouched')}")
+    weights = next(r for r in demo.routes() if r["name"] == "primary")["route"]
+    print(f"   weights now {[d['weight'] for d in weights]} (stable, canary)")
+    print(f"   20 requests through Envoy, answers by version: {demo.more(400)}")
+    demo.traffic.flush()
+    labels = {k.removeprefix("label:"): v for k, v in demo.traffic.seen.items() if k.startswith("label:")}
+    print(f"   labels fed back over the whole demo, by outcome: {labels}")
+    return 0 if last.get("rollout_outcome") == "promoted" else 1
 
 
 if __name__ == "__main__":

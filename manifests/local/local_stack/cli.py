@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StackError
-from .retraining import canary_bundle
+from .retraining import canary_bundle, stable_bundle
 from .settings import StackSettings
 
 __all__ = ["main"]
@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=5.0, help="seconds to wait for the trace to be complete (default 5)"
     )
     tr.add_argument("-o", "--output", choices=["tree", "json"], default="tree")
+    sb = sub.add_parser(
+        "stable-bundle",
+        help="point the stable programs at a bundle (after a promotion; pvc://model-bundles/NAME)",
+    )
+    sb.add_argument("storage_uri")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")
     sub.add_parser("routes", help=argparse.SUPPRESS)
@@ -154,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{settings.port('trace-store')}"
             trace = fetch(url, args.trace_id.lower() if args.trace_id else None, wait=args.wait)
             print(json.dumps(trace, indent=2) if args.output == "json" else render(trace))
+        elif args.command == "stable-bundle":
+            print(stable_bundle(stack, args.storage_uri))
         elif args.command == "exec":
             _exec(settings, args.program)
         elif args.command in ("routes", "receiver", "trace-store"):

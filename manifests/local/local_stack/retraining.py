@@ -6,7 +6,15 @@
   ``<bundles>`` as the version root (``pvc://model-bundles/<version>`` = ``<bundles>/<version>``);
 * the canary is moved with ``python -m local_stack canary-bundle STORAGE_URI``
   (:func:`canary_bundle`): every ``canary-*`` program's ``--model_dir`` is set to the bundle the
-  storage URI maps to and the program restarted; then ``rollout run --router local`` decides.
+  storage URI maps to and the program restarted; then ``rollout run --router local`` decides, with
+  the quality gate on and the drift gate off (:data:`ROLLOUT_ENV`: the traffic that started the run
+  drifts from the reference by definition, so drift says nothing about the challenger);
+* after a promotion (canary at 100 %) ``python -m local_stack stable-bundle STORAGE_URI`` moves the
+  ``stable-*`` programs the same way and the trigger puts the weights back to 100/0.
+
+``STACK_EXTRA_ENV='{"retrain-trigger": {"ROLLOUT_INTERVAL": "5s", ...}}'`` changes the trigger's
+environment, which its ``rollout run`` inherits (every ``rollout run`` option has a ``ROLLOUT_*``
+variable).
 """
 
 from __future__ import annotations
@@ -23,9 +31,12 @@ from .topology import Program, Topology
 if TYPE_CHECKING:
     from .stack import Stack
 
-__all__ = ["canary_bundle", "trigger_program"]
+__all__ = ["ROLLOUT_ENV", "canary_bundle", "stable_bundle", "track_bundle", "trigger_program"]
 
 PREFIX = "pvc://model-bundles"
+ROLLOUT_ENV = {"ROLLOUT_MAX_ACCURACY_DROP": "0.02", "ROLLOUT_FAIL_ON_DRIFT": "false"}
+"""``rollout run`` of a retraining run: the quality gate decides (live accuracy of the canary at
+most 0.02 below the stable's on labelled traffic), not drift against the old reference."""
 
 
 def _model_dir(program: Program | dict[str, object]) -> str:
@@ -55,12 +66,17 @@ def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
         "--port", str(port), "--state", str(state), "--poll-seconds", "1",
         "--training-command", shlex.join(training), "--rollout-command", shlex.join(rollout),
         "--canary-command", f"{local_stack} canary-bundle {{storage_uri}}",
+        "--stable-command", f"{local_stack} stable-bundle {{storage_uri}}",
     ]  # fmt: skip
     return Program(
         name="retrain-trigger",
         command=command,
-        # the canary command runs `python -m local_stack`
-        env={"PYTHONPATH": str(REPO / "manifests" / "local")},
+        # the canary and stable commands run `python -m local_stack`
+        env={
+            "PYTHONPATH": str(REPO / "manifests" / "local"),
+            **ROLLOUT_ENV,
+            **settings.extra_env.get("retrain-trigger", {}),
+        },
         ready_url=f"http://127.0.0.1:{port}/healthz",
         priority=100,
     )
@@ -68,6 +84,17 @@ def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
 
 def canary_bundle(stack: Stack, storage_uri: str) -> str:
     """Point every canary program at the bundle of ``storage_uri``; prints/returns the old URI."""
+    return track_bundle(stack, "canary", storage_uri)
+
+
+def stable_bundle(stack: Stack, storage_uri: str) -> str:
+    """Point every stable program at the bundle of ``storage_uri``; prints/returns the old URI."""
+    return track_bundle(stack, "stable", storage_uri)
+
+
+def track_bundle(stack: Stack, track: str, storage_uri: str) -> str:
+    """Point every ``<track>-*`` program with a ``--model_dir`` at the bundle of ``storage_uri``
+    and restart it (each waits until ready); returns the storage URI it served before."""
     if not storage_uri.startswith(PREFIX + "/"):
         raise StackError(f"storage URI {storage_uri!r} is not under {PREFIX}/ (the local bundles)")
     bundle = stack.settings.bundles / storage_uri.removeprefix(PREFIX + "/")
@@ -75,14 +102,14 @@ def canary_bundle(stack: Stack, storage_uri: str) -> str:
         raise StackError(f"storage URI {storage_uri} maps to {bundle}, which has no model.onnx")
     programs_file = stack.settings.state_dir / "programs.json"
     programs = json.loads(programs_file.read_text())
-    canary = [n for n in programs if n.startswith("canary-") and "--model_dir" in programs[n]["command"]]
-    if not canary:
-        raise StackError("the local stack has no canary programs")
-    before = _model_dir(programs[canary[0]])
-    for name in canary:
+    names = [n for n in programs if n.startswith(f"{track}-") and "--model_dir" in programs[n]["command"]]
+    if not names:
+        raise StackError(f"the local stack has no {track} programs")
+    before = _model_dir(programs[names[0]])
+    for name in names:
         command = programs[name]["command"]
         command[command.index("--model_dir") + 1] = str(bundle)
     programs_file.write_text(json.dumps(programs, indent=2))
-    for name in canary:
+    for name in names:
         stack.restart(name)
     return f"{PREFIX}/{before.rstrip('/').rsplit('/', 1)[-1]}"

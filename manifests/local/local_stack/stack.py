@@ -85,6 +85,10 @@ class Stack:
             )
         for d in ("logs", "envoy/routes", "prometheus", "alertmanager"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
+        # Alertmanager's notification log and silences start empty on every `make up`: an alert
+        # notified by an earlier stack in this folder would otherwise be held for repeat_interval
+        for f in ("nflog", "silences"):
+            (self.dir / "alertmanager" / f).unlink(missing_ok=True)
         (self.dir / ".gitignore").write_text("# the local stack's state (make up): never committed\n*\n")
         self.say(f"rendering the chart with {s.values}")
         rendered = render(s)

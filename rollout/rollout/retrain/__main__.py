@@ -35,13 +35,38 @@ from .trigger import Runner, Trigger
     "--retrain-cronjob", default="model-serving-retrain", help="suspended CronJob of the retraining Job"
 )
 @click.option("--rollout-cronjob", default="model-serving-rollout", help="suspended CronJob of `rollout run`")
+@click.option(
+    "--rollout-args",
+    default="",
+    help="options appended to that Job's `rollout run` (the gates of a retraining rollout), e.g. "
+    "'--ignore-drift --max-accuracy-drop=0.02'",
+)
 @click.option("--canary", default="diabetes-risk-canary", help="the canary InferenceService")
+@click.option(
+    "--stable",
+    default="",
+    help="the stable InferenceService: takes a promoted bundle ('' leaves the stable side alone)",
+)
+@click.option(
+    "--virtual-service", default="", help="the VirtualService whose weights go back to 100/0 after that"
+)
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(1, 86400),
+    default=900.0,
+    help="seconds the stable side may take to be Ready on the new bundle",
+)
 @click.option("--selector", default="app.kubernetes.io/component=retrain", help="labels of retraining Jobs")
 @click.option(
     "--training-command", default="", help="local: `python -m training retrain ...` (without --result)"
 )
 @click.option("--rollout-command", default="", help="local: `rollout run --router local ...`")
 @click.option("--canary-command", default="", help="local: moves the canary, `{storage_uri}` substituted")
+@click.option(
+    "--stable-command",
+    default="",
+    help="local: moves the stable side after a promotion, `{storage_uri}` substituted ('': left alone)",
+)
 @click.option("--state", type=click.Path(path_type=Path), default=Path(".stack"), help="local: state folder")
 def main(**o: Any) -> None:
     """Start a retraining run on a drift or quality alert; put an accepted challenger into the canary."""
@@ -60,6 +85,10 @@ def main(**o: Any) -> None:
                 rollout_cronjob=o["rollout_cronjob"],
                 canary=o["canary"],
                 selector=o["selector"],
+                stable=o["stable"],
+                virtual_service=o["virtual_service"],
+                ready_timeout=o["ready_timeout"],
+                rollout_args=shlex.split(o["rollout_args"]),
             )
         else:
             missing = [n for n in ("training_command", "rollout_command", "canary_command") if not o[n]]
@@ -72,6 +101,7 @@ def main(**o: Any) -> None:
                 shlex.split(o["rollout_command"]),
                 o["canary_command"],
                 o["state"],
+                stable_command=o["stable_command"],
             )
             stack.callback(local.stop)
             runner = local

@@ -1,4 +1,5 @@
-"""Point the canary InferenceService at a bundle: every ``STORAGE_URI`` of its components.
+"""Point an InferenceService (the canary; the stable after a promotion) at a bundle: every
+``STORAGE_URI`` of its components.
 
 One JSON patch, guarded like the rollout CLI's weight changes: ``test`` ops pin the
 ``resourceVersion`` read and each old value, so a concurrent edit is a conflict (exit 3 in the
@@ -13,7 +14,7 @@ from ..errors import ConflictError, InvalidError
 from ..gateway import Gateway
 from ..kube import KSERVE
 
-__all__ = ["COMPONENTS", "point_canary", "storage_uri_patch"]
+__all__ = ["COMPONENTS", "point_canary", "point_storage", "storage_uri_patch"]
 
 Obj = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
@@ -53,6 +54,12 @@ def _replace(path: str, value: str) -> Obj:
 
 def point_canary(gateway: Gateway, canary: str, storage_uri: str) -> tuple[str, Obj]:
     """Patch the canary; returns the storage URI it served before and the object as written."""
+    return point_storage(gateway, canary, storage_uri)
+
+
+def point_storage(gateway: Gateway, name: str, storage_uri: str) -> tuple[str, Obj]:
+    """Patch InferenceService ``name``; returns the storage URI it served before and the object as written."""
+    canary = name
     isvc = gateway.get(KSERVE, canary)
     before = next(
         (

@@ -9,17 +9,15 @@ retrain --result /dev/termination-log`` writes.
 
 from __future__ import annotations
 
-import json
+import copy
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from ..errors import KubeError, KubeUnavailableError
-from ..kube import KubeGateway, _translate
+from ..kube import KubeGateway
 
 __all__ = ["JobGateway", "JobState", "job_from_cronjob"]
 
@@ -29,9 +27,13 @@ TRIGGER_LABEL = "model-serving.io/trigger"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def job_from_cronjob(cronjob: Obj, name: str, labels: dict[str, str]) -> Obj:
-    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added."""
-    template = cronjob["spec"]["jobTemplate"]
+def job_from_cronjob(cronjob: Obj, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()) -> Obj:
+    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added and
+    ``extra_args`` appended to the first container's ``args`` (nothing else differs)."""
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    if extra_args:
+        container = template["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = [*(container.get("args") or []), *extra_args]
     meta = template.get("metadata") or {}
     clean = {k: _LABEL_VALUE.sub("-", v)[:63].strip("-._") or "unknown" for k, v in labels.items()}
     return {
@@ -80,29 +82,19 @@ class JobGateway:
 
     def __init__(self, gateway: KubeGateway) -> None:
         self.namespace = gateway.namespace
-        api_client = gateway._core.api_client
-        self._batch = client.BatchV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Obj:
-        try:
-            response = fn(*args, _preload_content=False, **kwargs)
-        except ApiException as e:
-            raise _translate(e, what) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise KubeUnavailableError(f"Kubernetes API unreachable: {e}") from e
-        data = json.loads(response.data)
-        if not isinstance(data, dict):
-            raise KubeError(f"unexpected answer from the Kubernetes API for {what}")
-        return data
+        self._call = gateway.call
+        self._batch = client.BatchV1Api(gateway.api_client)
+        self._core = client.CoreV1Api(gateway.api_client)
 
     def cronjob(self, name: str) -> Obj:
         return self._call(
             f'cronjobs.batch "{name}"', self._batch.read_namespaced_cron_job, name, self.namespace
         )
 
-    def create_from(self, cronjob: str, name: str, labels: dict[str, str]) -> Obj:
-        job = job_from_cronjob(self.cronjob(cronjob), name, labels)
+    def create_from(
+        self, cronjob: str, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()
+    ) -> Obj:
+        job = job_from_cronjob(self.cronjob(cronjob), name, labels, extra_args)
         return self._call(f'jobs.batch "{name}"', self._batch.create_namespaced_job, self.namespace, job)
 
     def active(self, selector: str) -> list[str]:

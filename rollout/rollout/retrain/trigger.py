@@ -1,11 +1,14 @@
-"""One retraining run at a time: alert -> run -> decision -> canary + ``rollout run``, or nothing.
+"""One retraining run at a time: alert -> run -> decision -> canary + ``rollout run`` -> stable, or nothing.
 
 :class:`Trigger` owns the decision path and its counters; a :class:`Runner` does the work where it
 runs (:class:`rollout.retrain.runners.KubeRunner`: Jobs from the chart's CronJobs;
 :class:`rollout.retrain.runners.LocalRunner`: processes for ``make up``). A second alert while a
 run is going (in this process, or an unfinished Job found in the API) starts nothing and is
-counted as ``duplicate``. A rejected, refused or failed run changes nothing and says why (log,
-Event, ``retrain_runs_total{decision}``).
+counted as ``duplicate``; a run lasts until the ``rollout run`` it started has ended. When that
+rollout promoted the challenger (canary at 100 %), the stable InferenceService takes the new
+bundle and the traffic back (:mod:`rollout.retrain.promotion`); when it rolled back, the stable
+side is untouched. A rejected, refused or failed run changes nothing and says why (log, Event,
+``retrain_runs_total{decision}``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ class Runner(Protocol):
 
     def start_rollout(self, run: str) -> str:
         """Start ``rollout run``; returns a name for it."""
+
+    def rollout_result(self, run: str) -> bool | None:
+        """The ``rollout run`` of ``run``: None while it goes, True when it promoted the canary."""
+
+    def promote_stable(self, storage_uri: str) -> str | None:
+        """The stable side takes ``storage_uri`` and the traffic back (weights 100/0); returns what
+        was done, or None when this runner leaves the stable side alone (not configured)."""
 
     def record(self, reason: str, message: str, *, warning: bool = False) -> None: ...
 
@@ -164,6 +174,45 @@ class Trigger:
         )
         log.info("run %s accepted: canary %s -> %s; %s started", run, before, uri, rollout)
         self.runner.record("RetrainPromotedToCanary", f"{run}: canary {before} -> {uri}; {rollout} started")
+        self._finish_rollout(run, uri, rollout)
+
+    def _finish_rollout(self, run: str, uri: str, rollout: str) -> None:
+        """Follow ``rollout run`` to its end; a promotion ends with the stable side on ``uri``."""
+        deadline = time.monotonic() + self.deadline_seconds
+        promoted = self.runner.rollout_result(run)
+        while promoted is None:
+            if self._stop.is_set() or time.monotonic() > deadline:
+                self.last["rollout_outcome"] = "unknown"
+                log.warning("run %s: %s did not end while followed; stable untouched", run, rollout)
+                return
+            self._stop.wait(self.poll_seconds)
+            promoted = self.runner.rollout_result(run)
+        if not promoted:
+            self.counters["stable", "unchanged"] += 1
+            self.last["rollout_outcome"] = "not promoted"
+            log.warning("run %s: %s did not promote %s; stable untouched", run, rollout, uri)
+            self.runner.record(
+                "RetrainNotPromoted",
+                f"{run}: {rollout} did not promote {uri}; stable untouched",
+                warning=True,
+            )
+            return
+        self.last["rollout_outcome"] = "promoted"
+        try:
+            done = self.runner.promote_stable(uri)
+        except KubeError as e:
+            self.counters["stable", "failed"] += 1
+            self.last["stable"] = f"not updated: {e}"
+            log.error("run %s: canary promoted but the stable side did not take %s: %s", run, uri, e)
+            self.runner.record("RetrainStableNotUpdated", f"{run}: {uri}: {e}", warning=True)
+            return
+        if done is None:
+            self.last["stable"] = "unchanged (no stable update configured)"
+            return
+        self.counters["stable", "updated"] += 1
+        self.last["stable"] = uri
+        log.info("run %s promoted: stable now serves %s; %s", run, uri, done)
+        self.runner.record("RetrainPromoted", f"{run}: stable now serves {uri}; {done}")
 
     def metrics(self) -> str:
         """Prometheus text exposition of the counters."""
@@ -186,7 +235,13 @@ class Trigger:
                 f'retrain_canary_updates_total{{outcome="{o}"}} {self.counters["canary", o]}'
                 for o in ("updated", "failed")
             ],
-            "# HELP retrain_run_in_progress 1 while a retraining run is going.",
+            "# HELP retrain_stable_updates_total Stable InferenceService updates after promoted rollouts.",
+            "# TYPE retrain_stable_updates_total counter",
+            *[
+                f'retrain_stable_updates_total{{outcome="{o}"}} {self.counters["stable", o]}'
+                for o in ("updated", "unchanged", "failed")
+            ],
+            "# HELP retrain_run_in_progress 1 while a retraining run (or the rollout it started) is going.",
             "# TYPE retrain_run_in_progress gauge",
             f"retrain_run_in_progress {1 if self.current else 0}",
         ]
