@@ -21,7 +21,7 @@ DRIFT_REQS   := serving-common/requirements.txt $(wildcard drift-detector/requir
 # make up/down/status: the whole system on loopback (manifests/local/local_stack), derived from the chart
 STACK     := PYTHONPATH=$(CURDIR)/manifests/local $(BIN)/python -m local_stack
 
-.PHONY: help install install-serving install-drift tools bundles up down status demo test test-serving test-drift lint bench images manifests clean
+.PHONY: help install install-serving install-drift tools bundles up down status demo demo-retrain test test-serving test-drift lint bench images manifests clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,12 @@ status: ## the local stack's processes, readiness, routes and endpoints
 .PHONY: trace
 trace: ## the newest trace of the local stack as a span tree (TRACE=<trace id> for another one)
 	$(STACK) trace $(TRACE)
+
+RETRAIN_DEMO_ENV := {"retrain-trigger": {"ROLLOUT_STEPS": "25,50,100", "ROLLOUT_INTERVAL": "10s", "ROLLOUT_WINDOW": "20s", "ROLLOUT_MIN_REQUESTS": "2", "ROLLOUT_MIN_LABELLED": "50"}}
+
+demo-retrain: install bundles tools ## the retraining loop, narrated: make up with retraining on, drift -> retrain -> canary -> gated promotion
+	STACK_RETRAINING=true STACK_EXTRA_ENV='$(RETRAIN_DEMO_ENV)' $(STACK) up
+	$(BIN)/python tests/tools/retrain_demo.py
 
 demo: up ## a narrated scenario on top of `make up`: predictions, pins, explanation, rollout, fault, drift
 	$(STACK) demo

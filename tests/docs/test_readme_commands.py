@@ -28,36 +28,33 @@ RUN_HERE = {
 }
 """(README, bash block) run by the tests of this module."""
 
+LOCAL_STACK = "tests/system/test_local_stack.py"
 COVERED_ELSEWHERE = {
-    ("README.md", 0): "tests/system/test_local_stack.py::test_readme_quickstart runs it on the test stack",
-    (
-        "rollout/README.md",
-        1,
-    ): "tests/system/test_local_stack.py runs these rollout commands on the test stack",
+    ("README.md", 0): f"{LOCAL_STACK}::test_readme_quickstart runs it on the test stack",
+    ("README.md", 1): (
+        "tests/system/test_retraining_loop.py drives the same loop on a stack started with "
+        "STACK_RETRAINING=true (shorter rollout steps than the demo's)"
+    ),
     ("rollout/README.md", 0): "needs a cluster: tests/rollout run these commands against the fake API server",
+    ("rollout/README.md", 1): (
+        f"{LOCAL_STACK}::test_readme_quickstart runs status and set-weight as written; "
+        "test_rollout_run_promotes_a_healthy_canary_step_by_step runs `rollout run --router local`"
+    ),
     ("rollout/README.md", 2): "the pip install lines of `make install`",
     ("rollout/README.md", 3): "the test suite itself (make test)",
-    (
-        "rollout/README.md",
-        4,
-    ): "tests/rollout/test_rollout_prometheus_e2e.py: analyze against a real Prometheus",
+    ("rollout/README.md", 4): "tests/rollout/test_rollout_prometheus_e2e.py: analyze on a real Prometheus",
     ("transformer/README.md", 1): "the test suite itself (make test)",
     ("explainer/README.md", 1): "the test suite itself and `make bench`",
     ("training/README.md", 0): "`make bundles` (every `make test` runs it) runs these commands",
-    (
-        "training/README.md",
-        1,
-    ): "tests/retraining/test_real_store.py runs `training retrain` against a real store",
-    (
-        "helm/model-serving/README.md",
-        0,
-    ): "needs a cluster: tests/helm/test_cluster.py installs the chart on the fake API",
+    ("training/README.md", 1): "tests/retraining/test_real_store.py runs `training retrain` on a real store",
+    ("helm/model-serving/README.md", 0): (
+        "needs a cluster: tests/helm/test_cluster.py checks what these commands install"
+    ),
     ("docs/runbook.md", 0): "needs a cluster (kubectl logs on a pod)",
-    (
-        "docs/runbook.md",
-        1,
-    ): "needs a cluster (ingress, kubectl logs); tests/system/test_local_stack_traces.py sends"
-    " a traceparent through Envoy and finds the trace",
+    ("docs/runbook.md", 1): (
+        "needs a cluster (ingress, kubectl logs); tests/system/test_local_stack_traces.py sends a "
+        "traceparent through Envoy and finds the trace"
+    ),
 }
 
 
