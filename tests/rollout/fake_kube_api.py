@@ -300,9 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
         if obj is None:
             self._status(404, "NotFound", f'{resource} "{name}" not found', name, key[1])
             return
+        if self.fake.after_get is not None:  # another writer, between this read and the client's
+            self.fake.after_get(key)  # next request: before the answer leaves, so never after it
         self._send(200, obj)
-        if self.fake.after_get is not None:
-            self.fake.after_get(key)
 
     def do_PATCH(self) -> None:
         routed = self._route()
