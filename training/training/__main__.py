@@ -11,15 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
-from serving_common.operability import configure_logging
-
+from training import log_setup
 from training.bundle_writer import PARITY_TOLERANCE, ParityError, train_bundle
 from training.models import TRAINERS
 
 log = logging.getLogger("training")
-
-LIBRARY_LOGGERS = ("onnx_ir", "onnxscript", "onnx", "torch.onnx", "sklearn")
-"""The ONNX exporter's passes log every step at INFO: held at WARNING."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["retrain"]:
         from training import retrain_cli
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         return retrain_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("--model", choices=sorted(TRAINERS), required=True, help="which model to train")
@@ -37,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="model version (default: the model kind + '-1')")
     parser.add_argument("--log_format", choices=["text", "json"], default="text", help="log line format")
     args = parser.parse_args(argv)
-    configure_logging("training", args.log_format, "INFO", quiet=LIBRARY_LOGGERS)
-    logging.getLogger("torch").setLevel(logging.ERROR)  # the ONNX exporter's "torchvision is not installed"
+    log_setup.configure(args.log_format)
     try:
         card = train_bundle(args.model, args.out, seed=args.seed, name=args.name, version=args.version)
     except ParityError as e:

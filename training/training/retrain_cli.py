@@ -9,6 +9,7 @@ from pathlib import Path
 
 from serving_common.bundle import BundleError
 
+from training import log_setup
 from training.dataset import Requirements
 from training.models import TRAINERS
 from training.retrain import Source, retrain
@@ -53,11 +54,19 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="also write the summary line here (<= 4 KiB: fits /dev/termination-log)",
     )
+    p.add_argument(
+        "--log_format",
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log line format: text (a terminal) or json (one object per line: a cluster's Job)",
+    )
     return p
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    log_setup.configure(args.log_format)
     for name, value, low, high in (
         ("--margin", args.margin, 0.0, 1.0),
         ("--holdout-fraction", args.holdout_fraction, 0.01, 0.9),
@@ -104,5 +113,12 @@ def main(argv: list[str]) -> int:
         line = json.dumps(summary, sort_keys=True)
     if args.result is not None:
         args.result.write_text(line)
+    log.log(
+        logging.INFO if summary["decision"] == "accepted" else logging.WARNING,
+        "retrain %s: %s",
+        summary["decision"],
+        "; ".join(summary["reasons"] or []) or summary["version"],
+        extra={"decision": summary["decision"], "version": summary["version"], "run_id": summary["run_id"]},
+    )
     print(line, flush=True)
     return run.exit_code
