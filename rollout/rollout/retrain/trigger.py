@@ -81,6 +81,8 @@ class Trigger:
     current: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _stamp: dt.datetime | None = None
+    """The time in the newest run id: ids (and so Job names) never repeat, even within a second."""
     _ended: tuple[str, float] | None = None
     """The last run that ended here and when (``time.monotonic()``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -116,7 +118,7 @@ class Trigger:
                         f"{self.cooldown_seconds:g} s after a run (cooldown), {left:.0f} s left",
                         "retry_after_seconds": round(left, 1),
                     }
-            run = f"retrain-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
+            run = self._new_run_id()
             self.runner.start(run, reasons[0])
             self.current = run
             self.counters["alerts", "started"] += 1
@@ -125,6 +127,13 @@ class Trigger:
         log.info("alert %s (%s): started %s", reasons[0].name, reasons[0].source, run)
         self.runner.record("RetrainStarted", f"{run} started by {reasons[0].source} {reasons[0].name}")
         return {"outcome": "started", "run": run}
+
+    def _new_run_id(self) -> str:
+        stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if self._stamp is not None and stamp <= self._stamp:
+            stamp = self._stamp + dt.timedelta(seconds=1)
+        self._stamp = stamp
+        return f"retrain-{stamp:%Y%m%d%H%M%S}"
 
     def wait(self, timeout: float) -> bool:
         """Wait (bounded) for the current run's follow-up to end; True when it ended."""
