@@ -122,7 +122,7 @@ def ended(status: dict[str, Any], run: str) -> dict[str, Any] | None:
 
 def detector_stream(stack: LocalStack, component: str = "predictor") -> dict[str, Any] | None:
     """The drift detector's ``GET /status`` entry of the stable InferenceService's ``component``."""
-    status = httpx.get(f"{stack.url('drift-detector')}/status", timeout=5).json()
+    status = httpx.get(f"{stack.url('driftDetector')}/status", timeout=5).json()
     return next(
         (
             s
@@ -135,7 +135,7 @@ def detector_stream(stack: LocalStack, component: str = "predictor") -> dict[str
 
 def drift_detected(stack: LocalStack, component: str = "predictor") -> dict[str, float]:
     """``drift_detected`` of the stable InferenceService's ``component`` stream, by ``kind``."""
-    text = httpx.get(f"{stack.url('drift-detector')}/metrics", timeout=5).text
+    text = httpx.get(f"{stack.url('driftDetector')}/metrics", timeout=5).text
     out: dict[str, float] = {}
     for line in text.splitlines():
         stream = f'inferenceservice="{stack.info["stable"]}"' in line and f'component="{component}"' in line
