@@ -28,7 +28,7 @@ from .errors import (
     NotFoundError,
 )
 
-__all__ = ["DEPLOYMENTS", "ISTIO", "KSERVE", "KubeGateway", "Resource", "connect"]
+__all__ = ["ISTIO", "KSERVE", "KubeGateway", "Resource", "connect"]
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -48,9 +48,6 @@ class Resource:
 
 ISTIO = Resource("networking.istio.io", "v1", "virtualservices")
 KSERVE = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-"""apps/v1 Deployments (the drift detector's): the same ``/apis/<group>/<version>`` paths, so
-:meth:`KubeGateway.get` and :meth:`KubeGateway.patch` serve them as they serve custom resources."""
 
 
 def _message(e: ApiException) -> str:

@@ -21,11 +21,14 @@ from typing import Any
 
 from ..errors import ConflictError, InvalidError
 from ..gateway import Gateway
-from ..kube import DEPLOYMENTS
+from ..kube import Resource
 
-__all__ = ["CONTAINER", "bundle_patch", "point_detector"]
+__all__ = ["CONTAINER", "DEPLOYMENTS", "bundle_patch", "point_detector"]
 
 Obj = dict[str, Any]
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+"""apps/v1 Deployments: the same ``/apis/<group>/<version>`` paths as custom resources, so the
+gateway's ``get`` and ``patch`` serve them. Only the trigger writes one (the rollout CLI never does)."""
 CONTAINER = "drift-detector"
 PVC = "pvc://"
 

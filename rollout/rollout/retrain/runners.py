@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KubeError, RolloutError
-from ..kube import DEPLOYMENTS, KSERVE, KubeGateway
+from ..kube import KSERVE, KubeGateway
 from ..local import connect_local
 from .alerts import Reason
 from .canary import point_canary, point_storage, served_uri
-from .detector import point_detector
+from .detector import DEPLOYMENTS, point_detector
 from .jobs import RUN_LABEL, TRIGGER_LABEL, JobGateway
 from .promotion import back_to_stable, wait_ready
 from .trigger import Outcome
