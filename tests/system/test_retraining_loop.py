@@ -258,18 +258,36 @@ def test_drift_retrain_canary_and_gated_promotion_with_real_processes(stack: Loc
         traffic = traffic_for(client, stack)
         for seed in range(500, 507):  # bounded: 700 rows, 3 windows of the predictor's stream
             traffic.send(shifted(100, seed=seed, start=time.time()))
+        assert traffic.seen.get(version) == 35, traffic.seen  # every answer from the promoted bundle
+        stream = wait_for(
+            "3 windows of the predictor's stream judged against the promoted bundle",
+            lambda: (
+                (s := detector_stream(stack)) and min(s["windows_evaluated"].values(), default=0) >= 3 and s
+            ),
+            60,
+            1,
+        )
+        assert stream["prediction_drift"] == f"judged against reference {version}", stream
+        assert stream["model_version"] == version, stream
+        # ModelDriftPersistent needs more than half of the windows drifted: none of that here (a
+        # single window may still drift by chance: each is a test at p_val 0.05)
+        for kind in ("features", "prediction"):
+            assert 2 * stream["windows_drifted"].get(kind, 0) < stream["windows_evaluated"][kind], stream
+        # and the stream's drift_detected settles at 0 (at most 3 more windows, one at a time)
+        for seed in range(600, 603):
+            if drift_detected(stack) == {"features": 0.0, "prediction": 0.0}:
+                break
+            judged = detector_stream(stack) or stream
+            traffic.send(shifted(200, seed=seed, start=time.time()))
+            n = min(judged["windows_evaluated"].values())
+            wait_for(
+                "one more window judged",
+                lambda n=n: min((detector_stream(stack) or stream)["windows_evaluated"].values()) > n,
+                60,
+                1,
+            )
         traffic.flush()
-    assert traffic.seen.get(version) == 35, traffic.seen  # every answer from the promoted bundle
-    stream = wait_for(
-        "3 windows of the predictor's stream judged against the promoted bundle",
-        lambda: (s := detector_stream(stack)) and s["windows_evaluated"].get("features", 0) >= 3 and s,
-        60,
-        1,
-    )
-    assert stream["prediction_drift"] == f"judged against reference {version}", stream
-    assert stream["model_version"] == version, stream
-    assert stream["windows_drifted"].get("features", 0) == 0, stream
-    assert drift_detected(stack) == {"features": 0.0, "prediction": 0.0}, stream
+    assert drift_detected(stack) == {"features": 0.0, "prediction": 0.0}, detector_stream(stack)
     after = trigger_status(stack)
     assert after["counters"].get("alerts/started") == 1, after  # one run, and only one
     assert after["current"] is None and after["last"]["run"] == last["run"], after

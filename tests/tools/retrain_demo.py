@@ -191,7 +191,10 @@ def main() -> int:
         return 1
     evaluated, drifted = stream["windows_evaluated"], stream["windows_drifted"]
     print(f"   its reference: {stream['prediction_drift']}")
-    print(f"   the same shifted patients since the restart: windows {evaluated}, drifted {drifted}")
+    print(
+        f"   the same shifted patients since the restart: windows {evaluated}, drifted {drifted} "
+        f"({'no' if all(2 * drifted.get(k, 0) < n for k, n in evaluated.items()) else 'a'} persistent drift)"
+    )
     status = demo.status()
     started = status["counters"].get("alerts/started", 0)
     print(
@@ -200,7 +203,9 @@ def main() -> int:
     )
     labels = {k.removeprefix("label:"): v for k, v in demo.traffic.seen.items() if k.startswith("label:")}
     print(f"   labels fed back over the whole demo, by outcome: {labels}")
-    settled = last.get("detector") == last.get("stable") and not any(drifted.values()) and started == 1
+    # ModelDriftPersistent needs more than half of the windows drifted (one may drift by chance)
+    calm = all(2 * drifted.get(kind, 0) < n for kind, n in evaluated.items())
+    settled = last.get("detector") == last.get("stable") and calm and started == 1
     return 0 if last.get("rollout_outcome") == "promoted" and settled else 1
 
 
