@@ -1,6 +1,7 @@
 """``STACK_RETRAINING=true make up`` wiring, without starting the stack: the trigger program, the
-Alertmanager route to it, its environment (the retraining rollout's gates), and ``local_stack
-canary-bundle`` / ``stable-bundle`` moving every program of a track."""
+Alertmanager route to it, its environment (the retraining rollout's gates, the cooldown), and
+``local_stack canary-bundle`` / ``stable-bundle`` moving every program of a track, ``drift-bundle``
+the drift detector (its feedback database stays where it is)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "loca
 from local_stack.chart import render
 from local_stack.errors import StackError
 from local_stack.monitoring import alertmanager_config
-from local_stack.retraining import canary_bundle, stable_bundle, trigger_program
+from local_stack.retraining import canary_bundle, drift_bundle, stable_bundle, trigger_program
 from local_stack.settings import StackSettings
 from local_stack.topology import build
 
@@ -52,6 +53,9 @@ def test_the_trigger_program_and_its_alert_route(settings: StackSettings) -> Non
     assert shlex.split(opts["--rollout-command"])[1:4] == ["run", "--router", "local"]
     assert opts["--canary-command"].endswith("canary-bundle {storage_uri}")
     assert opts["--stable-command"].endswith("stable-bundle {storage_uri}")
+    assert opts["--detector-command"].endswith("drift-bundle {storage_uri}")
+    assert training[training.index("--original-share") + 1] == "0.3"
+    assert program.env["ROLLOUT_RETRAIN_COOLDOWN_SECONDS"] == "300"
     # `rollout run` inherits the trigger's environment: quality gate on, drift gate off
     assert program.env["ROLLOUT_MAX_ACCURACY_DROP"] == "0.02"
     assert program.env["ROLLOUT_FAIL_ON_DRIFT"] == "false"
@@ -120,3 +124,32 @@ def test_stable_bundle_moves_every_stable_program_and_leaves_the_canary(settings
     assert canary[canary.index("--model_dir") + 1] == str(settings.bundles / "mlp")
     drift = after["drift-detector"]["command"]
     assert str(settings.bundles / "gbm-20261130T130000Z") not in drift, "the detector keeps its reference"
+
+
+def test_drift_bundle_restarts_only_the_detector_and_keeps_its_feedback_database(
+    settings: StackSettings,
+) -> None:
+    topo = build(render(settings), settings)
+    settings.state_dir.mkdir(parents=True)
+    programs = {p.name: {"command": p.command, "env": p.env} for p in topo.programs}
+    (settings.state_dir / "programs.json").write_text(json.dumps(programs))
+    stack = FakeStack(settings)
+    before = drift_bundle(stack, "pvc://model-bundles/gbm-20261130T130000Z")  # type: ignore[arg-type]
+    assert before == "pvc://model-bundles/gbm"
+    assert stack.restarted == ["drift-detector"]
+    after = json.loads((settings.state_dir / "programs.json").read_text())
+    drift = after["drift-detector"]
+    assert drift["command"][drift["command"].index("--model_dir") + 1] == str(
+        settings.bundles / "gbm-20261130T130000Z"
+    )
+    db = drift["env"]["DRIFT_FEEDBACK_DB_URL"]
+    assert db == programs["drift-detector"]["env"]["DRIFT_FEEDBACK_DB_URL"], "the feedback store is kept"
+    assert db.startswith(f"sqlite:///{settings.state_dir / 'volumes'}"), db
+    for name in ("stable-predictor", "canary-predictor"):
+        assert after[name] == programs[name]
+    # a feedback database inside a bundle folder would be left behind: refused, nothing restarted
+    after["drift-detector"]["env"]["DRIFT_FEEDBACK_DB_URL"] = f"sqlite:///{settings.bundles / 'mlp' / 'f.db'}"
+    (settings.state_dir / "programs.json").write_text(json.dumps(after))
+    with pytest.raises(StackError, match=r"the feedback database .*f\.db is inside the bundle folder"):
+        drift_bundle(stack, "pvc://model-bundles/mlp")  # type: ignore[arg-type]
+    assert stack.restarted == ["drift-detector"]

@@ -2,7 +2,10 @@
 starts exactly the Job the chart's CronJob describes, repeated alerts start nothing (also while the
 run's `rollout run` Job goes, seen by a restarted trigger), an accepted run moves the canary
 (guarded) and starts `rollout run`; when that promotes, the stable InferenceService takes the
-bundle and the VirtualService goes back to 100/0; a rolled-back or rejected one changes nothing."""
+bundle, the VirtualService goes back to 100/0 and the drift detector's Deployment takes the bundle
+(so the next alert is not the old reference judging the new population), and the next run's
+champion is the bundle the stable side serves; a rolled-back or rejected one changes nothing;
+alerts within the cooldown after a run start nothing."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from fake_batch_api import FakeBatchAPI
 from rollout.errors import KubeError
 from rollout.kube import connect
 from rollout.retrain.alerts import Reason
+from rollout.retrain.detector import bundle_patch
 from rollout.retrain.jobs import RUN_LABEL, TRIGGER_LABEL
 from rollout.retrain.runners import KubeRunner, LocalRunner
 from rollout.retrain.server import TriggerServer
@@ -90,6 +94,9 @@ class Stack:
     def stable(self) -> Obj:
         return self.api.get("serving.kserve.io/v1beta1", "inferenceservices", NS, "model-serving-stable")
 
+    def detector(self) -> Obj:
+        return self.api.get("apps/v1", "deployments", NS, "model-serving-drift-detector")
+
     def weights(self) -> dict[str, int]:
         vs = self.api.get("networking.istio.io/v1", "virtualservices", NS, "model-serving")
         (primary,) = [r for r in vs["spec"]["http"] if r["name"] == "primary"]
@@ -150,6 +157,7 @@ def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stac
             ("CronJob", "model-serving-rollout", "cronjobs"),
             ("InferenceService", "model-serving-canary", "inferenceservices"),
             ("VirtualService", "model-serving", "virtualservices"),
+            ("Deployment", "model-serving-drift-detector", "deployments"),
         ):
             api.put(rendered[kind, name], plural)
         ready = {"conditions": [{"type": "Ready", "status": "True"}]}
@@ -169,9 +177,15 @@ def stack(rendered: dict[tuple[str, str], Obj], tmp_path: Path) -> Iterator[Stac
                 stable=env["ROLLOUT_RETRAIN_STABLE"],
                 virtual_service=env["ROLLOUT_RETRAIN_VIRTUAL_SERVICE"],
                 rollout_args=shlex.split(env["ROLLOUT_RETRAIN_ROLLOUT_ARGS"]),
+                drift_detector=env["ROLLOUT_RETRAIN_DRIFT_DETECTOR"],
                 ready_timeout=10,
             )
-            trigger = Trigger(runner, poll_seconds=0.05, deadline_seconds=60)
+            trigger = Trigger(
+                runner,
+                poll_seconds=0.05,
+                deadline_seconds=60,
+                cooldown_seconds=float(env["ROLLOUT_RETRAIN_COOLDOWN_SECONDS"]),
+            )
             alerts = frozenset(env["ROLLOUT_RETRAIN_ALERTS"].split(","))
             server = TriggerServer(trigger, alerts, "127.0.0.1", 0).start()
             try:
@@ -197,8 +211,31 @@ def _metric(text: str, series: str) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
+def _record_patches(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
+    """Every patch the trigger sends, as (plural, name, body), passed on to the fake API."""
+    gateway = stack.trigger.runner.gateway  # type: ignore[attr-defined]
+    real_patch, sent = gateway.patch, []
+
+    def patch(kind: Any, name: str, body: Any) -> Obj:
+        sent.append((kind.plural, name, copy.deepcopy(body)))
+        result: Obj = real_patch(kind, name, body)
+        return result
+
+    monkeypatch.setattr(gateway, "patch", patch)
+    return sent
+
+
+def _model_mount(deployment: Obj) -> tuple[int, int]:
+    """Indices of the detector's bundle volume and of its mount in the drift-detector container."""
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    m = next(i for i, vm in enumerate(container["volumeMounts"]) if vm["mountPath"] == "/mnt/models")
+    name = container["volumeMounts"][m]["name"]
+    return next(i for i, v in enumerate(pod["volumes"]) if v["name"] == name), m
+
+
 def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenger_goes_into_the_canary(
-    stack: Stack,
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = stack.alert()
     assert first.status_code == 202 and first.json()["outcome"] == "started"
@@ -280,6 +317,8 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
     stable_before = stack.stable()
     assert set(_storage_uris(stable_before).values()) == {"pvc://model-bundles/gbm"}
 
+    detector_before = stack.detector()
+    patches = _record_patches(stack, monkeypatch)
     stack.promoted_by_rollout()
     stack.finish(rollout_job, {})
     assert stack.trigger.wait(30)
@@ -294,7 +333,39 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
         "RetrainPromotedToCanary",
         "RetrainStablePromoted",
         "RetrainPromoted",
+        "RetrainDetectorUpdated",
     ]
+    # the drift detector judges against the promoted bundle: one guarded JSON patch of its mount
+    v, m = _model_mount(detector_before)
+    claim = f"/spec/template/spec/volumes/{v}/persistentVolumeClaim/claimName"
+    sub_path = f"/spec/template/spec/containers/0/volumeMounts/{m}/subPath"
+    assert [p for p in patches if p[0] == "deployments"] == [
+        (
+            "deployments",
+            "model-serving-drift-detector",
+            [
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": detector_before["metadata"]["resourceVersion"],
+                },
+                {"op": "test", "path": claim, "value": "model-bundles"},
+                {"op": "replace", "path": claim, "value": "model-bundles"},
+                {"op": "test", "path": sub_path, "value": "gbm"},
+                {"op": "replace", "path": sub_path, "value": "gbm-20261130T130000Z"},
+            ],
+        )
+    ]
+    expected_detector = copy.deepcopy(detector_before)
+    expected_detector["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][m]["subPath"] = (
+        "gbm-20261130T130000Z"
+    )
+    detector = stack.detector()
+    assert int(detector["metadata"].pop("resourceVersion")) > int(
+        expected_detector["metadata"].pop("resourceVersion")
+    )
+    assert detector == expected_detector, "only the bundle mount changed (the feedback claim stays)"
+    assert "model-serving-drift-detector" in stack.api.events[4]["message"]
     assert stack.api.events[2]["involvedObject"]["name"] == "model-serving"
     assert (
         "stable pvc://model-bundles/gbm -> pvc://model-bundles/gbm-20261130T130000Z"
@@ -306,13 +377,36 @@ def test_two_alerts_start_exactly_the_job_the_chart_describes_then_the_challenge
     assert _metric(metrics, 'retrain_runs_total{decision="accepted"}') == 1
     assert _metric(metrics, 'retrain_canary_updates_total{outcome="updated"}') == 1
     assert _metric(metrics, 'retrain_stable_updates_total{outcome="updated"}') == 1
+    assert _metric(metrics, 'retrain_detector_updates_total{outcome="updated"}') == 1
     assert _metric(metrics, "retrain_run_in_progress") == 0
     status = httpx.get(f"{stack.url}/status", timeout=10).json()
     assert status["current"] is None and status["last"]["decision"] == "accepted"
-    assert (status["last"]["rollout_outcome"], status["last"]["stable"]) == (
+    assert (status["last"]["rollout_outcome"], status["last"]["stable"], status["last"]["detector"]) == (
         "promoted",
         "pvc://model-bundles/gbm-20261130T130000Z",
+        "pvc://model-bundles/gbm-20261130T130000Z",
     )
+
+    # the next alert comes within the cooldown: acknowledged, counted, nothing started
+    cooling = stack.alert()
+    assert (cooling.status_code, cooling.json()["outcome"], cooling.json()["run"]) == (200, "cooldown", run)
+    assert "alerts start nothing for 1800 s after a run (cooldown)" in cooling.json()["message"]
+    assert len(stack.jobs()) == 2, "no second run"
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, 'retrain_alerts_total{outcome="cooldown"}') == 1
+
+    # after it, the next run's champion is the bundle the stable side serves now, where the Job mounts it
+    stack.trigger.cooldown_seconds = 0
+    second = stack.alert()
+    assert (second.status_code, second.json()["outcome"]) == (202, "started")
+    (next_job,) = [j for j in stack.jobs() if j["metadata"]["labels"][RUN_LABEL] == second.json()["run"]]
+    args = next_job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["retrain", "--champion", "/mnt/bundles/gbm-20261130T130000Z"]
+    expected_spec = copy.deepcopy(template["spec"])
+    expected_spec["template"]["spec"]["containers"][0]["args"][2] = "/mnt/bundles/gbm-20261130T130000Z"
+    assert next_job["spec"] == expected_spec, "nothing else differs from the chart's jobTemplate"
+    stack.finish(next_job, {"decision": "rejected", "reasons": ["no better"]}, failed=True)
+    assert stack.trigger.wait(30)
 
 
 def test_a_rollout_that_does_not_promote_leaves_the_stable_side_alone(stack: Stack) -> None:
@@ -321,15 +415,17 @@ def test_a_rollout_that_does_not_promote_leaves_the_stable_side_alone(stack: Sta
     uri = "pvc://model-bundles/gbm-20261130T140000Z"
     stack.finish(job, {"decision": "accepted", "version": "v", "storage_uri": uri, "reasons": []})
     rollout_job = stack.wait_rollout_job()
-    stable, weights = stack.stable(), stack.weights()
+    stable, weights, detector = stack.stable(), stack.weights(), stack.detector()
     stack.finish(rollout_job, {}, failed=True)  # `rollout run` exited 7: rolled back
     assert stack.trigger.wait(30)
     assert stack.stable() == stable and stack.weights() == weights == {"stable": 90, "canary": 10}
+    assert stack.detector() == detector, "the drift detector keeps its reference"
     warning = stack.api.events[-1]
     assert (warning["reason"], warning["type"]) == ("RetrainNotPromoted", "Warning")
     assert f"did not promote {uri}; stable untouched" in warning["message"]
     status = httpx.get(f"{stack.url}/status", timeout=10).json()
     assert status["last"]["rollout_outcome"] == "not promoted" and "stable" not in status["last"]
+    assert "detector" not in status["last"]
 
 
 def test_an_unfinished_job_from_before_a_restart_blocks_a_second_run(stack: Stack) -> None:
@@ -367,7 +463,7 @@ def test_an_unfinished_job_from_before_a_restart_blocks_a_second_run(stack: Stac
 def test_a_run_that_does_not_produce_a_challenger_changes_nothing_and_says_why(
     stack: Stack, summary: Obj | None, failed: bool, decision: str, event: str
 ) -> None:
-    before = stack.canary()
+    before, detector = stack.canary(), stack.detector()
     assert stack.alert().status_code == 202
     (job,) = stack.jobs()
     if summary is None:
@@ -393,6 +489,7 @@ def test_a_run_that_does_not_produce_a_challenger_changes_nothing_and_says_why(
         stack.finish(job, summary, failed=failed)
     assert stack.trigger.wait(30)
     assert stack.canary() == before, "the canary is untouched"
+    assert stack.detector() == detector, "the drift detector is untouched"
     assert [j["metadata"]["name"] for j in stack.jobs()] == [job["metadata"]["name"]], "no rollout run"
     warning = stack.api.events[-1]
     assert (warning["reason"], warning["type"]) == (event, "Warning")
@@ -509,6 +606,8 @@ def test_a_stable_side_that_does_not_become_ready_keeps_the_traffic_on_the_canar
     assert stack.trigger.wait(30)
     assert set(_storage_uris(stack.stable()).values()) == {uri}
     assert stack.weights() == {"stable": 0, "canary": 100}, "the traffic stays where it is served well"
+    (container,) = stack.detector()["spec"]["template"]["spec"]["containers"]
+    assert [vm.get("subPath") for vm in container["volumeMounts"] if vm["name"] == "model"] == ["gbm"]
     warning = stack.api.events[-1]
     assert (warning["reason"], warning["type"]) == ("RetrainStableNotUpdated", "Warning")
     assert "not Ready 0.5 s after taking the new bundle: generation 2 not observed yet" in warning["message"]
@@ -532,3 +631,141 @@ def test_after_a_local_promotion_the_next_run_s_champion_is_the_new_stable_bundl
     ):
         runner.promote_stable("pvc://model-bundles/gbm-2")
     assert runner.training[runner.training.index("--champion") + 1] == "/b/gbm-2"
+
+
+def _promote(stack: Stack, uri: str) -> None:
+    """One run: accepted with ``uri``, its `rollout run` promoted; until the trigger has finished."""
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    stack.finish(
+        job, {"decision": "accepted", "version": uri.rsplit("/", 1)[-1], "storage_uri": uri, "reasons": []}
+    )
+    rollout_job = stack.wait_rollout_job()
+    stack.promoted_by_rollout()
+    stack.finish(rollout_job, {})
+    assert stack.trigger.wait(30)
+
+
+def test_a_concurrent_edit_of_the_drift_detector_is_a_conflict_not_an_overwrite(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = stack.trigger.runner.gateway  # type: ignore[attr-defined]
+    real_get = gateway.get
+
+    def get_then_someone_else_edits(kind: Any, name: str) -> Obj:
+        obj: Obj = real_get(kind, name)
+        if kind.plural == "deployments":
+            monkeypatch.setattr(gateway, "get", real_get)
+            stack.api.edit("apps/v1", "deployments", NS, name, lambda o: o["spec"].update(replicas=0))
+        return obj
+
+    monkeypatch.setattr(gateway, "get", get_then_someone_else_edits)
+    uri = "pvc://model-bundles/gbm-20261130T160000Z"
+    _promote(stack, uri)
+    assert set(_storage_uris(stack.stable()).values()) == {uri}, "the stable side was promoted"
+    detector = stack.detector()
+    assert detector["spec"]["replicas"] == 0, "the other edit is kept"
+    (container,) = detector["spec"]["template"]["spec"]["containers"]
+    assert [vm.get("subPath") for vm in container["volumeMounts"] if vm["name"] == "model"] == ["gbm"]
+    warning = stack.api.events[-1]
+    assert (warning["reason"], warning["type"]) == ("RetrainDetectorNotUpdated", "Warning")
+    assert 'deployments.apps "model-serving-drift-detector" was changed by someone else' in warning["message"]
+    assert "the detector still reads pvc://model-bundles/gbm" in warning["message"]
+    status = httpx.get(f"{stack.url}/status", timeout=10).json()
+    assert status["last"]["detector"].startswith("not updated: ")
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert _metric(metrics, 'retrain_detector_updates_total{outcome="failed"}') == 1
+
+
+def test_alerts_within_the_cooldown_after_a_rejected_run_start_nothing(stack: Stack) -> None:
+    assert stack.alert().status_code == 202
+    (job,) = stack.jobs()
+    run = job["metadata"]["labels"][RUN_LABEL]
+    stack.finish(job, {"decision": "rejected", "reasons": ["accuracy: no better"]}, failed=True)
+    assert stack.trigger.wait(30)
+    for answer in (stack.alert(), stack.alert("ModelAccuracyBelowModelCard")):
+        body = answer.json()
+        assert (answer.status_code, body["outcome"], body["run"]) == (200, "cooldown", run)
+        assert 0 < body["retry_after_seconds"] <= 1800
+    status = httpx.get(f"{stack.url}/status", timeout=10).json()
+    assert status["cooldown"]["seconds"] == 1800 and 0 < status["cooldown"]["remaining"] <= 1800
+    assert status["counters"]["alerts/cooldown"] == 2
+    assert len(stack.jobs()) == 1, "nothing started"
+    stack.trigger.cooldown_seconds = 0.0
+    assert stack.alert().json()["outcome"] == "started", "after the cooldown an alert starts a run again"
+
+
+def test_a_champion_not_on_a_claim_the_job_mounts_is_refused_with_the_claim_named(stack: Stack) -> None:
+    stack.api.edit(
+        "serving.kserve.io/v1beta1",
+        "inferenceservices",
+        NS,
+        "model-serving-stable",
+        lambda o: [
+            e.update(value="pvc://other-claim/gbm")
+            for c in o["spec"]["predictor"]["containers"]
+            for e in c.get("env", [])
+            if e["name"] == "STORAGE_URI"
+        ],
+    )
+    answer = stack.alert()
+    assert answer.status_code == 503
+    assert (
+        "pvc://other-claim/gbm: the retraining Job does not mount claim 'other-claim'"
+        in answer.json()["error"]
+    )
+    assert stack.jobs() == []
+
+
+def _detector(pod: Obj) -> Obj:
+    return {"metadata": {"name": "d", "resourceVersion": "7"}, "spec": {"template": {"spec": pod}}}
+
+
+def test_a_detector_filled_by_a_storage_initializer_gets_its_uri_replaced() -> None:
+    pod = {
+        "initContainers": [
+            {"name": "storage-initializer", "args": ["s3://b/gbm", "/mnt/models"],
+             "volumeMounts": [{"name": "model", "mountPath": "/mnt/models"}]},
+        ],
+        "containers": [
+            {"name": "drift-detector", "args": ["--model_dir", "/mnt/models"],
+             "volumeMounts": [{"name": "model", "mountPath": "/mnt/models", "readOnly": True}]},
+        ],
+        "volumes": [{"name": "model", "emptyDir": {}}],
+    }  # fmt: skip
+    before, ops = bundle_patch(_detector(pod), "s3://b/gbm-2")
+    assert before == "s3://b/gbm"
+    assert ops == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+        {"op": "test", "path": "/spec/template/spec/initContainers/0/args/0", "value": "s3://b/gbm"},
+        {"op": "replace", "path": "/spec/template/spec/initContainers/0/args/0", "value": "s3://b/gbm-2"},
+    ]
+    assert bundle_patch(_detector(pod), "s3://b/gbm") == ("s3://b/gbm", []), "already there: no patch"
+    with pytest.raises(KubeError, match=r"storage initializer, which cannot read pvc://c/gbm-2"):
+        bundle_patch(_detector(pod), "pvc://c/gbm-2")
+
+
+def test_a_detector_on_a_claim_without_subpath_gets_one_added() -> None:
+    pod = {
+        "containers": [
+            {"name": "drift-detector", "volumeMounts": [{"name": "model", "mountPath": "/mnt/models"}]}
+        ],
+        "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": "gbm-claim"}}],
+    }
+    before, ops = bundle_patch(_detector(pod), "pvc://bundles/gbm-2")
+    assert before == "pvc://gbm-claim"
+    assert ops[1:] == [
+        {
+            "op": "test",
+            "path": "/spec/template/spec/volumes/0/persistentVolumeClaim/claimName",
+            "value": "gbm-claim",
+        },
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/volumes/0/persistentVolumeClaim/claimName",
+            "value": "bundles",
+        },
+        {"op": "add", "path": "/spec/template/spec/containers/0/volumeMounts/0/subPath", "value": "gbm-2"},
+    ]
+    with pytest.raises(KubeError, match=r"mounts its bundle from a claim; s3://b/x is not a pvc:// URI"):
+        bundle_patch(_detector(pod), "s3://b/x")

@@ -17,7 +17,9 @@ steps make the demo take ~3 minutes instead of ~10::
    champion vs challenger on the recent hold-out (95% intervals), lineage;
 3. the canary serves the challenger; labelled traffic keeps flowing while ``rollout run`` (quality
    gate) steps it up, its decisions printed as they come;
-4. after the promotion the stable track serves the new bundle and takes the traffic back.
+4. after the promotion the stable track serves the new bundle and takes the traffic back;
+5. the drift detector restarted on the promoted bundle: its reference, 3 more windows of the same
+   patients judged against it (no drift), and still one run (later alerts: ``cooldown``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,27 @@ class Demo:
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self.client.get(f"{self.trigger}/status").json()
         return status
+
+    def detector_stream(self, *, wait: float, windows: int) -> dict[str, Any] | None:
+        """The detector's ``GET /status`` entry of the stable predictor's stream, once it has
+        judged ``windows`` windows (at most ``wait`` seconds)."""
+        url = f"http://127.0.0.1:{self.settings.port('drift-detector')}/status"
+        deadline = time.monotonic() + wait
+        while True:
+            streams = self.client.get(url).json().get("streams", [])
+            stream = next(
+                (
+                    s
+                    for s in streams
+                    if s["inferenceservice"] == self.stack["stable"] and s["component"] == "predictor"
+                ),
+                None,
+            )
+            if stream and stream["windows_evaluated"].get("features", 0) >= windows:
+                return dict(stream)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(1.0)
 
     def routes(self) -> list[dict[str, Any]]:
         vs = yaml.safe_load(Path(self.stack["virtualService"]["file"]).read_text())
@@ -159,10 +182,31 @@ def main() -> int:
     weights = next(r for r in demo.routes() if r["name"] == "primary")["route"]
     print(f"   weights now {[d['weight'] for d in weights]} (stable, canary)")
     print(f"   20 requests through Envoy, answers by version: {demo.more(400)}")
+    print(f"5. the drift detector judges against {last.get('detector', 'the old bundle (untouched)')}")
+    demo.more(300)  # with the 400 above: 3 windows of 200 rows of the predictor's stream
     demo.traffic.flush()
+    stream = demo.detector_stream(wait=30.0, windows=3)
+    if stream is None:
+        print("   no 3 windows of the stable predictor's stream judged within 30 s")
+        return 1
+    evaluated, drifted = stream["windows_evaluated"], stream["windows_drifted"]
+    print(f"   its reference: {stream['prediction_drift']}")
+    print(
+        f"   the same shifted patients since the restart: windows {evaluated}, drifted {drifted} "
+        f"({'no' if all(2 * drifted.get(k, 0) < n for k, n in evaluated.items()) else 'a'} persistent drift)"
+    )
+    status = demo.status()
+    started = status["counters"].get("alerts/started", 0)
+    print(
+        f"   runs started: {started}; alerts answered 'cooldown': "
+        f"{status['counters'].get('alerts/cooldown', 0)} ({status['cooldown']['remaining']:.0f} s of it left)"
+    )
     labels = {k.removeprefix("label:"): v for k, v in demo.traffic.seen.items() if k.startswith("label:")}
     print(f"   labels fed back over the whole demo, by outcome: {labels}")
-    return 0 if last.get("rollout_outcome") == "promoted" else 1
+    # ModelDriftPersistent needs more than half of the windows drifted (one may drift by chance)
+    calm = all(2 * drifted.get(kind, 0) < n for kind, n in evaluated.items())
+    settled = last.get("detector") == last.get("stable") and calm and started == 1
+    return 0 if last.get("rollout_outcome") == "promoted" and settled else 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StackError
-from .retraining import canary_bundle, stable_bundle
+from .retraining import canary_bundle, drift_bundle, stable_bundle
 from .settings import StackSettings
 
 __all__ = ["main"]
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="point the stable programs at a bundle (after a promotion; pvc://model-bundles/NAME)",
     )
     sb.add_argument("storage_uri")
+    db = sub.add_parser(
+        "drift-bundle",
+        help="restart the drift detector on a bundle's reference (after a promotion; pvc://model-bundles/NAME)",
+    )
+    db.add_argument("storage_uri")
     ex = sub.add_parser("exec", help=argparse.SUPPRESS)
     ex.add_argument("program")
     sub.add_parser("routes", help=argparse.SUPPRESS)
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(trace, indent=2) if args.output == "json" else render(trace))
         elif args.command == "stable-bundle":
             print(stable_bundle(stack, args.storage_uri))
+        elif args.command == "drift-bundle":
+            print(drift_bundle(stack, args.storage_uri))
         elif args.command == "exec":
             _exec(settings, args.program)
         elif args.command in ("routes", "receiver", "trace-store"):

@@ -10,7 +10,12 @@
   the quality gate on and the drift gate off (:data:`ROLLOUT_ENV`: the traffic that started the run
   drifts from the reference by definition, so drift says nothing about the challenger);
 * after a promotion (canary at 100 %) ``python -m local_stack stable-bundle STORAGE_URI`` moves the
-  ``stable-*`` programs the same way and the trigger puts the weights back to 100/0.
+  ``stable-*`` programs the same way and the trigger puts the weights back to 100/0; then
+  ``python -m local_stack drift-bundle STORAGE_URI`` (:func:`drift_bundle`) restarts the drift
+  detector on the promoted bundle (its reference sample and scores; windows start empty, the
+  feedback store's database file stays where it is);
+* alerts within ``ROLLOUT_RETRAIN_COOLDOWN_SECONDS`` (:data:`COOLDOWN_SECONDS` locally) after a
+  run ended start nothing.
 
 ``STACK_EXTRA_ENV='{"retrain-trigger": {"ROLLOUT_INTERVAL": "5s", ...}}'`` changes the trigger's
 environment, which its ``rollout run`` inherits (every ``rollout run`` option has a ``ROLLOUT_*``
@@ -31,12 +36,29 @@ from .topology import Program, Topology
 if TYPE_CHECKING:
     from .stack import Stack
 
-__all__ = ["ROLLOUT_ENV", "canary_bundle", "stable_bundle", "track_bundle", "trigger_program"]
+__all__ = [
+    "COOLDOWN_SECONDS",
+    "ROLLOUT_ENV",
+    "TRAINING_ARGS",
+    "canary_bundle",
+    "drift_bundle",
+    "stable_bundle",
+    "track_bundle",
+    "trigger_program",
+]
 
 PREFIX = "pvc://model-bundles"
 ROLLOUT_ENV = {"ROLLOUT_MAX_ACCURACY_DROP": "0.02", "ROLLOUT_FAIL_ON_DRIFT": "false"}
 """``rollout run`` of a retraining run: the quality gate decides (live accuracy of the canary at
 most 0.02 below the stable's on labelled traffic), not drift against the old reference."""
+TRAINING_ARGS = ("--original-share", "0.3")
+"""As the chart's ``ci/retraining-values.yaml``: at most 30 % original rows in a challenger's
+training set. The bundle's drift reference is a sample of its training rows, so with half of them
+from the original data the promoted detector would still see the shifted population that caused
+the run as drift (measured: 4 of 5 windows of 200 rows drifted at 0.5, none at 0.3)."""
+COOLDOWN_SECONDS = "300"
+"""The trigger's cooling-off after a run locally (the chart's default is 1800 s); ``STACK_EXTRA_ENV``
+``retrain-trigger`` ``ROLLOUT_RETRAIN_COOLDOWN_SECONDS`` changes it."""
 
 
 def _model_dir(program: Program | dict[str, object]) -> str:
@@ -56,6 +78,7 @@ def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
         settings.python, "-m", "training", "retrain", "--champion", _model_dir(stable),
         "--feedback-url", f"http://127.0.0.1:{settings.port('drift-detector')}",
         "--inferenceservice", stable_isvc, "--bundles", str(settings.bundles), "--storage-prefix", PREFIX,
+        *TRAINING_ARGS,
     ]  # fmt: skip
     rollout_cli = str(Path(settings.python).with_name("rollout"))
     rollout = [rollout_cli, "run", "--router", "local", "--local-stack", str(state)]
@@ -67,6 +90,7 @@ def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
         "--training-command", shlex.join(training), "--rollout-command", shlex.join(rollout),
         "--canary-command", f"{local_stack} canary-bundle {{storage_uri}}",
         "--stable-command", f"{local_stack} stable-bundle {{storage_uri}}",
+        "--detector-command", f"{local_stack} drift-bundle {{storage_uri}}",
     ]  # fmt: skip
     return Program(
         name="retrain-trigger",
@@ -75,6 +99,7 @@ def trigger_program(settings: StackSettings, topo: Topology) -> Program | None:
         env={
             "PYTHONPATH": str(REPO / "manifests" / "local"),
             **ROLLOUT_ENV,
+            "ROLLOUT_RETRAIN_COOLDOWN_SECONDS": COOLDOWN_SECONDS,
             **settings.extra_env.get("retrain-trigger", {}),
         },
         ready_url=f"http://127.0.0.1:{port}/healthz",
@@ -92,14 +117,37 @@ def stable_bundle(stack: Stack, storage_uri: str) -> str:
     return track_bundle(stack, "stable", storage_uri)
 
 
-def track_bundle(stack: Stack, track: str, storage_uri: str) -> str:
-    """Point every ``<track>-*`` program with a ``--model_dir`` at the bundle of ``storage_uri``
-    and restart it (each waits until ready); returns the storage URI it served before."""
+def drift_bundle(stack: Stack, storage_uri: str) -> str:
+    """Restart the drift detector on the bundle of ``storage_uri`` (its reference sample, scores
+    and version); returns the storage URI it judged against before. Its feedback store must not
+    live in a bundle folder (it would be left behind): a clear error if it does."""
+    bundle = _bundle(stack, storage_uri)
+    programs = json.loads((stack.settings.state_dir / "programs.json").read_text())
+    detector = programs.get("drift-detector")
+    if detector is None:
+        raise StackError("the local stack has no drift-detector program")
+    db = str(detector["env"].get("DRIFT_FEEDBACK_DB_URL", ""))
+    if db.startswith("sqlite:///"):
+        path = Path(db.removeprefix("sqlite:///")).resolve()
+        for folder in (bundle, Path(_model_dir(detector))):
+            if path.is_relative_to(folder.resolve()):
+                raise StackError(f"the feedback database {path} is inside the bundle folder {folder}")
+    return track_bundle(stack, "drift", storage_uri)
+
+
+def _bundle(stack: Stack, storage_uri: str) -> Path:
     if not storage_uri.startswith(PREFIX + "/"):
         raise StackError(f"storage URI {storage_uri!r} is not under {PREFIX}/ (the local bundles)")
     bundle = stack.settings.bundles / storage_uri.removeprefix(PREFIX + "/")
     if not (bundle / "model.onnx").is_file():
         raise StackError(f"storage URI {storage_uri} maps to {bundle}, which has no model.onnx")
+    return bundle
+
+
+def track_bundle(stack: Stack, track: str, storage_uri: str) -> str:
+    """Point every ``<track>-*`` program with a ``--model_dir`` at the bundle of ``storage_uri``
+    and restart it (each waits until ready); returns the storage URI it served before."""
+    bundle = _bundle(stack, storage_uri)
     programs_file = stack.settings.state_dir / "programs.json"
     programs = json.loads(programs_file.read_text())
     names = [n for n in programs if n.startswith(f"{track}-") and "--model_dir" in programs[n]["command"]]

@@ -28,6 +28,12 @@ from .trigger import Runner, Trigger
 @click.option("--alerts", default=",".join(sorted(DEFAULT_ALERTS)), help="alert names that start a run")
 @click.option("--poll-seconds", type=click.FloatRange(0.05, 600), default=10.0)
 @click.option("--deadline-seconds", type=click.FloatRange(1, 86400 * 2), default=7200.0)
+@click.option(
+    "--cooldown-seconds",
+    type=click.FloatRange(0, 86400 * 7),
+    default=1800.0,
+    help="alerts within this many seconds after a run ended start nothing (answered 200 'cooldown')",
+)
 @click.option("--kubeconfig", default=None)
 @click.option("--context", default=None)
 @click.option("--namespace", default=None)
@@ -51,6 +57,11 @@ from .trigger import Runner, Trigger
     "--virtual-service", default="", help="the VirtualService whose weights go back to 100/0 after that"
 )
 @click.option(
+    "--drift-detector",
+    default="",
+    help="the drift detector's Deployment: moved onto a promoted bundle ('' leaves it alone)",
+)
+@click.option(
     "--ready-timeout",
     type=click.FloatRange(1, 86400),
     default=900.0,
@@ -66,6 +77,12 @@ from .trigger import Runner, Trigger
     "--stable-command",
     default="",
     help="local: moves the stable side after a promotion, `{storage_uri}` substituted ('': left alone)",
+)
+@click.option(
+    "--detector-command",
+    default="",
+    help="local: moves the drift detector onto a promoted bundle, `{storage_uri}` substituted "
+    "('': left alone)",
 )
 @click.option("--state", type=click.Path(path_type=Path), default=Path(".stack"), help="local: state folder")
 def main(**o: Any) -> None:
@@ -89,6 +106,7 @@ def main(**o: Any) -> None:
                 virtual_service=o["virtual_service"],
                 ready_timeout=o["ready_timeout"],
                 rollout_args=shlex.split(o["rollout_args"]),
+                drift_detector=o["drift_detector"],
             )
         else:
             missing = [n for n in ("training_command", "rollout_command", "canary_command") if not o[n]]
@@ -102,10 +120,16 @@ def main(**o: Any) -> None:
                 o["canary_command"],
                 o["state"],
                 stable_command=o["stable_command"],
+                detector_command=o["detector_command"],
             )
             stack.callback(local.stop)
             runner = local
-        trigger = Trigger(runner, poll_seconds=o["poll_seconds"], deadline_seconds=o["deadline_seconds"])
+        trigger = Trigger(
+            runner,
+            poll_seconds=o["poll_seconds"],
+            deadline_seconds=o["deadline_seconds"],
+            cooldown_seconds=o["cooldown_seconds"],
+        )
         server = TriggerServer(trigger, alerts, o["host"], o["port"]).start()
         stack.callback(server.stop)
         stopped = threading.Event()

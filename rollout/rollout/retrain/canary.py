@@ -14,7 +14,7 @@ from ..errors import ConflictError, InvalidError
 from ..gateway import Gateway
 from ..kube import KSERVE
 
-__all__ = ["COMPONENTS", "point_canary", "point_storage", "storage_uri_patch"]
+__all__ = ["COMPONENTS", "point_canary", "point_storage", "served_uri", "storage_uri_patch"]
 
 Obj = dict[str, Any]
 COMPONENTS = ("predictor", "transformer", "explainer")
@@ -48,6 +48,18 @@ def storage_uri_patch(isvc: Obj, storage_uri: str) -> list[Obj]:
     return ops
 
 
+def served_uri(isvc: Obj) -> str:
+    """The bundle ``isvc`` serves: the first component's ``STORAGE_URI`` (or ``storageUri``)."""
+    return next(
+        (
+            str(op["value"])
+            for op in storage_uri_patch(isvc, "")
+            if op["op"] == "test" and op["path"] != "/metadata/resourceVersion"
+        ),
+        "",
+    )
+
+
 def _replace(path: str, value: str) -> Obj:
     return {"op": "replace", "path": path, "value": value}
 
@@ -61,14 +73,7 @@ def point_storage(gateway: Gateway, name: str, storage_uri: str) -> tuple[str, O
     """Patch InferenceService ``name``; returns the storage URI it served before and the object as written."""
     canary = name
     isvc = gateway.get(KSERVE, canary)
-    before = next(
-        (
-            op["value"]
-            for op in storage_uri_patch(isvc, storage_uri)
-            if op["op"] == "test" and op["path"] != "/metadata/resourceVersion"
-        ),
-        "",
-    )
+    before = served_uri(isvc)
     try:
         written = gateway.patch(KSERVE, canary, storage_uri_patch(isvc, storage_uri))
     except ConflictError as e:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 
+from ..errors import InvalidError
 from ..kube import KubeGateway
 
-__all__ = ["JobGateway", "JobState", "job_from_cronjob"]
+__all__ = ["JobGateway", "JobState", "job_from_cronjob", "mounted_path"]
 
 Obj = dict[str, Any]
 RUN_LABEL = "model-serving.io/retrain-run"
@@ -27,12 +28,49 @@ TRIGGER_LABEL = "model-serving.io/trigger"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def job_from_cronjob(cronjob: Obj, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()) -> Obj:
-    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added and
-    ``extra_args`` appended to the first container's ``args`` (nothing else differs)."""
+def mounted_path(pod: Obj, storage_uri: str) -> str:
+    """Where the first container of pod spec ``pod`` sees the bundle ``pvc://<claim>/<path>``: the
+    mount of the volume on that claim, plus ``<path>``. ``InvalidError`` naming the claim when the
+    URI is not on a claim the pod mounts."""
+    if not storage_uri.startswith("pvc://"):
+        raise InvalidError(
+            f"{storage_uri} is not a pvc:// URI: the retraining Job reads bundles from a claim", 422
+        )
+    claim, _, path = storage_uri.removeprefix("pvc://").partition("/")
+    volumes = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod.get("volumes") or []
+        if isinstance(v.get("persistentVolumeClaim"), dict)
+    }
+    for mount in (pod.get("containers") or [{}])[0].get("volumeMounts") or []:
+        if volumes.get(mount.get("name")) == claim and not mount.get("subPath"):
+            return "/".join(p for p in (str(mount["mountPath"]).rstrip("/"), path.strip("/")) if p)
+    raise InvalidError(
+        f"{storage_uri}: the retraining Job does not mount claim {claim!r} "
+        f"(it mounts {sorted(set(volumes.values()))})",
+        422,
+    )
+
+
+def job_from_cronjob(
+    cronjob: Obj,
+    name: str,
+    labels: dict[str, str],
+    extra_args: Sequence[str] = (),
+    set_args: Mapping[str, str] | None = None,
+) -> Obj:
+    """The Job ``kubectl create job NAME --from=cronjob/...`` makes, with ``labels`` added,
+    the value after each option of ``set_args`` replaced (``{"--champion": DIR}``) and
+    ``extra_args`` appended in the first container's ``args`` (nothing else differs)."""
     template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    container = template["spec"]["template"]["spec"]["containers"][0]
+    for option, value in (set_args or {}).items():
+        args = [str(a) for a in container.get("args") or []]
+        if option not in args[:-1]:
+            raise InvalidError(f"CronJob {cronjob['metadata']['name']}'s args have no {option} to set", 422)
+        args[args.index(option) + 1] = value
+        container["args"] = args
     if extra_args:
-        container = template["spec"]["template"]["spec"]["containers"][0]
         container["args"] = [*(container.get("args") or []), *extra_args]
     meta = template.get("metadata") or {}
     clean = {k: _LABEL_VALUE.sub("-", v)[:63].strip("-._") or "unknown" for k, v in labels.items()}
@@ -92,9 +130,21 @@ class JobGateway:
         )
 
     def create_from(
-        self, cronjob: str, name: str, labels: dict[str, str], extra_args: Sequence[str] = ()
+        self,
+        cronjob: str,
+        name: str,
+        labels: dict[str, str],
+        extra_args: Sequence[str] = (),
+        champion_uri: str = "",
     ) -> Obj:
-        job = job_from_cronjob(self.cronjob(cronjob), name, labels, extra_args)
+        """A Job from ``cronjob``; with ``champion_uri``, its ``--champion`` is where the Job
+        mounts that bundle (:func:`mounted_path`)."""
+        source = self.cronjob(cronjob)
+        set_args = None
+        if champion_uri:
+            pod = source["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            set_args = {"--champion": mounted_path(pod, champion_uri)}
+        job = job_from_cronjob(source, name, labels, extra_args, set_args)
         return self._call(f'jobs.batch "{name}"', self._batch.create_namespaced_job, self.namespace, job)
 
     def active(self, selector: str) -> list[str]:

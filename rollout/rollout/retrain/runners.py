@@ -14,7 +14,8 @@ from ..errors import KubeError, RolloutError
 from ..kube import KSERVE, KubeGateway
 from ..local import connect_local
 from .alerts import Reason
-from .canary import point_canary, point_storage
+from .canary import point_canary, point_storage, served_uri
+from .detector import DEPLOYMENTS, point_detector
 from .jobs import RUN_LABEL, TRIGGER_LABEL, JobGateway
 from .promotion import back_to_stable, wait_ready
 from .trigger import Outcome
@@ -47,7 +48,9 @@ class KubeRunner:
     The rollout Job gets ``rollout_args`` appended to its ``rollout run`` (the gates of a
     retraining rollout: ``--ignore-drift --max-accuracy-drop=...``). After a promotion the stable
     InferenceService ``stable`` takes the bundle and VirtualService ``virtual_service`` the traffic
-    (both empty: the stable side is left alone).
+    (both empty: the stable side is left alone), then the drift detector's Deployment
+    ``drift_detector`` the bundle (empty: left alone). A run's champion (``--champion`` of its Job)
+    is the bundle ``stable`` serves, where the Job mounts it (without ``stable``: the CronJob's).
     """
 
     def __init__(
@@ -62,8 +65,10 @@ class KubeRunner:
         virtual_service: str = "",
         ready_timeout: float = 900.0,
         rollout_args: Sequence[str] = (),
+        drift_detector: str = "",
     ) -> None:
         self.gateway, self.jobs = gateway, JobGateway(gateway)
+        self.drift_detector = drift_detector
         self.retrain_cronjob, self.rollout_cronjob = retrain_cronjob, rollout_cronjob
         self.canary, self.selector = canary, selector
         self.stable, self.virtual_service, self.ready_timeout = stable, virtual_service, ready_timeout
@@ -76,10 +81,12 @@ class KubeRunner:
         return active[0] if active else None
 
     def start(self, run: str, reason: Reason) -> None:
+        champion = served_uri(self.gateway.get(KSERVE, self.stable)) if self.stable else ""
         self.jobs.create_from(
             self.retrain_cronjob,
-            f"{self.retrain_cronjob}-{run.rsplit('-', 1)[-1]}",
+            self.job_name(run),
             {RUN_LABEL: run, TRIGGER_LABEL: reason.name},
+            champion_uri=champion,
         )
 
     def job_name(self, run: str) -> str:
@@ -120,6 +127,15 @@ class KubeRunner:
         )
         return f"stable {before} -> {storage_uri}; {weights}"
 
+    def follow_detector(self, storage_uri: str) -> str | None:
+        if not self.drift_detector:
+            return None
+        before, patched = point_detector(self.gateway, self.drift_detector, storage_uri)
+        what = DEPLOYMENTS.describe(self.drift_detector)
+        if not patched:
+            return f"{what} already reads {storage_uri}"
+        return f"{what}: {before} -> {storage_uri} (its pod is replaced; drift windows start empty)"
+
     def record(self, reason: str, message: str, *, warning: bool = False) -> None:
         try:
             involved = self.gateway.get(KSERVE, self.canary)
@@ -134,7 +150,8 @@ class LocalRunner:
 
     ``canary_command`` (a template with ``{storage_uri}``) moves the local canary onto a bundle;
     ``stable_command`` (the same) the stable side after a promotion, then the weights go back to
-    100/0 on the stack's VirtualService (``state``/stack.json); empty: the stable side is left alone.
+    100/0 on the stack's VirtualService (``state``/stack.json); empty: the stable side is left alone;
+    ``detector_command`` (the same) then moves the drift detector onto the promoted bundle.
     """
 
     training: list[str]
@@ -143,6 +160,7 @@ class LocalRunner:
     canary_command: str
     state: Path
     stable_command: str = ""
+    detector_command: str = ""
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def busy(self) -> str | None:
@@ -195,6 +213,12 @@ class LocalRunner:
         except RolloutError as e:
             raise KubeError(f"stable serves {storage_uri} but the weights were not reset: {e}") from e
         return f"stable {before} -> {storage_uri}; {weights}"
+
+    def follow_detector(self, storage_uri: str) -> str | None:
+        if not self.detector_command:
+            return None
+        before = _run_command(self.detector_command, storage_uri)
+        return f"drift detector {before} -> {storage_uri} (restarted; drift windows start empty)"
 
     def _follow_champion(self, storage_uri: str) -> None:
         """The next run's champion is what the stable side serves now: ``--champion`` becomes

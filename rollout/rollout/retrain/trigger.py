@@ -6,9 +6,14 @@ runs (:class:`rollout.retrain.runners.KubeRunner`: Jobs from the chart's CronJob
 run is going (in this process, or an unfinished Job found in the API) starts nothing and is
 counted as ``duplicate``; a run lasts until the ``rollout run`` it started has ended. When that
 rollout promoted the challenger (canary at 100 %), the stable InferenceService takes the new
-bundle and the traffic back (:mod:`rollout.retrain.promotion`); when it rolled back, the stable
-side is untouched. A rejected, refused or failed run changes nothing and says why (log, Event,
-``retrain_runs_total{decision}``).
+bundle and the traffic back (:mod:`rollout.retrain.promotion`), then the drift detector the new
+bundle's reference (:mod:`rollout.retrain.detector`), so the population that caused the run stops
+counting as drift; when it rolled back, the stable side is untouched. A rejected, refused or failed
+run changes nothing and says why (log, Event, ``retrain_runs_total{decision}``).
+
+Cooling-off: an alert within ``cooldown_seconds`` after a run ended starts nothing (answered 200,
+``outcome: cooldown``, counted): the alert rules look back an hour, so they still fire on the
+windows that caused the run until new, undrifted windows outweigh them.
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ class Runner(Protocol):
         """The stable side takes ``storage_uri`` and the traffic back (weights 100/0); returns what
         was done, or None when this runner leaves the stable side alone (not configured)."""
 
+    def follow_detector(self, storage_uri: str) -> str | None:
+        """The drift detector judges against ``storage_uri`` (its reference sample and scores);
+        returns what was done, or None when this runner leaves the detector alone."""
+
     def record(self, reason: str, message: str, *, warning: bool = False) -> None: ...
 
 
@@ -65,11 +74,17 @@ class Trigger:
     runner: Runner
     poll_seconds: float = 10.0
     deadline_seconds: float = 7200.0
+    cooldown_seconds: float = 0.0
+    """Alerts within this many seconds after a run ended start nothing (``cooldown``)."""
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
     last: dict[str, Any] = field(default_factory=dict)
     current: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _stamp: dt.datetime | None = None
+    """The time in the newest run id: ids (and so Job names) never repeat, even within a second."""
+    _ended: tuple[str, float] | None = None
+    """The last run that ended here and when (``time.monotonic()``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def notify(self, reasons: list[Reason]) -> dict[str, Any]:
@@ -83,7 +98,27 @@ class Trigger:
                 self.counters["alerts", "duplicate"] += 1
                 log.info("alert %s: run %s is still going; no second run", reasons[0].name, running)
                 return {"outcome": "duplicate", "run": running, "message": f"run {running} is still going"}
-            run = f"retrain-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
+            if self._ended is not None:
+                ended_run, at = self._ended
+                ago = time.monotonic() - at
+                if ago < self.cooldown_seconds:
+                    self.counters["alerts", "cooldown"] += 1
+                    left = self.cooldown_seconds - ago
+                    log.info(
+                        "alert %s: run %s ended %.0f s ago, cooling off %.0f s more; no run",
+                        reasons[0].name,
+                        ended_run,
+                        ago,
+                        left,
+                    )
+                    return {
+                        "outcome": "cooldown",
+                        "run": ended_run,
+                        "message": f"run {ended_run} ended {ago:.0f} s ago; alerts start nothing for "
+                        f"{self.cooldown_seconds:g} s after a run (cooldown), {left:.0f} s left",
+                        "retry_after_seconds": round(left, 1),
+                    }
+            run = self._new_run_id()
             self.runner.start(run, reasons[0])
             self.current = run
             self.counters["alerts", "started"] += 1
@@ -92,6 +127,13 @@ class Trigger:
         log.info("alert %s (%s): started %s", reasons[0].name, reasons[0].source, run)
         self.runner.record("RetrainStarted", f"{run} started by {reasons[0].source} {reasons[0].name}")
         return {"outcome": "started", "run": run}
+
+    def _new_run_id(self) -> str:
+        stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if self._stamp is not None and stamp <= self._stamp:
+            stamp = self._stamp + dt.timedelta(seconds=1)
+        self._stamp = stamp
+        return f"retrain-{stamp:%Y%m%d%H%M%S}"
 
     def wait(self, timeout: float) -> bool:
         """Wait (bounded) for the current run's follow-up to end; True when it ended."""
@@ -116,6 +158,7 @@ class Trigger:
         finally:
             with self._lock:
                 self.current = None
+                self._ended = (run, time.monotonic())
 
     def _await(self, run: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.deadline_seconds
@@ -213,6 +256,25 @@ class Trigger:
         self.last["stable"] = uri
         log.info("run %s promoted: stable now serves %s; %s", run, uri, done)
         self.runner.record("RetrainPromoted", f"{run}: stable now serves {uri}; {done}")
+        self._follow_detector(run, uri)
+
+    def _follow_detector(self, run: str, uri: str) -> None:
+        """The stable side serves ``uri``: the drift detector judges against it from now on."""
+        try:
+            done = self.runner.follow_detector(uri)
+        except KubeError as e:
+            self.counters["detector", "failed"] += 1
+            self.last["detector"] = f"not updated: {e}"
+            log.error("run %s: the drift detector still judges against the old bundle: %s", run, e)
+            self.runner.record("RetrainDetectorNotUpdated", f"{run}: {uri}: {e}", warning=True)
+            return
+        if done is None:
+            self.last["detector"] = "unchanged (no detector update configured)"
+            return
+        self.counters["detector", "updated"] += 1
+        self.last["detector"] = uri
+        log.info("run %s: the drift detector judges against %s now; %s", run, uri, done)
+        self.runner.record("RetrainDetectorUpdated", f"{run}: drift reference now {uri}; {done}")
 
     def metrics(self) -> str:
         """Prometheus text exposition of the counters."""
@@ -221,7 +283,7 @@ class Trigger:
             "# TYPE retrain_alerts_total counter",
             *[
                 f'retrain_alerts_total{{outcome="{o}"}} {self.counters["alerts", o]}'
-                for o in ("started", "duplicate", "ignored")
+                for o in ("started", "duplicate", "cooldown", "ignored")
             ],
             "# HELP retrain_runs_total Finished retraining runs, by decision.",
             "# TYPE retrain_runs_total counter",
@@ -241,6 +303,12 @@ class Trigger:
                 f'retrain_stable_updates_total{{outcome="{o}"}} {self.counters["stable", o]}'
                 for o in ("updated", "unchanged", "failed")
             ],
+            "# HELP retrain_detector_updates_total Drift detector moves onto a promoted bundle.",
+            "# TYPE retrain_detector_updates_total counter",
+            *[
+                f'retrain_detector_updates_total{{outcome="{o}"}} {self.counters["detector", o]}'
+                for o in ("updated", "failed")
+            ],
             "# HELP retrain_run_in_progress 1 while a retraining run (or the rollout it started) is going.",
             "# TYPE retrain_run_in_progress gauge",
             f"retrain_run_in_progress {1 if self.current else 0}",
@@ -249,4 +317,8 @@ class Trigger:
 
     def status(self) -> dict[str, Any]:
         counters = {f"{a}/{b}": n for (a, b), n in self.counters.items()}
-        return {"current": self.current, "last": dict(self.last), "counters": counters}
+        cooldown: dict[str, Any] = {"seconds": self.cooldown_seconds, "remaining": 0.0}
+        if self._ended is not None:
+            left = self.cooldown_seconds - (time.monotonic() - self._ended[1])
+            cooldown["remaining"] = round(max(0.0, left), 1)
+        return {"current": self.current, "last": dict(self.last), "counters": counters, "cooldown": cooldown}
