@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from labelled_store import LabelledStore
 from retraining_population import export_rows, shifted
@@ -67,6 +68,16 @@ def test_shifted_population_gives_a_challenger_that_beats_the_champion_with_line
     assert "## Champion vs challenger" in (new.root / "model_card.md").read_text()
     report = json.loads((bundles / "runs" / f"{run.version}.json").read_text())
     assert report["decision"] == "accepted" and report["bundle"] == str(new.root)
+    # the drift reference is today's population: every row one of the production rows, none original
+    rows = [json.loads(line)["features"] for line in labelled.read_text().splitlines()]
+    production_rows = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float32)
+    reference = new.reference().astype(np.float32)
+    assert (
+        len(reference) == 250 and card["data"]["reference"] == "700 production rows (training and hold-out)"
+    )
+    for row in reference:
+        same = np.all((production_rows == row) | (np.isnan(production_rows) & np.isnan(row)), axis=1)
+        assert same.any(), f"reference row {row} is not a production row"
 
 
 def test_noisy_labels_give_a_rejected_challenger_and_no_new_version(

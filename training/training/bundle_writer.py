@@ -107,20 +107,22 @@ def write_bundle(
     out: Path,
     trained: Trained,
     feature_spec: FeatureSpec,
-    x_train: np.ndarray,
+    x_reference: np.ndarray,
     card: dict[str, Any],
     *,
     seed: int,
 ) -> None:
-    """Write model, spec, reference sample and scores, then the card with signature, artifact
-    hashes and the content hash (``card`` is completed in place)."""
+    """Write model, spec, reference sample (drawn from ``x_reference``: the population the drift
+    detector will hold live traffic against) and its scores, then the card with signature,
+    artifact hashes and the content hash (``card`` is completed in place)."""
     session = ort.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(trained.onnx_bytes)
     (out / SPEC_FILE).write_text(feature_spec.model_dump_json(indent=2) + "\n")
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(x_train), size=min(REFERENCE_ROWS, len(x_train)), replace=False))
-    reference = x_train[rows]
+    size = min(REFERENCE_ROWS, len(x_reference))
+    rows = np.sort(rng.choice(len(x_reference), size=size, replace=False))
+    reference = x_reference[rows]
     np.save(out / REFERENCE_FILE, reference)
     ref_scores = session.run([OUTPUT_PROBABILITIES], {feature_spec.input_name: reference})[0][:, 1]
     np.save(out / REFERENCE_SCORES_FILE, ref_scores.astype(np.float32))

@@ -163,8 +163,15 @@ def retrain(
         },
         "evaluation": run.evaluation,
     }
+    # the drift reference is today's population (the production rows it learnt from and was judged
+    # on), not the original data mixed into training: against the old mix, the very traffic that
+    # made the model would keep drifting and the loop would retrain again and again
+    x_reference = np.concatenate(
+        [ds.x_train[len(ds.x_train) - ds.counts["train_production"] :], ds.x_holdout]
+    )
+    new_card["data"]["reference"] = f"{len(x_reference)} production rows (training and hold-out)"
     path = versions.publish(
-        bundles, version, lambda tmp: write_bundle(tmp, trained, spec, ds.x_train, new_card, seed=seed)
+        bundles, version, lambda tmp: write_bundle(tmp, trained, spec, x_reference, new_card, seed=seed)
     )
     run.version, run.bundle = version, str(path)
     run.storage_uri = f"{storage_prefix.rstrip('/')}/{version}" if storage_prefix else None

@@ -53,9 +53,9 @@ ROLLOUT_ENV = {"ROLLOUT_MAX_ACCURACY_DROP": "0.02", "ROLLOUT_FAIL_ON_DRIFT": "fa
 most 0.02 below the stable's on labelled traffic), not drift against the old reference."""
 TRAINING_ARGS = ("--original-share", "0.3")
 """As the chart's ``ci/retraining-values.yaml``: at most 30 % original rows in a challenger's
-training set. The bundle's drift reference is a sample of its training rows, so with half of them
-from the original data the promoted detector would still see the shifted population that caused
-the run as drift (measured: 4 of 5 windows of 200 rows drifted at 0.5, none at 0.3)."""
+training set (it learns mostly from today's population). The drift reference of a retrained bundle
+is drawn from its production rows only (``training.retrain``), so the promoted detector holds the
+traffic that caused the run as normal whatever this share."""
 COOLDOWN_SECONDS = "300"
 """The trigger's cooling-off after a run locally (the chart's default is 1800 s); ``STACK_EXTRA_ENV``
 ``retrain-trigger`` ``ROLLOUT_RETRAIN_COOLDOWN_SECONDS`` changes it."""
