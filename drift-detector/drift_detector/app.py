@@ -213,6 +213,8 @@ def create_app(settings: Settings) -> Ingress:
             "prediction_drift": s.prediction_drift,
         }
         if service.detector is not None:
+            # what live traffic is judged against (after a retraining promotion: the new bundle)
+            body["reference"] = {"model_dir": str(s.model_dir), "version": service.detector.reference_version}
             body["features"] = list(service.detector.schema.names)
             body.update(service.detector.status())
         if service.feedback is not None:

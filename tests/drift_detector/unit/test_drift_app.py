@@ -157,7 +157,8 @@ async def test_an_unforeseen_failure_rejects_one_event_and_the_slice_goes_on(
         return real(document, schema)
 
     monkeypatch.setattr(detector_module, "request_rows", flaky)
-    client, service = await client_for(model_dir=write_bundle(tmp_path / "bundle"), backend="scipy")
+    bundle = write_bundle(tmp_path / "bundle")
+    client, service = await client_for(model_dir=bundle, backend="scipy")
     async with client:
         r = await client.post("/", headers=headers("boom"), content=json.dumps({"instances": "boom"}))
         assert r.status_code == 200
@@ -166,6 +167,7 @@ async def test_an_unforeseen_failure_rejects_one_event_and_the_slice_goes_on(
         await answer(client, "fine")
         await wait_idle(service)
         status = (await client.get("/status")).json()
+    assert status["reference"] == {"model_dir": str(bundle), "version": None}  # this card names none
     (rejection,) = status["rejections"]
     assert (rejection["id"], rejection["reason"]) == ("boom", "bad_payload")
     assert rejection["error"] == "body could not be read: RuntimeError('unforeseen')"
