@@ -4,15 +4,14 @@ the analysis, while client series, with or without the ``caller`` label, all cou
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from promtool_rules import find_promtool
 from rollout.analysis import Metrics, QuerySet, Thresholds, judge
-from support import REPO
 
 STABLE, CANARY, OLD = "m-stable", "m-canary", "m-old"
 PER_MINUTE = 60  # requests per minute of each series below: rates of exactly 1/s
@@ -32,8 +31,8 @@ BUCKETS = (0.1, 2.0, "+Inf")
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool") or str(REPO / ".tools" / "bin" / "promtool")
-    if not Path(found).is_file():
+    found = find_promtool()
+    if found is None:
         pytest.fail("promtool is needed (`make tools` links it into .tools/bin)")
     return found
 
